@@ -1,0 +1,40 @@
+# maml-convergence: regenerate every figure of Takagi et al. (2019) and the claims table.
+#
+#   snakemake --cores all                               # the paper's settings
+#   snakemake --cores all --configfile config/quick.yaml  # small grids (tests, CI)
+#
+# Results (expensive, ignored by git) go to results/, figures (committed) to figures/.
+
+import json
+import os
+
+from snakemake.utils import min_version
+
+from maml_convergence.config import validate
+
+min_version("8.0")
+
+
+configfile: os.path.join(workflow.basedir, "config", "config.yaml")
+
+
+# Same JSON schema that snakemake.utils.validate reads, plus range and grid checks;
+# the first problem stops the workflow with one message naming the key.
+validate(config)
+# Every step gets the whole merged config, so what it records is what it ran.
+CONFIG_JSON = json.dumps(config, sort_keys=True)
+ENV = os.path.join(workflow.basedir, "environment.yml")
+
+
+include: "rules/fig2.smk"
+include: "rules/linear.smk"
+include: "rules/sinusoid.smk"
+include: "rules/claims.smk"
+
+
+rule all:
+    input:
+        expand("figures/{fig}.{ext}", fig=["fig2", "fig3", "fig4a"], ext=["png", "pdf"]),
+        "results/claims.json",
+        "figures/CLAIMS.md",
+    default_target: True

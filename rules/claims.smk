@@ -1,0 +1,23 @@
+# The claims table: verdicts computed from the results above, never typed in.
+
+
+rule claims:
+    input:
+        reference=rules.linear_reference.output[0],
+        linear=expand("results/linear/{order}/grid.csv", order=config["linear"]["orders"]),
+        linear_provenance=expand("results/linear/{order}/provenance.json", order=config["linear"]["orders"]),
+        sinusoid=rules.sinusoid_grid.output.grid,
+        sinusoid_provenance=rules.sinusoid_grid.output.provenance,
+    output:
+        json="results/claims.json",
+        md="figures/CLAIMS.md",
+    params:
+        config=CONFIG_JSON,
+    log:
+        "logs/claims.log",
+    conda:
+        ENV
+    shell:
+        "maml-convergence claims --config-json {params.config:q} --linear-reference {input.reference}"
+        " --linear-grids {input.linear} --sinusoid-grid {input.sinusoid}"
+        " --out-json {output.json} --out-md {output.md} 2>&1 | tee {log}"

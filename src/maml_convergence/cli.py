@@ -1,0 +1,135 @@
+"""Command line: one subcommand per workflow step (the Snakemake rules call these).
+
+    maml-convergence sinusoid-grid --configfile config/config.yaml --out results/sinusoid/grid.csv
+
+Every command validates the configuration first, writes its outputs atomically
+(nothing half-written is left looking complete) and records provenance beside them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+from . import config as config_mod
+from . import experiments, provenance
+from .grid import run_grid
+
+
+def _config(args) -> dict:
+    if args.config_json:
+        return config_mod.validate(json.loads(args.config_json))
+    return config_mod.load(*args.configfile)
+
+
+def _write_grid(spec, cfg, device, out: Path, prov_path: Path, checkpoint: Path | None, experiment: str):
+    start = time.perf_counter()
+    rows = run_grid(spec, checkpoint=checkpoint)
+    wall = time.perf_counter() - start
+    frame = experiments.grid_frame(rows)
+    provenance.atomic_write_text(out, frame.to_csv(index=False))
+    prov = provenance.record(experiment, cfg, device, wall, cells=len(rows), iterations=spec.iterations,
+                             order=spec.order, fingerprint=spec.fingerprint(),
+                             diverged=int((frame.status == "diverged").sum()))
+    provenance.write_json(prov_path, prov)
+    if checkpoint is not None:
+        checkpoint.unlink(missing_ok=True)
+    print(f"[{experiment}] {len(rows)} cells x {spec.iterations} iterations in {wall:.1f} s "
+          f"({prov['diverged']} diverged) -> {out}")
+
+
+def cmd_fig2(args):
+    cfg = _config(args)
+    start = time.perf_counter()
+    curves = experiments.fig2_curves(cfg)
+    provenance.atomic_write_text(args.out, curves.to_csv(index=False))
+    provenance.write_json(args.provenance, provenance.record("fig2", cfg, "cpu", time.perf_counter() - start))
+
+
+def cmd_linear_reference(args):
+    cfg = _config(args)
+    device = provenance.resolve_device(cfg["device"])
+    start = time.perf_counter()
+    ref = experiments.linear_reference(cfg, device)
+    ref["provenance"] = provenance.record("linear-reference", cfg, device, time.perf_counter() - start)
+    provenance.write_json(args.out, ref)
+
+
+def cmd_linear_grid(args):
+    cfg = _config(args)
+    device = provenance.resolve_device(cfg["device"])
+    spec = experiments.linear_spec(cfg, args.order, device)
+    _write_grid(spec, cfg, device, Path(args.out), Path(args.provenance), _ckpt(args), f"linear-{args.order}")
+
+
+def cmd_sinusoid_grid(args):
+    cfg = _config(args)
+    device = provenance.resolve_device(cfg["device"])
+    spec = experiments.sinusoid_spec(cfg, device)
+    _write_grid(spec, cfg, device, Path(args.out), Path(args.provenance), _ckpt(args), "sinusoid")
+
+
+def cmd_claims(args):
+    from . import claims
+    cfg = _config(args)
+    result = claims.evaluate(cfg, args.linear_reference, args.linear_grids, args.sinusoid_grid)
+    provenance.write_json(args.out_json, result)
+    provenance.atomic_write_text(args.out_md, claims.to_markdown(result))
+    for row in result["claims"]:
+        print(f"{row['id']:<10} {row['verdict']:<13} {row['summary']}")
+
+
+def _ckpt(args):
+    return Path(args.checkpoint) if args.checkpoint else None
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="maml-convergence", description=__doc__.split("\n\n")[0])
+    sub = p.add_subparsers(dest="command", required=True)
+
+    def add(name, func, help):
+        s = sub.add_parser(name, help=help)
+        g = s.add_mutually_exclusive_group()
+        g.add_argument("--configfile", nargs="*", default=[],
+                       help="YAML files merged over config/config.yaml, in order")
+        g.add_argument("--config-json", help="the whole, already merged configuration as JSON (Snakemake)")
+        s.set_defaults(func=func)
+        return s
+
+    s = add("fig2", cmd_fig2, "beta_c(alpha) curves of Fig. 2")
+    s.add_argument("--out", required=True)
+    s.add_argument("--provenance", required=True)
+    s = add("linear-reference", cmd_linear_reference, "Hessian spectrum at the trained reference point")
+    s.add_argument("--out", required=True)
+    for name, func, help in (("linear-grid", cmd_linear_grid, "Fig. 3 grid"),
+                             ("sinusoid-grid", cmd_sinusoid_grid, "Fig. 4a grid")):
+        s = add(name, func, help)
+        if name == "linear-grid":
+            s.add_argument("--order", choices=["second", "first"], required=True)
+        s.add_argument("--out", required=True)
+        s.add_argument("--provenance", required=True)
+        s.add_argument("--checkpoint", help="resume file, kept while the run is incomplete")
+    s = add("claims", cmd_claims, "verdicts on the paper's claims")
+    s.add_argument("--linear-reference", required=True)
+    s.add_argument("--linear-grids", nargs="+", required=True)
+    s.add_argument("--sinusoid-grid", required=True)
+    s.add_argument("--out-json", required=True)
+    s.add_argument("--out-md", required=True)
+    return p
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        args.func(args)
+    except config_mod.ConfigError as e:
+        print(f"maml-convergence: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("maml-convergence: interrupted; rerun the same command to resume", file=sys.stderr)
+        return 130
+    return 0
+

@@ -1,0 +1,304 @@
+"""Train a grid of (alpha, beta) cells at once.
+
+The cells of a grid differ only in their learning rates; they share the initial
+parameters and the task stream. A fixed number of *slots* is trained in one
+vmapped step (parameters stacked along a leading axis). When a cell finishes
+or diverges it leaves its slot and the next pending cell takes it, so diverged
+cells cost nothing and the batch keeps one shape (which ``torch.compile`` wants).
+
+Divergence: a cell diverges at iteration t when its meta-loss at t is not finite
+or exceeds ``blowup_factor`` times its loss at t = 0, or when the update would
+make a parameter non-finite. The update is then not applied: the cell keeps its
+last finite parameters, is retired, and is recorded as diverged. Slots never mix
+(vmap keeps cells independent), so NaN cannot reach another cell.
+
+Interrupting is safe: a checkpoint written every ``checkpoint_every`` seconds lets
+a rerun resume where the last one stopped, with identical results.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import torch
+from torch.func import vmap
+from tqdm.auto import tqdm
+
+from . import maml, models
+from .tasks import Batch, LinearRegressionTask, SinusoidTasks
+
+EVAL_STREAM = 2**20 - 1  # task-stream index reserved for the final evaluation batch
+
+
+def decade_grid(lo: float, hi: float, mantissas=tuple(range(1, 10))) -> list[float]:
+    """Values m * 10**k (m in ``mantissas``) inside [lo, hi]: the paper's {1..9} x 10^k grids."""
+    if not (lo > 0 and hi >= lo):
+        raise ValueError(f"need 0 < lo <= hi, got [{lo}, {hi}]")
+    values = []
+    for k in range(math.floor(math.log10(lo)) - 1, math.ceil(math.log10(hi)) + 2):
+        for m in mantissas:
+            v = float(f"{m}e{k}")  # decimal literal: 3e-2, not 3 * 0.01
+            if lo * (1 - 1e-9) <= v <= hi * (1 + 1e-9):
+                values.append(v)
+    return sorted(set(values))
+
+
+@dataclass
+class GridSpec:
+    model: str
+    problem: SinusoidTasks | LinearRegressionTask
+    alphas: list[float]
+    betas: list[float]
+    iterations: int
+    inner_steps: int = 1
+    order: str = "second"
+    optimizer: str = "sgd"
+    blowup_factor: float = 1e3
+    init_seed: int = 0
+    dtype: str = "float32"
+    device: str = "cpu"
+    slots: int = 64
+    compile: bool = False
+
+    def cells(self) -> list[tuple[float, float]]:
+        return [(a, b) for a in self.alphas for b in self.betas]
+
+    def fingerprint(self) -> str:
+        """Identifies the computation; slots, device and compile do not change results' meaning."""
+        d = asdict(self)
+        d["problem"] = {"kind": type(self.problem).__name__, **asdict(self.problem)}
+        for k in ("slots", "device", "compile"):
+            d.pop(k)
+        return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:16]
+
+
+@dataclass
+class _Slots:
+    """Mutable training state of the slots; every tensor has the slot axis first."""
+    params: dict
+    opt_state: dict
+    alpha: torch.Tensor
+    beta: torch.Tensor
+    init_loss: torch.Tensor
+    cell: list = field(default_factory=list)       # cell index per slot, -1 when idle
+    iteration: list = field(default_factory=list)  # meta-iterations done per slot
+
+
+def _stack(tree, n):
+    if isinstance(tree, dict):
+        return {k: _stack(v, n) for k, v in tree.items()}
+    return tree.unsqueeze(0).repeat(n, *[1] * tree.dim()).contiguous()
+
+
+def _set_slot(tree, s, value):
+    if isinstance(tree, dict):
+        for k in tree:
+            _set_slot(tree[k], s, value[k])
+    else:
+        tree[s] = value
+
+
+def _where(ok, new, old):
+    if isinstance(new, dict):
+        return {k: _where(ok, new[k], old[k]) for k in new}
+    return torch.where(ok.view(-1, *[1] * (new.dim() - 1)), new, old)
+
+
+def _all_finite(tree) -> torch.Tensor:
+    flags = [torch.isfinite(v).flatten(1).all(1) for v in _leaves(tree)]
+    return torch.stack(flags).all(0)
+
+
+def _leaves(tree):
+    if isinstance(tree, dict):
+        for v in tree.values():
+            yield from _leaves(v)
+    else:
+        yield tree
+
+
+def _task_stream(spec: GridSpec, dtype, device) -> Batch:
+    """All batches the grid will see, stacked: (stream, tasks, points, features)."""
+    n = 1 if isinstance(spec.problem, LinearRegressionTask) else spec.iterations
+    batches = [spec.problem.sample(i, dtype=dtype) for i in range(n)]
+    return Batch(*(torch.stack([getattr(b, f) for b in batches]).to(device) for f in ("xs", "ys", "xq", "yq")))
+
+
+def run_grid(spec: GridSpec, checkpoint: str | os.PathLike | None = None, checkpoint_every: float = 30.0,
+             progress: bool = True, max_steps: int | None = None,
+             keep_params: bool = False) -> list[dict] | None:
+    """Train every cell of ``spec``; return one result row per cell (alpha-major order).
+
+    With ``max_steps`` the run stops early (after writing its checkpoint) and returns None:
+    this is how tests simulate an interruption. ``keep_params`` adds each surviving cell's
+    final parameters to its row (``final_params``).
+    """
+    dtype = getattr(torch, spec.dtype)
+    device = torch.device(spec.device)
+    model = models.build(spec.model).to(device)
+    theta0 = {k: v.to(device) for k, v in models.initial_params(model, spec.init_seed, dtype).items()}
+    state0 = maml.init_optimizer_state(theta0, spec.optimizer)
+    stream = _task_stream(spec, dtype, device)
+    cells = spec.cells()
+    n_slots = max(1, min(spec.slots, len(cells)))
+
+    step = vmap(maml.make_meta_step(model, spec.inner_steps, spec.order, spec.optimizer))
+
+    def advance(params, opt_state, xs, ys, xq, yq, alpha, beta, init_loss, first):
+        new_params, new_state, loss = step(params, opt_state, xs, ys, xq, yq, alpha, beta)
+        ref = torch.where(first, loss, init_loss)
+        ok = torch.isfinite(loss) & (loss <= spec.blowup_factor * ref) & _all_finite(new_params)
+        return _where(ok, new_params, params), _where(ok, new_state, opt_state), loss, ok
+
+    if spec.compile:
+        advance = torch.compile(advance, dynamic=False)
+
+    fingerprint = spec.fingerprint()
+    saved = _load_checkpoint(checkpoint, fingerprint)
+    if saved is not None:
+        slots, pending, done = saved["slots"], saved["pending"], saved["done"]
+        slots.params = {k: v.to(device) for k, v in slots.params.items()}
+        slots.opt_state = _to(slots.opt_state, device)
+        slots.alpha, slots.beta, slots.init_loss = (t.to(device) for t in (slots.alpha, slots.beta, slots.init_loss))
+    else:
+        slots = _Slots(params=_stack(theta0, n_slots), opt_state=_stack(state0, n_slots),
+                       alpha=torch.zeros(n_slots, dtype=dtype, device=device),
+                       beta=torch.zeros(n_slots, dtype=dtype, device=device),
+                       init_loss=torch.ones(n_slots, dtype=dtype, device=device),
+                       cell=[-1] * n_slots, iteration=[0] * n_slots)
+        pending, done = 0, {}
+
+    def fill(s):
+        nonlocal pending
+        if pending >= len(cells):
+            slots.cell[s] = -1
+            return
+        a, b = cells[pending]
+        _set_slot(slots.params, s, theta0)
+        _set_slot(slots.opt_state, s, state0)
+        slots.alpha[s], slots.beta[s] = a, b
+        slots.cell[s], slots.iteration[s] = pending, 0
+        pending += 1
+
+    for s in range(n_slots):
+        if slots.cell[s] == -1:
+            fill(s)
+
+    total = len(cells) * spec.iterations
+    finished_work = sum(r["iterations_run"] for r in done.values()) + sum(
+        it for c, it in zip(slots.cell, slots.iteration) if c >= 0)
+    bar = tqdm(total=total, initial=finished_work, disable=not progress, unit="cell-it",
+               desc=f"{spec.model} {spec.order}-order grid", smoothing=0.05)
+    last_save, steps = time.monotonic(), 0
+    while any(c >= 0 for c in slots.cell):
+        if max_steps is not None and steps >= max_steps:
+            _save_checkpoint(checkpoint, fingerprint, slots, pending, done)
+            bar.close()
+            return None
+        idx = torch.tensor([it % stream.xs.shape[0] for it in slots.iteration], device=device)
+        first = torch.tensor([it == 0 for it in slots.iteration], device=device)
+        slots.params, slots.opt_state, loss, ok = advance(
+            slots.params, slots.opt_state, stream.xs[idx], stream.ys[idx], stream.xq[idx], stream.yq[idx],
+            slots.alpha, slots.beta, slots.init_loss, first)
+        slots.init_loss = torch.where(first, loss, slots.init_loss)
+        loss_cpu, ok_cpu, init_cpu = loss.double().cpu(), ok.cpu(), slots.init_loss.double().cpu()
+        live = 0
+        for s, c in enumerate(slots.cell):
+            if c < 0:
+                continue
+            live += 1
+            if not ok_cpu[s]:
+                done[c] = _row(cells[c], "diverged", slots.iteration[s], init_cpu[s], loss_cpu[s], None,
+                               slots.iteration[s])
+                fill(s)
+                continue
+            slots.iteration[s] += 1
+            if slots.iteration[s] == spec.iterations:
+                final = {k: v[s].detach().cpu().clone() for k, v in slots.params.items()}
+                done[c] = _row(cells[c], "ok", -1, init_cpu[s], loss_cpu[s], final, spec.iterations)
+                fill(s)
+        bar.update(live)
+        steps += 1
+        if checkpoint is not None and time.monotonic() - last_save > checkpoint_every:
+            _save_checkpoint(checkpoint, fingerprint, slots, pending, done)
+            last_save = time.monotonic()
+    bar.close()
+
+    _evaluate(spec, model, done, dtype, device, n_slots)
+    return [_public(done[c], c, keep_params) for c in range(len(cells))]
+
+
+def _row(cell, status, diverged_at, init_loss, last_loss, final_params, iterations_run):
+    return {"alpha": cell[0], "beta": cell[1], "status": status, "diverged_at": int(diverged_at),
+            "initial_loss": float(init_loss), "last_loss": float(last_loss),
+            "final_params": final_params, "iterations_run": int(iterations_run)}
+
+
+def _public(row, c, keep_params):
+    out = {"cell": c, **{k: v for k, v in row.items() if keep_params or k != "final_params"}}
+    out.setdefault("final_loss", float("nan"))
+    out.setdefault("final_plain_loss", float("nan"))
+    return out
+
+
+def _evaluate(spec: GridSpec, model, done: dict, dtype, device, chunk: int) -> None:
+    """Final meta-loss and plain loss of every surviving cell on one fixed batch of tasks."""
+    batch = spec.problem.sample(EVAL_STREAM, dtype=dtype).to(device)
+    ok = [c for c, r in sorted(done.items()) if r["status"] == "ok"]
+
+    def losses(params, alpha):
+        meta = maml.meta_loss(model, params, batch, alpha, spec.inner_steps)
+        plain = vmap(lambda x, y: maml.task_loss(model, params, x, y))(batch.xq, batch.yq).mean()
+        return meta, plain
+
+    vlosses = vmap(losses)
+    for i in range(0, len(ok), chunk):
+        ids = ok[i:i + chunk]
+        params = {k: torch.stack([done[c]["final_params"][k] for c in ids]).to(device)
+                  for k in done[ids[0]]["final_params"]}
+        alpha = torch.tensor([done[c]["alpha"] for c in ids], dtype=dtype, device=device)
+        meta, plain = (t.double().cpu() for t in vlosses(params, alpha))
+        for j, c in enumerate(ids):
+            r = done[c]
+            m = meta[j].item()
+            if not math.isfinite(m) or m > spec.blowup_factor * r["initial_loss"]:
+                r.update(status="diverged", diverged_at=spec.iterations)
+            else:
+                r.update(final_loss=m, final_plain_loss=plain[j].item())
+
+
+def _to(tree, device):
+    if isinstance(tree, dict):
+        return {k: _to(v, device) for k, v in tree.items()}
+    return tree.to(device)
+
+
+def _save_checkpoint(path, fingerprint, slots: _Slots, pending, done) -> None:
+    if path is None:
+        return
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    cpu = _Slots(params=_to(slots.params, "cpu"), opt_state=_to(slots.opt_state, "cpu"),
+                 alpha=slots.alpha.cpu(), beta=slots.beta.cpu(), init_loss=slots.init_loss.cpu(),
+                 cell=list(slots.cell), iteration=list(slots.iteration))
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    torch.save({"fingerprint": fingerprint, "slots": asdict(cpu), "pending": pending, "done": done}, tmp)
+    os.replace(tmp, path)  # atomic: an interruption leaves the old checkpoint or the new one
+
+
+def _load_checkpoint(path, fingerprint):
+    if path is None or not Path(path).exists():
+        return None
+    saved = torch.load(path, weights_only=False)
+    if saved.get("fingerprint") != fingerprint:
+        print(f"[grid] ignoring checkpoint {path}: it belongs to a different configuration")
+        return None
+    print(f"[grid] resuming from checkpoint {path}")
+    saved["slots"] = _Slots(**saved["slots"])
+    return saved
