@@ -7,10 +7,11 @@
 
 import json
 import os
+import sys
 
 from snakemake.utils import min_version
 
-from maml_convergence.config import validate
+from maml_convergence.config import ConfigError, validate
 
 min_version("8.0")
 
@@ -20,7 +21,10 @@ configfile: os.path.join(workflow.basedir, "config", "config.yaml")
 
 # Same JSON schema that snakemake.utils.validate reads, plus range and grid checks;
 # the first problem stops the workflow with one message naming the key.
-validate(config)
+try:
+    validate(config)
+except ConfigError as error:
+    sys.exit(f"maml-convergence: {error}")
 # Every step gets the whole merged config, so what it records is what it ran.
 CONFIG_JSON = json.dumps(config, sort_keys=True)
 ENV = os.path.join(workflow.basedir, "environment.yml")

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import signal
 import sys
 import time
 from pathlib import Path
@@ -27,7 +28,7 @@ def _config(args) -> dict:
 
 def _write_grid(spec, cfg, device, out: Path, prov_path: Path, checkpoint: Path | None, experiment: str):
     start = time.perf_counter()
-    rows = run_grid(spec, checkpoint=checkpoint)
+    rows = run_grid(spec, checkpoint=checkpoint, checkpoint_every=cfg["checkpoint_every"])
     wall = time.perf_counter() - start
     frame = experiments.grid_frame(rows)
     provenance.atomic_write_text(out, frame.to_csv(index=False))
@@ -121,8 +122,13 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def _terminate(signum, frame):
+    raise KeyboardInterrupt  # Snakemake and cluster schedulers stop jobs with SIGTERM
+
+
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
+    signal.signal(signal.SIGTERM, _terminate)
     try:
         args.func(args)
     except config_mod.ConfigError as e:

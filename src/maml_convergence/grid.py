@@ -22,6 +22,8 @@ import hashlib
 import json
 import math
 import os
+import signal
+import threading
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -196,42 +198,66 @@ def run_grid(spec: GridSpec, checkpoint: str | os.PathLike | None = None, checkp
     bar = tqdm(total=total, initial=finished_work, disable=not progress, unit="cell-it",
                desc=f"{spec.model} {spec.order}-order grid", smoothing=0.05)
     last_save, steps = time.monotonic(), 0
-    while any(c >= 0 for c in slots.cell):
-        if max_steps is not None and steps >= max_steps:
-            _save_checkpoint(checkpoint, fingerprint, slots, pending, done)
-            bar.close()
-            return None
-        idx = torch.tensor([it % stream.xs.shape[0] for it in slots.iteration], device=device)
-        first = torch.tensor([it == 0 for it in slots.iteration], device=device)
-        slots.params, slots.opt_state, loss, ok = advance(
-            slots.params, slots.opt_state, stream.xs[idx], stream.ys[idx], stream.xq[idx], stream.yq[idx],
-            slots.alpha, slots.beta, slots.init_loss, first)
-        slots.init_loss = torch.where(first, loss, slots.init_loss)
-        loss_cpu, ok_cpu, init_cpu = loss.double().cpu(), ok.cpu(), slots.init_loss.double().cpu()
-        live = 0
-        for s, c in enumerate(slots.cell):
-            if c < 0:
-                continue
-            live += 1
-            if not ok_cpu[s]:
-                done[c] = _row(cells[c], "diverged", slots.iteration[s], init_cpu[s], loss_cpu[s], None,
-                               slots.iteration[s])
-                fill(s)
-                continue
-            slots.iteration[s] += 1
-            if slots.iteration[s] == spec.iterations:
-                final = {k: v[s].detach().cpu().clone() for k, v in slots.params.items()}
-                done[c] = _row(cells[c], "ok", -1, init_cpu[s], loss_cpu[s], final, spec.iterations)
-                fill(s)
-        bar.update(live)
-        steps += 1
-        if checkpoint is not None and time.monotonic() - last_save > checkpoint_every:
-            _save_checkpoint(checkpoint, fingerprint, slots, pending, done)
-            last_save = time.monotonic()
+    with _deferred_interrupts() as stop:
+        while any(c >= 0 for c in slots.cell):
+            if stop.requested or (max_steps is not None and steps >= max_steps):
+                _save_checkpoint(checkpoint, fingerprint, slots, pending, done)
+                bar.close()
+                if stop.requested:
+                    raise KeyboardInterrupt(f"grid interrupted; resume file: {checkpoint}")
+                return None
+            idx = torch.tensor([it % stream.xs.shape[0] for it in slots.iteration], device=device)
+            first = torch.tensor([it == 0 for it in slots.iteration], device=device)
+            slots.params, slots.opt_state, loss, ok = advance(
+                slots.params, slots.opt_state, stream.xs[idx], stream.ys[idx], stream.xq[idx], stream.yq[idx],
+                slots.alpha, slots.beta, slots.init_loss, first)
+            slots.init_loss = torch.where(first, loss, slots.init_loss)
+            loss_cpu, ok_cpu, init_cpu = loss.double().cpu(), ok.cpu(), slots.init_loss.double().cpu()
+            live = 0
+            for s, c in enumerate(slots.cell):
+                if c < 0:
+                    continue
+                live += 1
+                if not ok_cpu[s]:
+                    done[c] = _row(cells[c], "diverged", slots.iteration[s], init_cpu[s], loss_cpu[s], None,
+                                   slots.iteration[s])
+                    fill(s)
+                    continue
+                slots.iteration[s] += 1
+                if slots.iteration[s] == spec.iterations:
+                    final = {k: v[s].detach().cpu().clone() for k, v in slots.params.items()}
+                    done[c] = _row(cells[c], "ok", -1, init_cpu[s], loss_cpu[s], final, spec.iterations)
+                    fill(s)
+            bar.update(live)
+            steps += 1
+            if checkpoint is not None and time.monotonic() - last_save > checkpoint_every:
+                _save_checkpoint(checkpoint, fingerprint, slots, pending, done)
+                last_save = time.monotonic()
     bar.close()
 
     _evaluate(spec, model, done, dtype, device, n_slots)
     return [_public(done[c], c, keep_params) for c in range(len(cells))]
+
+
+class _deferred_interrupts:
+    """SIGINT/SIGTERM only set a flag, read between steps, so a checkpoint is never half-updated."""
+
+    requested = False
+
+    def __enter__(self):
+        self._old = {}
+        if threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                self._old[sig] = signal.signal(sig, self._request)
+        return self
+
+    def _request(self, signum, frame):
+        self.requested = True
+
+    def __exit__(self, *exc):
+        for sig, handler in self._old.items():
+            signal.signal(sig, handler)
+        return False
 
 
 def _row(cell, status, diverged_at, init_loss, last_loss, final_params, iterations_run):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+
 import torch
 from torch import nn
 
@@ -24,7 +26,11 @@ def build(name: str) -> nn.Module:
 
 
 def initial_params(model: nn.Module, seed: int, dtype=torch.float32) -> dict[str, torch.Tensor]:
-    """PyTorch's default initialisation, drawn from ``seed`` alone (not from global RNG state)."""
+    """PyTorch's default initialisation, drawn from ``seed`` alone (not from global RNG state).
+
+    Drawn in float32 whatever ``dtype`` is, so a float64 test and a float32 run start alike.
+    """
+    model = copy.deepcopy(model).float().cpu()
     state = torch.random.get_rng_state()
     try:
         torch.manual_seed(seed)

@@ -1,0 +1,112 @@
+"""The grid runner: same numbers as single runs, isolated divergence, determinism, resume."""
+
+import math
+
+import pytest
+import torch
+
+from maml_convergence import maml, models
+from maml_convergence.grid import GridSpec, decade_grid, run_grid
+from maml_convergence.tasks import LinearRegressionTask, SinusoidTasks
+
+
+def test_decade_grids_match_the_paper():
+    assert len(decade_grid(1e-4, 0.9)) == 36 and len(decade_grid(1e-2, 9)) == 27      # Fig. 4a
+    assert len(decade_grid(1e-5, 9e-2)) == 36 and len(decade_grid(5e-3, 9)) == 32     # Fig. 3
+    assert decade_grid(5e-3, 2e-2) == [0.005, 0.006, 0.007, 0.008, 0.009, 0.01, 0.02]
+    assert decade_grid(0.91, 0.95) == []
+    with pytest.raises(ValueError):
+        decade_grid(-1, 1)
+
+
+def same_rows(a, b) -> bool:
+    """Row lists equal, NaN equal to NaN (diverged cells have no final loss)."""
+    norm = lambda rows: [{k: ("nan" if isinstance(v, float) and math.isnan(v) else v) for k, v in r.items()}
+                         for r in rows]
+    return norm(a) == norm(b)
+
+
+def sinusoid_spec(**kw):
+    base = dict(model="sinusoid_mlp", problem=SinusoidTasks(tasks=3, seed=5), alphas=[0.01, 0.1],
+                betas=[0.01, 0.1], iterations=6, dtype="float64", slots=3)
+    base.update(kw)
+    return GridSpec(**base)
+
+
+def run_single(spec: GridSpec, alpha, beta):
+    """The same training, written as a plain loop over one cell."""
+    model = models.build(spec.model).double()
+    params = models.initial_params(model, spec.init_seed, torch.float64)
+    state = maml.init_optimizer_state(params, spec.optimizer)
+    losses = []
+    for i in range(spec.iterations):
+        grads, loss = maml.meta_gradient(model, params, spec.problem.sample(i, dtype=torch.float64), alpha,
+                                         spec.inner_steps, spec.order)
+        params, state = maml.optimizer_update(params, grads, state, beta, spec.optimizer)
+        losses.append(float(loss))
+    return params, losses
+
+
+@pytest.mark.parametrize("optimizer,order", [("sgd", "second"), ("adam", "first")])
+def test_grid_cells_equal_single_runs(optimizer, order):
+    spec = sinusoid_spec(optimizer=optimizer, order=order)
+    rows = run_grid(spec, progress=False, keep_params=True)
+    assert [(r["alpha"], r["beta"]) for r in rows] == spec.cells()
+    for r in rows:
+        params, losses = run_single(spec, r["alpha"], r["beta"])
+        assert r["status"] == "ok" and r["iterations_run"] == spec.iterations
+        assert r["initial_loss"] == pytest.approx(losses[0], rel=1e-12)
+        assert r["last_loss"] == pytest.approx(losses[-1], rel=1e-12)
+        for k in params:
+            torch.testing.assert_close(r["final_params"][k], params[k], rtol=1e-10, atol=1e-12)
+
+
+def test_diverging_cell_is_recorded_and_does_not_touch_others():
+    calm = sinusoid_spec(alphas=[0.01], betas=[0.01, 0.05])
+    stormy = sinusoid_spec(alphas=[0.01], betas=[0.01, 50.0, 0.05], slots=3)
+    calm_rows = run_grid(calm, progress=False, keep_params=True)
+    stormy_rows = run_grid(stormy, progress=False, keep_params=True)
+    bad = stormy_rows[1]
+    assert bad["status"] == "diverged" and 0 < bad["diverged_at"] < stormy.iterations
+    assert math.isnan(bad["final_loss"])
+    for calm_row, stormy_row in zip(calm_rows, [stormy_rows[0], stormy_rows[2]]):
+        assert stormy_row["status"] == "ok"
+        assert stormy_row["final_loss"] == calm_row["final_loss"]
+        for k, v in calm_row["final_params"].items():
+            assert torch.equal(stormy_row["final_params"][k], v)
+            assert torch.isfinite(v).all()
+
+
+def test_blowup_threshold_marks_divergence_before_overflow():
+    spec = GridSpec(model="linear", problem=LinearRegressionTask(), alphas=[0.001], betas=[0.2], iterations=400,
+                    dtype="float64", blowup_factor=100.0)
+    (row,) = run_grid(spec, progress=False)
+    assert row["status"] == "diverged"
+    assert row["last_loss"] > 100 * row["initial_loss"] and math.isfinite(row["last_loss"])
+
+
+def test_same_seed_same_results_and_slots_do_not_matter():
+    a = run_grid(sinusoid_spec(), progress=False)
+    b = run_grid(sinusoid_spec(), progress=False)
+    assert same_rows(a, b)
+    c = run_grid(sinusoid_spec(slots=1), progress=False)
+    for x, y in zip(a, c):
+        assert x["final_loss"] == pytest.approx(y["final_loss"], rel=1e-10)
+
+
+def test_interrupted_run_resumes_to_identical_results(tmp_path):
+    spec = sinusoid_spec(alphas=[0.01, 0.3, 0.9], betas=[0.01, 0.1, 5.0], iterations=8, slots=4)
+    full = run_grid(spec, progress=False)
+    ckpt = tmp_path / "grid.ckpt"
+    assert run_grid(spec, checkpoint=ckpt, checkpoint_every=0.0, progress=False, max_steps=5) is None
+    assert ckpt.exists()
+    resumed = run_grid(spec, checkpoint=ckpt, checkpoint_every=0.0, progress=False)
+    assert same_rows(resumed, full)
+
+
+def test_checkpoint_of_another_configuration_is_ignored(tmp_path, capsys):
+    ckpt = tmp_path / "grid.ckpt"
+    run_grid(sinusoid_spec(), checkpoint=ckpt, checkpoint_every=0.0, progress=False, max_steps=2)
+    other = sinusoid_spec(iterations=7)
+    assert same_rows(run_grid(other, checkpoint=ckpt, progress=False), run_grid(other, progress=False))
+    assert "different configuration" in capsys.readouterr().out
