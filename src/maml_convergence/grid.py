@@ -193,7 +193,7 @@ def run_grid(spec: GridSpec, checkpoint: str | os.PathLike | None = None, checkp
             fill(s)
 
     total = len(cells) * spec.iterations
-    finished_work = sum(r["iterations_run"] for r in done.values()) + sum(
+    finished_work = len(done) * spec.iterations + sum(
         it for c, it in zip(slots.cell, slots.iteration) if c >= 0)
     bar = tqdm(total=total, initial=finished_work, disable=not progress, unit="cell-it",
                desc=f"{spec.model} {spec.order}-order grid", smoothing=0.05)
@@ -221,6 +221,7 @@ def run_grid(spec: GridSpec, checkpoint: str | os.PathLike | None = None, checkp
                 if not ok_cpu[s]:
                     done[c] = _row(cells[c], "diverged", slots.iteration[s], init_cpu[s], loss_cpu[s], None,
                                    slots.iteration[s])
+                    live += spec.iterations - slots.iteration[s] - 1  # its remaining work is skipped, not pending
                     fill(s)
                     continue
                 slots.iteration[s] += 1

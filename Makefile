@@ -1,0 +1,39 @@
+# Two commands for users: `make reproduce` (every figure) and `make test` (the test suite).
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+export PATH := $(CURDIR)/$(BIN):$(PATH)
+
+.PHONY: setup test reproduce quick lint benchmark clean-results
+
+setup: $(STAMP)
+
+# torch first, from the pins in requirements.txt: `higher` declares an unpinned torch and
+# would otherwise pull a build of its own.
+$(STAMP): requirements.txt pyproject.toml
+	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python >= 3.11 is required, found " + sys.version'
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q $$(grep -E '^torch(vision)?==' requirements.txt)
+	$(BIN)/python -m pip install -q -r requirements.txt
+	$(BIN)/python -m pip install -q --no-deps -e .
+	touch $(STAMP)
+
+test: setup
+	$(BIN)/python -m pytest -q
+
+reproduce: setup
+	$(BIN)/snakemake --cores all
+
+quick: setup
+	$(BIN)/snakemake --cores all --configfile config/quick.yaml --directory results/quick
+
+lint: setup
+	$(BIN)/snakemake --lint
+
+benchmark: setup
+	$(BIN)/python benchmarks/sinusoid_grid.py
+
+clean-results:
+	rm -rf results logs .snakemake
