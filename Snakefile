@@ -33,6 +33,7 @@ ENV = os.path.join(workflow.basedir, "environment.yml")
 include: "rules/fig2.smk"
 include: "rules/linear.smk"
 include: "rules/sinusoid.smk"
+include: "rules/audit.smk"
 include: "rules/claims.smk"
 
 

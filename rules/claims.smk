@@ -4,6 +4,8 @@
 rule claims:
     input:
         reference=rules.linear_reference.output[0],
+        audit=rules.linear_audit.output.table,
+        sinusoid_reference=rules.sinusoid_reference.output[0],
         linear=expand("results/linear/{order}/grid.csv", order=config["linear"]["orders"]),
         linear_provenance=expand("results/linear/{order}/provenance.json", order=config["linear"]["orders"]),
         sinusoid=rules.sinusoid_grid.output.grid,
@@ -19,5 +21,6 @@ rule claims:
         ENV
     shell:
         "maml-convergence claims --config-json {params.config:q} --linear-reference {input.reference}"
+        " --linear-audit {input.audit} --sinusoid-reference {input.sinusoid_reference}"
         " --linear-grids {input.linear} --sinusoid-grid {input.sinusoid}"
         " --out-json {output.json} --out-md {output.md} 2>&1 | tee {log}"

@@ -39,6 +39,7 @@ rule fig3:
         grids=expand("results/linear/{order}/grid.csv", order=config["linear"]["orders"]),
         provenance=expand("results/linear/{order}/provenance.json", order=config["linear"]["orders"]),
         reference=rules.linear_reference.output[0],
+        audit="results/audit/linear_boundary.csv",
     output:
         png="figures/fig3.png",
         pdf="figures/fig3.pdf",

@@ -24,6 +24,7 @@ rule fig4a:
     input:
         grid=rules.sinusoid_grid.output.grid,
         provenance=rules.sinusoid_grid.output.provenance,
+        reference="results/sinusoid/reference.json",
     output:
         png="figures/fig4a.png",
         pdf="figures/fig4a.pdf",

@@ -166,7 +166,87 @@ def _c3(grid: pd.DataFrame, iterations: int, near_edge_factor: float) -> dict:
                         f"(ratio {b['ratio']:.3g})")}
 
 
-def evaluate(cfg: dict, reference_path, linear_grid_paths, sinusoid_grid_path) -> dict:
+AUDIT_SLACK, AUDIT_FAILS = 0.001, 0.10  # formula vs bisected boundary: bracket slack, failure threshold
+
+
+def _audit_formula(table: pd.DataFrame, order: str, formula: str, eig, iterations: int) -> dict:
+    """One formula (paper or exact) against the bisected boundary of one MAML order."""
+    a_c = theory.paper_alpha_c(eig)
+    t = table[table.order == order]
+    if formula == "paper":
+        t = t[t.alpha < a_c]  # the paper's beta_c is defined below alpha_c only
+    t = t[np.isfinite(t[formula]) & np.isfinite(t.beta_measured)]
+    rel = (t.beta_measured / t[formula] - 1).abs()
+    precision = float((t.beta_unstable / t.beta_stable - 1).max()) if len(t) else math.nan
+    worst = t.loc[rel.idxmax()] if len(t) else None
+    off = t[rel > AUDIT_FAILS]
+    slack = 1 + AUDIT_SLACK
+    inside = (t.beta_stable <= t[formula] * slack) & (t[formula] <= t.beta_unstable * slack)
+    verdict = ("inconclusive" if not len(t) else "holds" if inside.all()
+               else "fails" if rel.max() > AUDIT_FAILS else "inconclusive")
+    name = "2/(lambda - alpha lambda^2) (paper)" if formula == "paper" else (
+        "2/(lambda (1 - alpha lambda)^2) (exact)" if order == "second" else "2/(lambda (1 - alpha lambda)) (exact)")
+    summary = "no comparable alpha"
+    if len(t):
+        summary = (f"{len(t)} alphas; |rel. error| median {rel.median():.3g}, max {rel.max():.3g} at "
+                   f"alpha={worst.alpha:.3g}" + (f"; > {AUDIT_FAILS:.0%} from alpha = {off.alpha.min():.3g}"
+                                                 if len(off) else "")
+                   + f"; inside the bisection bracket (width <= {precision:.2%}) at {int(inside.sum())}/{len(t)}")
+    return {"id": f"A-{formula}-{order}", "claim": f"{order}-order MAML on linear regression: beta_c = {name}",
+            "verdict": verdict, "summary": summary,
+            "measured": {"median_relative_error": float(rel.median()) if len(t) else None,
+                         "max_relative_error": float(rel.max()) if len(t) else None,
+                         "bracket_precision": precision, "rows": t.to_dict("records")},
+            "rule": f"holds if the formula lies inside every bisection bracket (+-{AUDIT_SLACK:.1%}), fails if its "
+                    f"|rel. error| to the bracket centre exceeds {AUDIT_FAILS:.0%} anywhere",
+            "rests_on": f"bisection, {iterations} iterations per run, one task (the paper: a 500-iteration grid)"}
+
+
+def _audit_past_alpha_c(table: pd.DataFrame, order: str, eig) -> dict:
+    a_c = theory.paper_alpha_c(eig)
+    past = table[(table.order == order) & (table.alpha > a_c)]
+    trains = past[past.beta_stable.notna()]
+    predicted = np.isfinite(theory.exact_alpha_c(eig, order))
+    verdict = "holds" if len(past) and not len(trains) else "fails" if len(trains) else "inconclusive"
+    return {"id": f"A-alpha_c-{order}", "claim": f"{order}-order MAML: every beta diverges past alpha_c = 1/lambda_max",
+            "verdict": verdict,
+            "summary": (f"{len(trains)}/{len(past)} alphas in (alpha_c, 2 alpha_c) still have a converging beta "
+                        f"(exact theory predicts {'none' if predicted else 'all'})"),
+            "measured": {"alpha_c": a_c, "alphas_past": past.alpha.tolist(),
+                         "largest_stable_beta": past.beta_stable.tolist()},
+            "rule": "holds if no alpha beyond 1/lambda_max has a beta whose run converges",
+            "rests_on": "bisection over beta at alphas up to 1.9 alpha_c"}
+
+
+def _sinusoid_theory(grid: pd.DataFrame, ref: dict, iterations: int) -> dict:
+    """The paper's bound from the Hessian at a meta-trained point, against the Fig. 4a grid."""
+    eig = np.asarray(ref["eigenvalues"])
+    br = stability_brackets(grid)
+    a_c = theory.paper_alpha_c(eig)
+    cols = br[br.alpha < a_c].copy()
+    cols["theory"] = theory.paper_beta_bound(cols.alpha.to_numpy(), eig)
+    inside = [(math.isnan(r.last_ok) or r.last_ok <= r.theory) and
+              (math.isnan(r.first_diverged) or r.theory < r.first_diverged) for r in cols.itertuples()]
+    edge = br[br.any_ok].alpha.max()
+    share = float(np.mean(inside)) if len(cols) else math.nan
+    verdict = ("inconclusive" if not len(cols) else "holds" if share >= CONSISTENT_SHARE
+               else "fails" if share < FAIL_SHARE else "inconclusive")
+    return {"id": "A-sinusoid", "claim": "sinusoid: beta_c(alpha) and alpha_c from the Hessian at a meta-trained "
+                                         "point predict the Fig. 4a boundary",
+            "verdict": verdict,
+            "summary": (f"lambda_max {eig.max():.4g} at (alpha, beta) = ({ref['alpha']:g}, {ref['beta']:g}); theory "
+                        f"inside the measured bracket in {sum(inside)}/{len(cols)} alpha columns; alpha_c theory "
+                        f"{a_c:.3g} vs largest alpha that trains {edge:g}"),
+            "measured": {"lambda_max": float(eig.max()), "alpha_c": a_c, "alpha_edge": edge, "share_inside": share,
+                         "columns": cols.to_dict("records")},
+            "rule": f"as C2-beta: holds if theory lies in the measured bracket in >= {CONSISTENT_SHARE:.0%} of the "
+                    f"alpha columns below alpha_c, fails below {FAIL_SHARE:.0%}",
+            "rests_on": _scale_note("sinusoid", grid.alpha.nunique(), grid.beta.nunique(), iterations)
+                        + f"; Hessian after {ref['iterations']} iterations at one point"}
+
+
+def evaluate(cfg: dict, reference_path, linear_grid_paths, sinusoid_grid_path, audit_path=None,
+             sinusoid_reference_path=None) -> dict:
     ref = json.loads(Path(reference_path).read_text())
     eig = np.asarray(ref["eigenvalues"])
     claims = []
@@ -176,10 +256,21 @@ def evaluate(cfg: dict, reference_path, linear_grid_paths, sinusoid_grid_path) -
         claims.append(_alpha_c_claim(prov["order"], grid, eig, prov["iterations"], cfg["linear"]["success_loss"]))
         claims.append(_beta_c_claim(prov["order"], grid, eig, prov["iterations"]))
     sin_prov = json.loads((Path(sinusoid_grid_path).parent / "provenance.json").read_text())
-    claims.append(_c3(pd.read_csv(sinusoid_grid_path), sin_prov["iterations"], cfg["claims"]["near_edge_factor"]))
+    sin_grid = pd.read_csv(sinusoid_grid_path)
+    claims.append(_c3(sin_grid, sin_prov["iterations"], cfg["claims"]["near_edge_factor"]))
+    if audit_path is not None:
+        table = pd.read_csv(audit_path)
+        for order in table.order.unique():
+            for formula in ("paper", "exact"):
+                claims.append(_audit_formula(table, order, formula, eig, cfg["audit"]["iterations"]))
+            claims.append(_audit_past_alpha_c(table, order, eig))
+    if sinusoid_reference_path is not None:
+        claims.append(_sinusoid_theory(sin_grid, json.loads(Path(sinusoid_reference_path).read_text()),
+                                       sin_prov["iterations"]))
     return {"eigenvalues": eig.tolist(), "claims": claims,
             "sources": {"linear_reference": str(reference_path), "linear_grids": list(map(str, linear_grid_paths)),
-                        "sinusoid_grid": str(sinusoid_grid_path)},
+                        "sinusoid_grid": str(sinusoid_grid_path), "linear_audit": str(audit_path),
+                        "sinusoid_reference": str(sinusoid_reference_path)},
             "grid_sizes": {"linear": [len(v) for v in grid_values(cfg["linear"])],
                            "sinusoid": [len(v) for v in grid_values(cfg["sinusoid"])]}}
 

@@ -73,10 +73,31 @@ def cmd_sinusoid_grid(args):
     _write_grid(spec, cfg, device, Path(args.out), Path(args.provenance), _ckpt(args), "sinusoid")
 
 
+def cmd_linear_audit(args):
+    cfg = _config(args)
+    device = provenance.resolve_device(cfg["device"])
+    eig = json.loads(Path(args.linear_reference).read_text())["eigenvalues"]
+    start = time.perf_counter()
+    table = experiments.linear_audit(cfg, device, eig)
+    provenance.atomic_write_text(args.out, table.to_csv(index=False))
+    provenance.write_json(args.provenance, provenance.record("linear-audit", cfg, device,
+                                                             time.perf_counter() - start, eigenvalues=eig))
+
+
+def cmd_sinusoid_reference(args):
+    cfg = _config(args)
+    device = provenance.resolve_device(cfg["device"])
+    start = time.perf_counter()
+    ref = experiments.sinusoid_reference(cfg, device)
+    ref["provenance"] = provenance.record("sinusoid-reference", cfg, device, time.perf_counter() - start)
+    provenance.write_json(args.out, ref)
+
+
 def cmd_claims(args):
     from . import claims
     cfg = _config(args)
-    result = claims.evaluate(cfg, args.linear_reference, args.linear_grids, args.sinusoid_grid)
+    result = claims.evaluate(cfg, args.linear_reference, args.linear_grids, args.sinusoid_grid,
+                             args.linear_audit, args.sinusoid_reference)
     provenance.write_json(args.out_json, result)
     provenance.atomic_write_text(args.out_md, claims.to_markdown(result))
     for row in result["claims"]:
@@ -113,8 +134,16 @@ def build_parser() -> argparse.ArgumentParser:
         s.add_argument("--out", required=True)
         s.add_argument("--provenance", required=True)
         s.add_argument("--checkpoint", help="resume file, kept while the run is incomplete")
+    s = add("linear-audit", cmd_linear_audit, "bisected stability boundary on linear regression")
+    s.add_argument("--linear-reference", required=True)
+    s.add_argument("--out", required=True)
+    s.add_argument("--provenance", required=True)
+    s = add("sinusoid-reference", cmd_sinusoid_reference, "Hessian spectrum at a meta-trained sinusoid point")
+    s.add_argument("--out", required=True)
     s = add("claims", cmd_claims, "verdicts on the paper's claims")
     s.add_argument("--linear-reference", required=True)
+    s.add_argument("--linear-audit", required=True)
+    s.add_argument("--sinusoid-reference", required=True)
     s.add_argument("--linear-grids", nargs="+", required=True)
     s.add_argument("--sinusoid-grid", required=True)
     s.add_argument("--out-json", required=True)

@@ -9,9 +9,9 @@ import numpy as np
 import pandas as pd
 import torch
 
-from . import curvature, models, theory
+from . import audit, curvature, maml, models, theory
 from .config import grid_values
-from .grid import GridSpec, run_grid
+from .grid import EVAL_STREAM, GridSpec, run_grid
 from .tasks import LinearRegressionTask, SinusoidTasks
 
 GRID_COLUMNS = ["cell", "alpha", "beta", "status", "diverged_at", "iterations_run", "initial_loss",
@@ -82,3 +82,42 @@ def linear_reference(cfg: dict, device: str, order: str = "second") -> dict:
             "eigenvalues": eig.tolist(),
             "closed_form_eigenvalues": np.linalg.eigvalsh(closed_form).tolist(),
             "alpha_c": theory.paper_alpha_c(eig)}
+
+
+def linear_audit(cfg: dict, device: str, eigenvalues) -> pd.DataFrame:
+    """Bisected stability boundary of linear-regression MAML, both orders, with both theories."""
+    sec = cfg["audit"]
+    alphas = audit.audit_alphas(grid_values(cfg["linear"])[0], eigenvalues)
+    tables = [audit.boundary_table(linear_spec(cfg, order, device), eigenvalues, order, alphas,
+                                   beta_range=tuple(sec["beta_range"]), points=sec["points"], rounds=sec["rounds"],
+                                   iterations=sec["iterations"])
+              for order in cfg["linear"]["orders"]]
+    return pd.concat(tables, ignore_index=True)
+
+
+def sinusoid_reference(cfg: dict, device: str) -> dict:
+    """Hessian spectrum of the sinusoid training loss at a meta-trained point (Fig. 4a overlay).
+
+    Trained with the grid's settings at ``sinusoid.reference``; the loss is the plain
+    (pre-adaptation) loss averaged over the fixed evaluation batch of tasks, on their
+    support points, as in the paper's analysis of L.
+    """
+    ref = cfg["sinusoid"]["reference"]
+    spec = sinusoid_spec(cfg, device)
+    spec.alphas, spec.betas, spec.slots, spec.compile = [ref["alpha"]], [ref["beta"]], 1, False
+    (row,) = run_grid(spec, progress=False, keep_params=True)
+    if row["status"] != "ok":
+        raise RuntimeError(f"the sinusoid reference run (alpha={ref['alpha']}, beta={ref['beta']}) diverged at "
+                           f"iteration {row['diverged_at']}; choose a reference that trains")
+    model = models.build("sinusoid_mlp").double()
+    batch = spec.problem.sample(EVAL_STREAM, dtype=torch.float64)
+    params = {k: v.double() for k, v in row["final_params"].items()}
+
+    def loss(p):
+        return torch.func.vmap(lambda x, y: maml.task_loss(model, p, x, y))(batch.xs, batch.ys).mean()
+
+    eig = torch.linalg.eigvalsh(curvature.flat_hessian(loss, params)).numpy()
+    return {"alpha": ref["alpha"], "beta": ref["beta"], "iterations": spec.iterations,
+            "final_loss": row["final_loss"], "eigenvalues": eig.tolist(),
+            "lambda_max": float(eig.max()), "alpha_c": theory.paper_alpha_c(eig),
+            "negative_eigenvalues": int((eig < 0).sum())}

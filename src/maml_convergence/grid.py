@@ -67,8 +67,11 @@ class GridSpec:
     device: str = "cpu"
     slots: int = 64
     compile: bool = False
+    pairs: list[tuple[float, float]] | None = None  # explicit (alpha, beta) cells instead of the product
 
     def cells(self) -> list[tuple[float, float]]:
+        if self.pairs is not None:
+            return [tuple(p) for p in self.pairs]
         return [(a, b) for a in self.alphas for b in self.betas]
 
     def fingerprint(self) -> str:
