@@ -33,13 +33,14 @@ ENV = os.path.join(workflow.basedir, "environment.yml")
 include: "rules/fig2.smk"
 include: "rules/linear.smk"
 include: "rules/sinusoid.smk"
+include: "rules/fig5.smk"
 include: "rules/audit.smk"
 include: "rules/claims.smk"
 
 
 rule all:
     input:
-        expand("figures/{fig}.{ext}", fig=["fig2", "fig3", "fig4a"], ext=["png", "pdf"]),
+        expand("figures/{fig}.{ext}", fig=["fig2", "fig3", "fig4a", "fig5"], ext=["png", "pdf"]),
         "results/claims.json",
         "figures/CLAIMS.md",
     default_target: True

@@ -6,6 +6,7 @@ rule claims:
         reference=rules.linear_reference.output[0],
         audit=rules.linear_audit.output.table,
         sinusoid_reference=rules.sinusoid_reference.output[0],
+        fig5=rules.fig5_analysis.output.table,
         linear=expand("results/linear/{order}/grid.csv", order=config["linear"]["orders"]),
         linear_provenance=expand("results/linear/{order}/provenance.json", order=config["linear"]["orders"]),
         sinusoid=rules.sinusoid_grid.output.grid,
@@ -21,6 +22,6 @@ rule claims:
         ENV
     shell:
         "maml-convergence claims --config-json {params.config:q} --linear-reference {input.reference}"
-        " --linear-audit {input.audit} --sinusoid-reference {input.sinusoid_reference}"
+        " --linear-audit {input.audit} --sinusoid-reference {input.sinusoid_reference} --fig5 {input.fig5}"
         " --linear-grids {input.linear} --sinusoid-grid {input.sinusoid}"
         " --out-json {output.json} --out-md {output.md} 2>&1 | tee {log}"

@@ -49,5 +49,7 @@ def test_audit_claim_rules():
     table["beta_measured"] = np.sqrt(table.beta_stable * table.beta_unstable)
     table["paper"] = theory.paper_beta_bound(alphas, eig)
     table["exact"] = exact
-    assert claims._audit_formula(table, "second", "exact", eig, 100)["verdict"] == "holds"
-    assert claims._audit_formula(table, "second", "paper", eig, 100)["verdict"] == "fails"
+    settings = {"iterations": 100, "rounds": 1, "points": 4}
+    exact_row = claims._audit_formula(table, "second", "exact", eig, settings)
+    assert exact_row["verdict"] == "holds" and "LESS than the default audit" in exact_row["rests_on"]
+    assert claims._audit_formula(table, "second", "paper", eig, settings)["verdict"] == "fails"

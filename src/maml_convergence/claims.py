@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from . import theory
+from . import config, theory
 from .config import grid_values
 
 PAPER = {  # the paper's own scale, to say when a verdict rests on less
@@ -169,7 +169,18 @@ def _c3(grid: pd.DataFrame, iterations: int, near_edge_factor: float) -> dict:
 AUDIT_SLACK, AUDIT_FAILS = 0.001, 0.10  # formula vs bisected boundary: bracket slack, failure threshold
 
 
-def _audit_formula(table: pd.DataFrame, order: str, formula: str, eig, iterations: int) -> dict:
+def _audit_note(audit_cfg: dict, n_alphas: int) -> str:
+    """Bisection has no counterpart in the paper: compare with this repository's default audit."""
+    default = config.load()["audit"]
+    note = (f"bisection at {n_alphas} alphas, {audit_cfg['iterations']} iterations per run, "
+            f"{audit_cfg['rounds']} rounds x {audit_cfg['points']} betas")
+    if any(audit_cfg[k] < default[k] for k in ("iterations", "rounds", "points")):
+        note += (f" (LESS than the default audit: {default['iterations']} iterations, {default['rounds']} rounds x "
+                 f"{default['points']} betas)")
+    return note
+
+
+def _audit_formula(table: pd.DataFrame, order: str, formula: str, eig, audit_cfg: dict) -> dict:
     """One formula (paper or exact) against the bisected boundary of one MAML order."""
     a_c = theory.paper_alpha_c(eig)
     t = table[table.order == order]
@@ -199,10 +210,10 @@ def _audit_formula(table: pd.DataFrame, order: str, formula: str, eig, iteration
                          "bracket_precision": precision, "rows": t.to_dict("records")},
             "rule": f"holds if the formula lies inside every bisection bracket (+-{AUDIT_SLACK:.1%}), fails if its "
                     f"|rel. error| to the bracket centre exceeds {AUDIT_FAILS:.0%} anywhere",
-            "rests_on": f"bisection, {iterations} iterations per run, one task (the paper: a 500-iteration grid)"}
+            "rests_on": _audit_note(audit_cfg, table[table.order == order].alpha.nunique())}
 
 
-def _audit_past_alpha_c(table: pd.DataFrame, order: str, eig) -> dict:
+def _audit_past_alpha_c(table: pd.DataFrame, order: str, eig, audit_cfg: dict) -> dict:
     a_c = theory.paper_alpha_c(eig)
     past = table[(table.order == order) & (table.alpha > a_c)]
     trains = past[past.beta_stable.notna()]
@@ -215,7 +226,7 @@ def _audit_past_alpha_c(table: pd.DataFrame, order: str, eig) -> dict:
             "measured": {"alpha_c": a_c, "alphas_past": past.alpha.tolist(),
                          "largest_stable_beta": past.beta_stable.tolist()},
             "rule": "holds if no alpha beyond 1/lambda_max has a beta whose run converges",
-            "rests_on": "bisection over beta at alphas up to 1.9 alpha_c"}
+            "rests_on": _audit_note(audit_cfg, len(past)) + ", alphas up to 1.9 alpha_c"}
 
 
 def _sinusoid_theory(grid: pd.DataFrame, ref: dict, iterations: int) -> dict:
@@ -245,8 +256,36 @@ def _sinusoid_theory(grid: pd.DataFrame, ref: dict, iterations: int) -> dict:
                         + f"; Hessian after {ref['iterations']} iterations at one point"}
 
 
+TG_NEGLIGIBLE, TG_NOT = 0.1, 0.5  # C6: ratio of T g to H^2 (largest eigenvalue, Frobenius norm)
+
+
+def _c6(curv: pd.DataFrame, cfg: dict) -> dict:
+    """Is T g negligible next to H^2 at the trained point (the paper's Appendix B)?"""
+    curv = curv.assign(eig_ratio=curv.eig_Tg_1 / curv.eig_H2_1, fro_ratio=curv.fro_Tg / curv.fro_H2)
+    last = curv[curv.iteration == curv.iteration.max()].set_index("scope")
+    worst = max(float(last.eig_ratio.abs().max()), float(last.fro_ratio.max()))
+    verdict = "holds" if worst <= TG_NEGLIGIBLE else "fails" if worst >= TG_NOT else "inconclusive"
+    over = curv.groupby("scope")[["eig_ratio", "fro_ratio"]].agg(["min", "max"])
+    sec = cfg["fig5"]
+    note = f"{sec['iterations']} iterations, {curv.iteration.nunique()} snapshots, {cfg['sinusoid']['tasks']} tasks"
+    if sec["iterations"] < 50000 or cfg["sinusoid"]["tasks"] < 100:
+        note += " (LESS than the paper's 50000 iterations, 100 tasks)"
+    return {"id": "C6", "claim": "T g is negligible next to H^2 at the trained point: lambda_max(T g + H^2) ~ "
+                                 "lambda_max(H^2) and ||T g||_F << ||H^2||_F (Fig. 5)",
+            "verdict": verdict,
+            "summary": "; ".join(
+                f"{scope}: lambda_max(Tg)/lambda_max(H^2) = {r.eig_ratio:.3g}, ||Tg||F/||H^2||F = {r.fro_ratio:.3g} "
+                f"at iteration {int(r.iteration)} (over training {over.loc[scope, ('eig_ratio', 'min')]:.3g}-"
+                f"{over.loc[scope, ('eig_ratio', 'max')]:.3g} and {over.loc[scope, ('fro_ratio', 'min')]:.3g}-"
+                f"{over.loc[scope, ('fro_ratio', 'max')]:.3g})" for scope, r in last.iterrows()),
+            "measured": {"final": last.reset_index().to_dict("records"), "over_training": curv.to_dict("records")},
+            "rule": f"at the last snapshot, for the batch loss and per task: holds if both ratios <= {TG_NEGLIGIBLE:g}, "
+                    f"fails if either >= {TG_NOT:g}",
+            "rests_on": note}
+
+
 def evaluate(cfg: dict, reference_path, linear_grid_paths, sinusoid_grid_path, audit_path=None,
-             sinusoid_reference_path=None) -> dict:
+             sinusoid_reference_path=None, fig5_path=None) -> dict:
     ref = json.loads(Path(reference_path).read_text())
     eig = np.asarray(ref["eigenvalues"])
     claims = []
@@ -262,15 +301,17 @@ def evaluate(cfg: dict, reference_path, linear_grid_paths, sinusoid_grid_path, a
         table = pd.read_csv(audit_path)
         for order in table.order.unique():
             for formula in ("paper", "exact"):
-                claims.append(_audit_formula(table, order, formula, eig, cfg["audit"]["iterations"]))
-            claims.append(_audit_past_alpha_c(table, order, eig))
+                claims.append(_audit_formula(table, order, formula, eig, cfg["audit"]))
+            claims.append(_audit_past_alpha_c(table, order, eig, cfg["audit"]))
     if sinusoid_reference_path is not None:
         claims.append(_sinusoid_theory(sin_grid, json.loads(Path(sinusoid_reference_path).read_text()),
                                        sin_prov["iterations"]))
+    if fig5_path is not None:
+        claims.append(_c6(pd.read_csv(fig5_path), cfg))
     return {"eigenvalues": eig.tolist(), "claims": claims,
             "sources": {"linear_reference": str(reference_path), "linear_grids": list(map(str, linear_grid_paths)),
                         "sinusoid_grid": str(sinusoid_grid_path), "linear_audit": str(audit_path),
-                        "sinusoid_reference": str(sinusoid_reference_path)},
+                        "sinusoid_reference": str(sinusoid_reference_path), "fig5": str(fig5_path)},
             "grid_sizes": {"linear": [len(v) for v in grid_values(cfg["linear"])],
                            "sinusoid": [len(v) for v in grid_values(cfg["sinusoid"])]}}
 

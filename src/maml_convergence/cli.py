@@ -10,10 +10,14 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import signal
 import sys
 import time
 from pathlib import Path
+
+import pandas as pd
+import torch
 
 from . import config as config_mod
 from . import experiments, provenance
@@ -93,11 +97,46 @@ def cmd_sinusoid_reference(args):
     provenance.write_json(args.out, ref)
 
 
+def cmd_fig5_train(args):
+    cfg = _config(args)
+    device = provenance.resolve_device(cfg["device"])
+    start = time.perf_counter()
+    out = experiments.fig5_train(cfg, device, checkpoint=_ckpt(args))
+    out["provenance"] = provenance.record("fig5-train", cfg, device, time.perf_counter() - start)
+    path = Path(args.out)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    torch.save(out, path.with_name(path.name + ".tmp"))
+    os.replace(path.with_name(path.name + ".tmp"), path)
+    if args.checkpoint:
+        Path(args.checkpoint).unlink(missing_ok=True)
+
+
+def cmd_fig5_analysis(args):
+    cfg = _config(args)
+    saved = torch.load(args.snapshots, weights_only=False)
+    partial = Path(args.out).with_name(Path(args.out).name + ".partial.pt")
+    done = {}
+    if partial.exists():
+        kept = torch.load(partial, weights_only=False)
+        if kept.get("fingerprint") == saved["fingerprint"]:
+            done = kept["done"]
+            print(f"[fig5] resuming: {len(done)} snapshots already analysed")
+    save = lambda d: torch.save({"fingerprint": saved["fingerprint"], "done": d}, partial)
+    start = time.perf_counter()
+    rows = experiments.fig5_analysis(cfg, saved["snapshots"], done, on_done=save)
+    provenance.atomic_write_text(args.out, pd.DataFrame(rows).to_csv(index=False))
+    provenance.write_json(args.provenance, provenance.record(
+        "fig5-analysis", cfg, "cpu", time.perf_counter() - start, train=saved["provenance"],
+        iterations=cfg["fig5"]["iterations"], seconds_per_snapshot=(time.perf_counter() - start) / max(1, len(
+            set(saved["snapshots"]) - set(done)))))
+    partial.unlink(missing_ok=True)
+
+
 def cmd_claims(args):
     from . import claims
     cfg = _config(args)
     result = claims.evaluate(cfg, args.linear_reference, args.linear_grids, args.sinusoid_grid,
-                             args.linear_audit, args.sinusoid_reference)
+                             args.linear_audit, args.sinusoid_reference, args.fig5)
     provenance.write_json(args.out_json, result)
     provenance.atomic_write_text(args.out_md, claims.to_markdown(result))
     for row in result["claims"]:
@@ -140,7 +179,15 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--provenance", required=True)
     s = add("sinusoid-reference", cmd_sinusoid_reference, "Hessian spectrum at a meta-trained sinusoid point")
     s.add_argument("--out", required=True)
+    s = add("fig5-train", cmd_fig5_train, "Appendix B training run, with parameter snapshots")
+    s.add_argument("--out", required=True)
+    s.add_argument("--checkpoint", help="resume file, kept while the run is incomplete")
+    s = add("fig5-analysis", cmd_fig5_analysis, "exact T g and H^2 at every snapshot (Fig. 5)")
+    s.add_argument("--snapshots", required=True)
+    s.add_argument("--out", required=True)
+    s.add_argument("--provenance", required=True)
     s = add("claims", cmd_claims, "verdicts on the paper's claims")
+    s.add_argument("--fig5", help="Fig. 5 curvature table (claim C6)")
     s.add_argument("--linear-reference", required=True)
     s.add_argument("--linear-audit", required=True)
     s.add_argument("--sinusoid-reference", required=True)

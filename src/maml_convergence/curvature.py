@@ -32,3 +32,113 @@ def loss_hessian_eigenvalues(model, params, x, y) -> np.ndarray:
     x, y = x.double(), y.double()
     H = flat_hessian(lambda p: ((functional_call(model.double(), p, (x,)) - y) ** 2).mean(), params)
     return torch.linalg.eigvalsh(H).cpu().numpy()
+
+
+# --- Fig. 5: is T g negligible next to H^2? -------------------------------------------------
+#
+# The paper drops T g (third derivative contracted with the gradient) from the MAML Hessian
+# H - alpha (T g + H^2). T g is the derivative of theta -> H(theta) g with g held fixed;
+# it is symmetric because T is. Everything below works on flat parameter vectors.
+
+
+def _flat_fn(loss_of_params, params):
+    names = list(params)
+    shapes = [params[k].shape for k in names]
+    sizes = [params[k].numel() for k in names]
+
+    def f(vec):
+        parts = torch.split(vec, sizes)
+        return loss_of_params({k: p.reshape(s) for k, p, s in zip(names, parts, shapes)})
+
+    return f, torch.cat([params[k].reshape(-1) for k in names])
+
+
+def hvp(f, theta, v):
+    """H(theta) v, forward-over-reverse."""
+    return torch.func.jvp(grad(f), (theta,), (v,))[1]
+
+
+def tg_matvec(f, theta, g, v):
+    """(T g) v = d/de H(theta + e v) g: the derivative of H(theta) g along v, g fixed."""
+    return torch.func.jvp(lambda t: hvp(f, t, g), (theta,), (v,))[1]
+
+
+def dense_tg(f, theta, g, chunk_size: int | None = 128) -> torch.Tensor:
+    """T g as a dense matrix: the Jacobian of theta -> H(theta) g, g fixed."""
+    return jacrev(lambda t: hvp(f, t, g), chunk_size=chunk_size)(theta)
+
+
+def top_eigenvalues(matrix: torch.Tensor, k: int = 2) -> list[float]:
+    return torch.linalg.eigvalsh(matrix)[-k:].flip(0).tolist()
+
+
+def lanczos_top(matvec, dim: int, k: int = 2, iterations: int = 80, dtype=torch.float64, seed: int = 0) -> list[float]:
+    """Largest ``k`` eigenvalues of a symmetric operator from ``matvec`` alone (Lanczos with full
+    reorthogonalisation; ``iterations`` matvecs). This is what scales to networks whose Hessian
+    does not fit in memory."""
+    gen = torch.Generator().manual_seed(seed)
+    q = torch.randn(dim, generator=gen, dtype=dtype)
+    Q = [q / q.norm()]
+    alphas, betas = [], []
+    for j in range(min(iterations, dim)):
+        w = matvec(Q[-1])
+        a = torch.dot(w, Q[-1])
+        basis = torch.stack(Q)
+        w = w - basis.T @ (basis @ w)  # full reorthogonalisation: twice is enough
+        w = w - basis.T @ (basis @ w)
+        alphas.append(a)
+        b = w.norm()
+        if b < 1e-12 * max(1.0, abs(float(a))) or j == min(iterations, dim) - 1:
+            break
+        betas.append(b)
+        Q.append(w / b)
+    T = torch.diag(torch.stack(alphas))
+    if betas:
+        off = torch.stack(betas[: len(alphas) - 1])
+        T = T + torch.diag(off, 1) + torch.diag(off, -1)
+    return torch.linalg.eigvalsh(T)[-k:].flip(0).tolist()
+
+
+def tg_h2_dense(task_loss, params, xs, ys, k: int = 2, task_chunk: int = 10) -> dict:
+    """Exact T g, H^2 and T g + H^2 for the batch loss and per task (E over tasks).
+
+    ``task_loss(params, x, y)`` is one task's loss; the batch loss L is its mean over the
+    tasks of ``xs, ys`` (tasks x points x features), so H = E[H_i] and T g = E[T_i] g with
+    g = E[g_i]. Per task: E[H_i^2] and E[T_i g_i]. Tasks are vmapped ``task_chunk`` at a
+    time, which bounds memory at a few (task_chunk, d, d) stacks.
+    """
+    f_task, theta = _flat_task_fn(task_loss, params)
+    g_tasks = torch.func.vmap(grad(f_task), in_dims=(None, 0, 0))(theta, xs, ys)
+    g = g_tasks.mean(0)
+    d, n = theta.numel(), xs.shape[0]
+    hess = lambda x, y: jacrev(grad(f_task))(theta, x, y)
+    tg = lambda x, y, v: jacrev(lambda t: torch.func.jvp(lambda u: grad(f_task)(u, x, y), (t,), (v,))[1])(theta)
+    H, EH2, Tg, ETg = (torch.zeros(d, d, dtype=theta.dtype) for _ in range(4))
+    for i in range(0, n, task_chunk):
+        x, y, gi = xs[i:i + task_chunk], ys[i:i + task_chunk], g_tasks[i:i + task_chunk]
+        Hi = torch.func.vmap(hess)(x, y)
+        H += Hi.sum(0) / n
+        EH2 += torch.bmm(Hi, Hi).sum(0) / n
+        del Hi
+        Tg += torch.func.vmap(tg, in_dims=(0, 0, None))(x, y, g).sum(0) / n
+        ETg += torch.func.vmap(tg)(x, y, gi).sum(0) / n
+    return {"batch": _summary(Tg, H @ H, k), "per_task": _summary(ETg, EH2, k)}
+
+
+def _flat_task_fn(task_loss, params):
+    names = list(params)
+    shapes = [params[k].shape for k in names]
+    sizes = [params[k].numel() for k in names]
+
+    def f(vec, x, y):
+        parts = torch.split(vec, sizes)
+        return task_loss({k: p.reshape(s) for k, p, s in zip(names, parts, shapes)}, x, y)
+
+    return f, torch.cat([params[k].reshape(-1) for k in names])
+
+
+def _summary(Tg, H2, k):
+    S = Tg + H2
+    return {"eig_Tg": top_eigenvalues(Tg, k), "eig_H2": top_eigenvalues(H2, k), "eig_Tg_plus_H2": top_eigenvalues(S, k),
+            "fro_Tg": float(torch.linalg.matrix_norm(Tg)), "fro_H2": float(torch.linalg.matrix_norm(H2)),
+            "fro_Tg_plus_H2": float(torch.linalg.matrix_norm(S))}

@@ -137,12 +137,13 @@ def _task_stream(spec: GridSpec, dtype, device) -> Batch:
 
 def run_grid(spec: GridSpec, checkpoint: str | os.PathLike | None = None, checkpoint_every: float = 30.0,
              progress: bool = True, max_steps: int | None = None,
-             keep_params: bool = False) -> list[dict] | None:
+             keep_params: bool = False, snapshot_every: int | None = None) -> list[dict] | None:
     """Train every cell of ``spec``; return one result row per cell (alpha-major order).
 
     With ``max_steps`` the run stops early (after writing its checkpoint) and returns None:
     this is how tests simulate an interruption. ``keep_params`` adds each surviving cell's
-    final parameters to its row (``final_params``).
+    final parameters to its row (``final_params``); ``snapshot_every`` adds ``snapshots``,
+    the parameters at every multiple of that many iterations (0 and the last included).
     """
     dtype = getattr(torch, spec.dtype)
     device = torch.device(spec.device)
@@ -167,7 +168,7 @@ def run_grid(spec: GridSpec, checkpoint: str | os.PathLike | None = None, checkp
     fingerprint = spec.fingerprint()
     saved = _load_checkpoint(checkpoint, fingerprint)
     if saved is not None:
-        slots, pending, done = saved["slots"], saved["pending"], saved["done"]
+        slots, pending, done, snapshots = saved["slots"], saved["pending"], saved["done"], saved["snapshots"]
         slots.params = {k: v.to(device) for k, v in slots.params.items()}
         slots.opt_state = _to(slots.opt_state, device)
         slots.alpha, slots.beta, slots.init_loss = (t.to(device) for t in (slots.alpha, slots.beta, slots.init_loss))
@@ -177,7 +178,7 @@ def run_grid(spec: GridSpec, checkpoint: str | os.PathLike | None = None, checkp
                        beta=torch.zeros(n_slots, dtype=dtype, device=device),
                        init_loss=torch.ones(n_slots, dtype=dtype, device=device),
                        cell=[-1] * n_slots, iteration=[0] * n_slots)
-        pending, done = 0, {}
+        pending, done, snapshots = 0, {}, {}
 
     def fill(s):
         nonlocal pending
@@ -204,11 +205,16 @@ def run_grid(spec: GridSpec, checkpoint: str | os.PathLike | None = None, checkp
     with _deferred_interrupts() as stop:
         while any(c >= 0 for c in slots.cell):
             if stop.requested or (max_steps is not None and steps >= max_steps):
-                _save_checkpoint(checkpoint, fingerprint, slots, pending, done)
+                _save_checkpoint(checkpoint, fingerprint, slots, pending, done, snapshots)
                 bar.close()
                 if stop.requested:
                     raise KeyboardInterrupt(f"grid interrupted; resume file: {checkpoint}")
                 return None
+            if snapshot_every:
+                for s, c in enumerate(slots.cell):
+                    if c >= 0 and slots.iteration[s] % snapshot_every == 0:
+                        snapshots.setdefault(c, {})[slots.iteration[s]] = {
+                            k: v[s].detach().cpu().clone() for k, v in slots.params.items()}
             idx = torch.tensor([it % stream.xs.shape[0] for it in slots.iteration], device=device)
             first = torch.tensor([it == 0 for it in slots.iteration], device=device)
             slots.params, slots.opt_state, loss, ok = advance(
@@ -230,17 +236,23 @@ def run_grid(spec: GridSpec, checkpoint: str | os.PathLike | None = None, checkp
                 slots.iteration[s] += 1
                 if slots.iteration[s] == spec.iterations:
                     final = {k: v[s].detach().cpu().clone() for k, v in slots.params.items()}
+                    if snapshot_every:
+                        snapshots.setdefault(c, {})[spec.iterations] = final
                     done[c] = _row(cells[c], "ok", -1, init_cpu[s], loss_cpu[s], final, spec.iterations)
                     fill(s)
             bar.update(live)
             steps += 1
             if checkpoint is not None and time.monotonic() - last_save > checkpoint_every:
-                _save_checkpoint(checkpoint, fingerprint, slots, pending, done)
+                _save_checkpoint(checkpoint, fingerprint, slots, pending, done, snapshots)
                 last_save = time.monotonic()
     bar.close()
 
     _evaluate(spec, model, done, dtype, device, n_slots)
-    return [_public(done[c], c, keep_params) for c in range(len(cells))]
+    rows = [_public(done[c], c, keep_params) for c in range(len(cells))]
+    if snapshot_every:
+        for c, row in enumerate(rows):
+            row["snapshots"] = snapshots.get(c, {})
+    return rows
 
 
 class _deferred_interrupts:
@@ -309,7 +321,7 @@ def _to(tree, device):
     return tree.to(device)
 
 
-def _save_checkpoint(path, fingerprint, slots: _Slots, pending, done) -> None:
+def _save_checkpoint(path, fingerprint, slots: _Slots, pending, done, snapshots) -> None:
     if path is None:
         return
     path = Path(path)
@@ -318,7 +330,8 @@ def _save_checkpoint(path, fingerprint, slots: _Slots, pending, done) -> None:
                  alpha=slots.alpha.cpu(), beta=slots.beta.cpu(), init_loss=slots.init_loss.cpu(),
                  cell=list(slots.cell), iteration=list(slots.iteration))
     tmp = path.with_suffix(path.suffix + ".tmp")
-    torch.save({"fingerprint": fingerprint, "slots": asdict(cpu), "pending": pending, "done": done}, tmp)
+    torch.save({"fingerprint": fingerprint, "slots": asdict(cpu), "pending": pending, "done": done,
+                "snapshots": snapshots}, tmp)
     os.replace(tmp, path)  # atomic: an interruption leaves the old checkpoint or the new one
 
 

@@ -1,0 +1,53 @@
+# Fig. 5 (Appendix B): is T g negligible next to H^2? A long training run with parameter
+# snapshots, then the exact curvature at each snapshot. Both steps resume after an interruption.
+
+
+rule fig5_train:
+    output:
+        "results/fig5/snapshots.pt",
+    params:
+        config=CONFIG_JSON,
+        checkpoint="results/fig5/train.ckpt",
+    log:
+        "logs/fig5_train.log",
+    threads: workflow.cores
+    conda:
+        ENV
+    shell:
+        "maml-convergence fig5-train --config-json {params.config:q} --out {output}"
+        " --checkpoint {params.checkpoint} 2>&1 | tee {log}"
+
+
+rule fig5_analysis:
+    input:
+        rules.fig5_train.output[0],
+    output:
+        table="results/fig5/curvature.csv",
+        provenance="results/fig5/provenance.json",
+    params:
+        config=CONFIG_JSON,
+    log:
+        "logs/fig5_analysis.log",
+    threads: workflow.cores
+    resources:
+        mem_mb=4000,
+    conda:
+        ENV
+    shell:
+        "maml-convergence fig5-analysis --config-json {params.config:q} --snapshots {input}"
+        " --out {output.table} --provenance {output.provenance} 2>&1 | tee {log}"
+
+
+rule fig5:
+    input:
+        table=rules.fig5_analysis.output.table,
+        provenance=rules.fig5_analysis.output.provenance,
+    output:
+        png="figures/fig5.png",
+        pdf="figures/fig5.pdf",
+    log:
+        notebook="results/notebooks/fig5.ipynb",
+    conda:
+        ENV
+    notebook:
+        "../notebooks/fig5.ipynb"

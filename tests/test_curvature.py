@@ -1,0 +1,68 @@
+"""Exact T g and H^2 against finite differences, and the matrix-free path against the dense one."""
+
+import pytest
+import torch
+from torch import nn
+
+from maml_convergence import curvature, maml
+
+F64 = torch.float64
+
+
+@pytest.fixture(scope="module")
+def small():
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(1, 6), nn.Tanh(), nn.Linear(6, 5), nn.Tanh(), nn.Linear(5, 1)).double()
+    params = {k: v.detach().clone() for k, v in model.named_parameters()}
+    xs = torch.linspace(-3, 3, 4 * 7, dtype=F64).reshape(4, 7, 1)
+    ys = torch.sin(xs) * torch.arange(1, 5, dtype=F64).reshape(4, 1, 1)
+    task_loss = lambda p, x, y: maml.task_loss(model, p, x, y)
+    batch_loss = lambda p: torch.func.vmap(lambda x, y: task_loss(p, x, y))(xs, ys).mean()
+    f, theta = curvature._flat_fn(batch_loss, params)
+    return task_loss, params, xs, ys, f, theta
+
+
+def test_tg_is_the_derivative_of_h_times_fixed_g(small):
+    _, _, _, _, f, theta = small
+    g = torch.func.grad(f)(theta)
+    Tg = curvature.dense_tg(f, theta, g)
+    torch.testing.assert_close(Tg, Tg.T, rtol=1e-10, atol=1e-12)  # T is symmetric in all indices
+    eps = 1e-5
+    for j in (0, 7, theta.numel() - 1):
+        e = torch.zeros_like(theta)
+        e[j] = eps
+        fd = (curvature.hvp(f, theta + e, g) - curvature.hvp(f, theta - e, g)) / (2 * eps)
+        torch.testing.assert_close(Tg[:, j], fd, rtol=1e-6, atol=1e-8)
+
+
+def test_matrix_free_spectra_match_dense(small):
+    task_loss, params, xs, ys, f, theta = small
+    g = torch.func.grad(f)(theta)
+    H = torch.func.hessian(f)(theta)
+    Tg = curvature.dense_tg(f, theta, g)
+    d = theta.numel()
+    cases = {
+        "H^2": (H @ H, lambda v: curvature.hvp(f, theta, curvature.hvp(f, theta, v))),
+        "Tg": (Tg, lambda v: curvature.tg_matvec(f, theta, g, v)),
+        "Tg+H^2": (Tg + H @ H, lambda v: curvature.tg_matvec(f, theta, g, v)
+                   + curvature.hvp(f, theta, curvature.hvp(f, theta, v))),
+    }
+    for name, (dense, matvec) in cases.items():
+        expected = curvature.top_eigenvalues(dense, 2)
+        got = curvature.lanczos_top(matvec, d, k=2, iterations=d)
+        assert got == pytest.approx(expected, rel=1e-8, abs=1e-10), name
+
+
+def test_dense_summary_per_task_is_the_task_average(small):
+    task_loss, params, xs, ys, f, theta = small
+    out = curvature.tg_h2_dense(task_loss, params, xs, ys)
+    H2s = []
+    for i in range(xs.shape[0]):
+        fi, _ = curvature._flat_fn(lambda p: task_loss(p, xs[i], ys[i]), params)
+        Hi = torch.func.hessian(fi)(theta)
+        H2s.append(Hi @ Hi)
+    EH2 = torch.stack(H2s).mean(0)
+    assert out["per_task"]["eig_H2"] == pytest.approx(curvature.top_eigenvalues(EH2, 2), rel=1e-10)
+    assert out["per_task"]["fro_H2"] == pytest.approx(float(torch.linalg.matrix_norm(EH2)), rel=1e-10)
+    H = torch.func.hessian(f)(theta)
+    assert out["batch"]["eig_H2"] == pytest.approx(curvature.top_eigenvalues(H @ H, 2), rel=1e-10)
