@@ -30,6 +30,7 @@ CONFIG_JSON = json.dumps(config, sort_keys=True)
 ENV = os.path.join(workflow.basedir, "environment.yml")
 
 
+include: "rules/fig1.smk"
 include: "rules/fig2.smk"
 include: "rules/linear.smk"
 include: "rules/sinusoid.smk"
@@ -40,7 +41,7 @@ include: "rules/claims.smk"
 
 rule all:
     input:
-        expand("figures/{fig}.{ext}", fig=["fig2", "fig3", "fig4a", "fig5"], ext=["png", "pdf"]),
+        expand("figures/{fig}.{ext}", fig=["fig1", "fig2", "fig3", "fig4a", "fig5"], ext=["png", "pdf"]),
         "results/claims.json",
         "figures/CLAIMS.md",
     default_target: True

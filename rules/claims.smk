@@ -7,6 +7,7 @@ rule claims:
         audit=rules.linear_audit.output.table,
         sinusoid_reference=rules.sinusoid_reference.output[0],
         fig5=rules.fig5_analysis.output.table,
+        fig1=rules.fig1_runs.output.table,
         linear=expand("results/linear/{order}/grid.csv", order=config["linear"]["orders"]),
         linear_provenance=expand("results/linear/{order}/provenance.json", order=config["linear"]["orders"]),
         sinusoid=rules.sinusoid_grid.output.grid,
@@ -23,5 +24,6 @@ rule claims:
     shell:
         "maml-convergence claims --config-json {params.config:q} --linear-reference {input.reference}"
         " --linear-audit {input.audit} --sinusoid-reference {input.sinusoid_reference} --fig5 {input.fig5}"
+        " --fig1 {input.fig1}"
         " --linear-grids {input.linear} --sinusoid-grid {input.sinusoid}"
         " --out-json {output.json} --out-md {output.md} 2>&1 | tee {log}"

@@ -1,5 +1,6 @@
 """The grid runner: same numbers as single runs, isolated divergence, determinism, resume."""
 
+import dataclasses
 import math
 
 import pytest
@@ -110,3 +111,18 @@ def test_checkpoint_of_another_configuration_is_ignored(tmp_path, capsys):
     other = sinusoid_spec(iterations=7)
     assert same_rows(run_grid(other, checkpoint=ckpt, progress=False), run_grid(other, progress=False))
     assert "different configuration" in capsys.readouterr().out
+
+
+def test_seeds_in_one_run_equal_separate_runs():
+    """A seed replaces the task stream and the initialisation; cells of different seeds never mix."""
+    base = sinusoid_spec(alphas=[0.0, 0.1], betas=[0.01], optimizer="adam", slots=4)
+    together = run_grid(dataclasses.replace(base, seeds=[3, 4]), progress=False, keep_params=True)
+    assert [(r["alpha"], r["seed"]) for r in together] == [(0.0, 3), (0.0, 4), (0.1, 3), (0.1, 4)]
+    for seed in (3, 4):
+        alone = run_grid(dataclasses.replace(base, problem=dataclasses.replace(base.problem, seed=seed),
+                                             init_seed=seed), progress=False, keep_params=True)
+        mine = [r for r in together if r["seed"] == seed]
+        for a, b in zip(alone, mine):
+            assert a["final_loss"] == pytest.approx(b["final_loss"], rel=1e-12)
+            for k in a["final_params"]:
+                torch.testing.assert_close(a["final_params"][k], b["final_params"][k], rtol=1e-10, atol=1e-12)

@@ -14,10 +14,10 @@ import yaml
 
 from conftest import env_with_bin
 
-FIGURES = [f"figures/{f}.{e}" for f in ("fig2", "fig3", "fig4a", "fig5") for e in ("png", "pdf")]
+FIGURES = [f"figures/{f}.{e}" for f in ("fig1", "fig2", "fig3", "fig4a", "fig5") for e in ("png", "pdf")]
 RESULTS = ["results/fig2/curves.csv", "results/linear/second/grid.csv", "results/linear/first/grid.csv",
            "results/sinusoid/grid.csv", "results/audit/linear_boundary.csv", "results/fig5/curvature.csv",
-           "results/linear/reference.json"]
+           "results/fig1/gradients.csv", "results/linear/reference.json"]
 
 
 def snakemake(root, bin_dir, workdir, *args, **kw):
@@ -37,7 +37,7 @@ def test_dry_run_of_paper_config_resolves(root, bin_dir, tmp_path):
     proc = subprocess.run([sys.executable, "-m", "snakemake", "-n", "-s", str(root / "Snakefile"), "--directory",
                            str(tmp_path)], capture_output=True, text=True, env=env_with_bin(bin_dir))
     assert proc.returncode == 0, proc.stderr
-    for rule in ("fig2", "fig3", "fig4a", "fig5", "linear_grid", "sinusoid_grid", "linear_audit", "fig5_analysis",
+    for rule in ("fig1", "fig2", "fig3", "fig4a", "fig5", "linear_grid", "sinusoid_grid", "linear_audit", "fig5_analysis",
                  "claims"):
         assert rule in proc.stdout
 
@@ -63,7 +63,7 @@ def test_quick_run_writes_every_figure_and_the_claims(quick_run):
     assert (quick_run / "figures/fig4a.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     claims = json.loads((quick_run / "results/claims.json").read_text())
     ids = {c["id"] for c in claims["claims"]}
-    assert {"C2-alpha-second", "C2-beta-second", "C2-alpha-first", "C2-beta-first", "C3", "C6", "A-sinusoid",
+    assert {"C1", "C2-alpha-second", "C2-beta-second", "C2-alpha-first", "C2-beta-first", "C3", "C6", "A-sinusoid",
             "A-paper-second", "A-exact-second", "A-paper-first", "A-exact-first"} <= ids
     assert all(c["verdict"] in {"holds", "fails", "inconclusive"} for c in claims["claims"])
     assert all("LESS than the paper" in c["rests_on"] for c in claims["claims"])  # quick grids say so

@@ -256,6 +256,37 @@ def _sinusoid_theory(grid: pd.DataFrame, ref: dict, iterations: int) -> dict:
                         + f"; Hessian after {ref['iterations']} iterations at one point"}
 
 
+def _c1(table: pd.DataFrame, cfg: dict) -> dict:
+    """MAML's task-gradient norm grows more than joint training's (Fig. 1)."""
+    sec = cfg["fig1"]
+    maml_alpha, joint_alpha = max(sec["alphas"]), min(sec["alphas"])
+    end = table.iteration.max()
+    per_seed = []
+    for (seed, split), t in table.groupby(["seed", "split"]):
+        norm = lambda a, it: float(t[(t.alpha == a) & (t.iteration == it)].grad_norm.iloc[0])
+        per_seed.append({"seed": seed, "split": split,
+                         "end_ratio": norm(maml_alpha, end) / norm(joint_alpha, end),
+                         "growth_maml": norm(maml_alpha, end) / norm(maml_alpha, 0),
+                         "growth_joint": norm(joint_alpha, end) / norm(joint_alpha, 0)})
+    ps = pd.DataFrame(per_seed)
+    ratio = ps.end_ratio
+    holds = (ratio > 1).all() and (ps.growth_maml > ps.growth_joint).all()
+    verdict = "holds" if holds else "fails" if ratio.median() < 1 else "inconclusive"
+    seeds = table.seed.nunique()
+    note = f"{seeds} seeds x {int(end)} iterations"
+    if seeds < 3 or end < 50000:
+        note += " (LESS than 3 seeds x 50000 iterations)"
+    summary = "; ".join(f"{split}: ||g|| MAML/joint at the end {g.end_ratio.mean():.3g} +- {g.end_ratio.std(ddof=0):.2g}"
+                        f" (growth over training: MAML x{g.growth_maml.mean():.3g}, joint x{g.growth_joint.mean():.3g})"
+                        for split, g in ps.groupby("split"))
+    return {"id": "C1", "claim": f"the mean task-gradient norm grows under MAML (alpha={maml_alpha:g}) more than "
+                                 f"under joint training (alpha={joint_alpha:g}) (Fig. 1)",
+            "verdict": verdict, "summary": summary, "measured": {"per_seed": per_seed},
+            "rule": "holds if, for every seed and both splits, the end-of-training norm ratio MAML/joint > 1 and "
+                    "MAML's norm grew by more than joint training's; fails if the median ratio < 1",
+            "rests_on": note}
+
+
 TG_NEGLIGIBLE, TG_NOT = 0.1, 0.5  # C6: ratio of T g to H^2 (largest eigenvalue, Frobenius norm)
 
 
@@ -285,7 +316,7 @@ def _c6(curv: pd.DataFrame, cfg: dict) -> dict:
 
 
 def evaluate(cfg: dict, reference_path, linear_grid_paths, sinusoid_grid_path, audit_path=None,
-             sinusoid_reference_path=None, fig5_path=None) -> dict:
+             sinusoid_reference_path=None, fig5_path=None, fig1_path=None) -> dict:
     ref = json.loads(Path(reference_path).read_text())
     eig = np.asarray(ref["eigenvalues"])
     claims = []
@@ -306,12 +337,15 @@ def evaluate(cfg: dict, reference_path, linear_grid_paths, sinusoid_grid_path, a
     if sinusoid_reference_path is not None:
         claims.append(_sinusoid_theory(sin_grid, json.loads(Path(sinusoid_reference_path).read_text()),
                                        sin_prov["iterations"]))
+    if fig1_path is not None:
+        claims.insert(0, _c1(pd.read_csv(fig1_path), cfg))
     if fig5_path is not None:
         claims.append(_c6(pd.read_csv(fig5_path), cfg))
     return {"eigenvalues": eig.tolist(), "claims": claims,
             "sources": {"linear_reference": str(reference_path), "linear_grids": list(map(str, linear_grid_paths)),
                         "sinusoid_grid": str(sinusoid_grid_path), "linear_audit": str(audit_path),
-                        "sinusoid_reference": str(sinusoid_reference_path), "fig5": str(fig5_path)},
+                        "sinusoid_reference": str(sinusoid_reference_path), "fig5": str(fig5_path),
+                        "fig1": str(fig1_path)},
             "grid_sizes": {"linear": [len(v) for v in grid_values(cfg["linear"])],
                            "sinusoid": [len(v) for v in grid_values(cfg["sinusoid"])]}}
 

@@ -97,6 +97,19 @@ def cmd_sinusoid_reference(args):
     provenance.write_json(args.out, ref)
 
 
+def cmd_fig1(args):
+    cfg = _config(args)
+    device = provenance.resolve_device(cfg["device"])
+    start = time.perf_counter()
+    table = experiments.fig1_runs(cfg, device, checkpoint=_ckpt(args))
+    provenance.atomic_write_text(args.out, table.to_csv(index=False))
+    provenance.write_json(args.provenance, provenance.record("fig1", cfg, device, time.perf_counter() - start,
+                                                             seeds=cfg["fig1"]["seeds"],
+                                                             iterations=cfg["fig1"]["iterations"]))
+    if args.checkpoint:
+        Path(args.checkpoint).unlink(missing_ok=True)
+
+
 def cmd_fig5_train(args):
     cfg = _config(args)
     device = provenance.resolve_device(cfg["device"])
@@ -136,7 +149,7 @@ def cmd_claims(args):
     from . import claims
     cfg = _config(args)
     result = claims.evaluate(cfg, args.linear_reference, args.linear_grids, args.sinusoid_grid,
-                             args.linear_audit, args.sinusoid_reference, args.fig5)
+                             args.linear_audit, args.sinusoid_reference, args.fig5, args.fig1)
     provenance.write_json(args.out_json, result)
     provenance.atomic_write_text(args.out_md, claims.to_markdown(result))
     for row in result["claims"]:
@@ -179,6 +192,10 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--provenance", required=True)
     s = add("sinusoid-reference", cmd_sinusoid_reference, "Hessian spectrum at a meta-trained sinusoid point")
     s.add_argument("--out", required=True)
+    s = add("fig1", cmd_fig1, "Fig. 1 training runs (every seed) and their task-gradient statistics")
+    s.add_argument("--out", required=True)
+    s.add_argument("--provenance", required=True)
+    s.add_argument("--checkpoint", help="resume file, kept while the run is incomplete")
     s = add("fig5-train", cmd_fig5_train, "Appendix B training run, with parameter snapshots")
     s.add_argument("--out", required=True)
     s.add_argument("--checkpoint", help="resume file, kept while the run is incomplete")
@@ -188,6 +205,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--provenance", required=True)
     s = add("claims", cmd_claims, "verdicts on the paper's claims")
     s.add_argument("--fig5", help="Fig. 5 curvature table (claim C6)")
+    s.add_argument("--fig1", help="Fig. 1 gradient table (claim C1)")
     s.add_argument("--linear-reference", required=True)
     s.add_argument("--linear-audit", required=True)
     s.add_argument("--sinusoid-reference", required=True)

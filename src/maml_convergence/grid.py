@@ -18,6 +18,7 @@ a rerun resume where the last one stopped, with identical results.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import math
@@ -68,11 +69,22 @@ class GridSpec:
     slots: int = 64
     compile: bool = False
     pairs: list[tuple[float, float]] | None = None  # explicit (alpha, beta) cells instead of the product
+    # Independent repetitions in one run: each seed has its own task stream and initial
+    # parameters (it replaces problem.seed and init_seed); cells become (alpha, beta, seed).
+    seeds: list[int] | None = None
 
-    def cells(self) -> list[tuple[float, float]]:
-        if self.pairs is not None:
-            return [tuple(p) for p in self.pairs]
-        return [(a, b) for a in self.alphas for b in self.betas]
+    def cells(self) -> list[tuple]:
+        pairs = [tuple(p) for p in self.pairs] if self.pairs is not None else [
+            (a, b) for a in self.alphas for b in self.betas]
+        if self.seeds is None:
+            return pairs
+        return [(a, b, seed) for a, b in pairs for seed in self.seeds]
+
+    def seed_problems(self) -> list:
+        """(problem, init_seed) per seed of the run."""
+        if self.seeds is None:
+            return [(self.problem, self.init_seed)]
+        return [(dataclasses.replace(self.problem, seed=s), s) for s in self.seeds]
 
     def fingerprint(self) -> str:
         """Identifies the computation; slots, device and compile do not change results' meaning."""
@@ -128,10 +140,10 @@ def _leaves(tree):
         yield tree
 
 
-def _task_stream(spec: GridSpec, dtype, device) -> Batch:
+def _task_stream(problem, spec: GridSpec, dtype, device) -> Batch:
     """All batches the grid will see, stacked: (stream, tasks, points, features)."""
-    n = 1 if isinstance(spec.problem, LinearRegressionTask) else spec.iterations
-    batches = [spec.problem.sample(i, dtype=dtype) for i in range(n)]
+    n = 1 if isinstance(problem, LinearRegressionTask) else spec.iterations
+    batches = [problem.sample(i, dtype=dtype) for i in range(n)]
     return Batch(*(torch.stack([getattr(b, f) for b in batches]).to(device) for f in ("xs", "ys", "xq", "yq")))
 
 
@@ -148,10 +160,14 @@ def run_grid(spec: GridSpec, checkpoint: str | os.PathLike | None = None, checkp
     dtype = getattr(torch, spec.dtype)
     device = torch.device(spec.device)
     model = models.build(spec.model).to(device)
-    theta0 = {k: v.to(device) for k, v in models.initial_params(model, spec.init_seed, dtype).items()}
-    state0 = maml.init_optimizer_state(theta0, spec.optimizer)
-    stream = _task_stream(spec, dtype, device)
+    per_seed = spec.seed_problems()
+    theta0 = [{k: v.to(device) for k, v in models.initial_params(model, init, dtype).items()} for _, init in per_seed]
+    state0 = maml.init_optimizer_state(theta0[0], spec.optimizer)
+    streams = [_task_stream(problem, spec, dtype, device) for problem, _ in per_seed]
+    stream = Batch(*(torch.stack([getattr(b, f) for b in streams]) for f in ("xs", "ys", "xq", "yq")))
     cells = spec.cells()
+    seed_index = {seed: i for i, seed in enumerate(spec.seeds or [])}
+    cell_seed = [seed_index[c[2]] if spec.seeds is not None else 0 for c in cells]
     n_slots = max(1, min(spec.slots, len(cells)))
 
     step = vmap(maml.make_meta_step(model, spec.inner_steps, spec.order, spec.optimizer))
@@ -173,7 +189,7 @@ def run_grid(spec: GridSpec, checkpoint: str | os.PathLike | None = None, checkp
         slots.opt_state = _to(slots.opt_state, device)
         slots.alpha, slots.beta, slots.init_loss = (t.to(device) for t in (slots.alpha, slots.beta, slots.init_loss))
     else:
-        slots = _Slots(params=_stack(theta0, n_slots), opt_state=_stack(state0, n_slots),
+        slots = _Slots(params=_stack(theta0[0], n_slots), opt_state=_stack(state0, n_slots),
                        alpha=torch.zeros(n_slots, dtype=dtype, device=device),
                        beta=torch.zeros(n_slots, dtype=dtype, device=device),
                        init_loss=torch.ones(n_slots, dtype=dtype, device=device),
@@ -185,8 +201,8 @@ def run_grid(spec: GridSpec, checkpoint: str | os.PathLike | None = None, checkp
         if pending >= len(cells):
             slots.cell[s] = -1
             return
-        a, b = cells[pending]
-        _set_slot(slots.params, s, theta0)
+        a, b = cells[pending][:2]
+        _set_slot(slots.params, s, theta0[cell_seed[pending]])
         _set_slot(slots.opt_state, s, state0)
         slots.alpha[s], slots.beta[s] = a, b
         slots.cell[s], slots.iteration[s] = pending, 0
@@ -215,10 +231,12 @@ def run_grid(spec: GridSpec, checkpoint: str | os.PathLike | None = None, checkp
                     if c >= 0 and slots.iteration[s] % snapshot_every == 0:
                         snapshots.setdefault(c, {})[slots.iteration[s]] = {
                             k: v[s].detach().cpu().clone() for k, v in slots.params.items()}
-            idx = torch.tensor([it % stream.xs.shape[0] for it in slots.iteration], device=device)
+            idx = torch.tensor([it % stream.xs.shape[1] for it in slots.iteration], device=device)
+            sdx = torch.tensor([cell_seed[c] if c >= 0 else 0 for c in slots.cell], device=device)
             first = torch.tensor([it == 0 for it in slots.iteration], device=device)
             slots.params, slots.opt_state, loss, ok = advance(
-                slots.params, slots.opt_state, stream.xs[idx], stream.ys[idx], stream.xq[idx], stream.yq[idx],
+                slots.params, slots.opt_state, stream.xs[sdx, idx], stream.ys[sdx, idx], stream.xq[sdx, idx],
+                stream.yq[sdx, idx],
                 slots.alpha, slots.beta, slots.init_loss, first)
             slots.init_loss = torch.where(first, loss, slots.init_loss)
             loss_cpu, ok_cpu, init_cpu = loss.double().cpu(), ok.cpu(), slots.init_loss.double().cpu()
@@ -247,7 +265,7 @@ def run_grid(spec: GridSpec, checkpoint: str | os.PathLike | None = None, checkp
                 last_save = time.monotonic()
     bar.close()
 
-    _evaluate(spec, model, done, dtype, device, n_slots)
+    _evaluate(spec, model, done, dtype, device, n_slots, cell_seed)
     rows = [_public(done[c], c, keep_params) for c in range(len(cells))]
     if snapshot_every:
         for c, row in enumerate(rows):
@@ -277,7 +295,8 @@ class _deferred_interrupts:
 
 
 def _row(cell, status, diverged_at, init_loss, last_loss, final_params, iterations_run):
-    return {"alpha": cell[0], "beta": cell[1], "status": status, "diverged_at": int(diverged_at),
+    seed = {"seed": cell[2]} if len(cell) > 2 else {}
+    return {"alpha": cell[0], "beta": cell[1], **seed, "status": status, "diverged_at": int(diverged_at),
             "initial_loss": float(init_loss), "last_loss": float(last_loss),
             "final_params": final_params, "iterations_run": int(iterations_run)}
 
@@ -289,14 +308,14 @@ def _public(row, c, keep_params):
     return out
 
 
-def _evaluate(spec: GridSpec, model, done: dict, dtype, device, chunk: int) -> None:
-    """Final meta-loss and plain loss of every surviving cell on one fixed batch of tasks."""
-    batch = spec.problem.sample(EVAL_STREAM, dtype=dtype).to(device)
+def _evaluate(spec: GridSpec, model, done: dict, dtype, device, chunk: int, cell_seed: list[int]) -> None:
+    """Final meta-loss and plain loss of every surviving cell on one fixed batch of tasks (its seed's)."""
+    batches = [problem.sample(EVAL_STREAM, dtype=dtype).to(device) for problem, _ in spec.seed_problems()]
     ok = [c for c, r in sorted(done.items()) if r["status"] == "ok"]
 
-    def losses(params, alpha):
-        meta = maml.meta_loss(model, params, batch, alpha, spec.inner_steps)
-        plain = vmap(lambda x, y: maml.task_loss(model, params, x, y))(batch.xq, batch.yq).mean()
+    def losses(params, alpha, xs, ys, xq, yq):
+        meta = maml.meta_loss(model, params, Batch(xs, ys, xq, yq), alpha, spec.inner_steps)
+        plain = vmap(lambda x, y: maml.task_loss(model, params, x, y))(xq, yq).mean()
         return meta, plain
 
     vlosses = vmap(losses)
@@ -305,7 +324,8 @@ def _evaluate(spec: GridSpec, model, done: dict, dtype, device, chunk: int) -> N
         params = {k: torch.stack([done[c]["final_params"][k] for c in ids]).to(device)
                   for k in done[ids[0]]["final_params"]}
         alpha = torch.tensor([done[c]["alpha"] for c in ids], dtype=dtype, device=device)
-        meta, plain = (t.double().cpu() for t in vlosses(params, alpha))
+        data = [torch.stack([getattr(batches[cell_seed[c]], f) for c in ids]) for f in ("xs", "ys", "xq", "yq")]
+        meta, plain = (t.double().cpu() for t in vlosses(params, alpha, *data))
         for j, c in enumerate(ids):
             r = done[c]
             m = meta[j].item()
