@@ -126,3 +126,17 @@ def test_seeds_in_one_run_equal_separate_runs():
             assert a["final_loss"] == pytest.approx(b["final_loss"], rel=1e-12)
             for k in a["final_params"]:
                 torch.testing.assert_close(a["final_params"][k], b["final_params"][k], rtol=1e-10, atol=1e-12)
+
+
+def test_snapshots_survive_an_interruption(tmp_path):
+    spec = sinusoid_spec(iterations=8)
+    full = run_grid(spec, progress=False, snapshot_every=3)
+    assert sorted(full[0]["snapshots"]) == [0, 3, 6, 8]  # multiples of 3, and the last
+    ckpt = tmp_path / "grid.ckpt"
+    assert run_grid(spec, checkpoint=ckpt, checkpoint_every=0.0, progress=False, max_steps=4, snapshot_every=3) is None
+    resumed = run_grid(spec, checkpoint=ckpt, progress=False, snapshot_every=3)
+    for a, b in zip(full, resumed):
+        assert sorted(a["snapshots"]) == sorted(b["snapshots"])
+        for it in a["snapshots"]:
+            for k in a["snapshots"][it]:
+                assert torch.equal(a["snapshots"][it][k], b["snapshots"][it][k])
