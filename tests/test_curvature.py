@@ -66,3 +66,14 @@ def test_dense_summary_per_task_is_the_task_average(small):
     assert out["per_task"]["fro_H2"] == pytest.approx(float(torch.linalg.matrix_norm(EH2)), rel=1e-10)
     H = torch.func.hessian(f)(theta)
     assert out["batch"]["eig_H2"] == pytest.approx(curvature.top_eigenvalues(H @ H, 2), rel=1e-10)
+    # T g with the batch gradient, and E[T_i g_i] with each task's own, from the definition
+    g = torch.func.grad(f)(theta)
+    Tg = curvature.dense_tg(f, theta, g)
+    assert out["batch"]["eig_Tg"] == pytest.approx(curvature.top_eigenvalues(Tg, 2), rel=1e-9)
+    assert out["batch"]["fro_Tg"] == pytest.approx(float(torch.linalg.matrix_norm(Tg)), rel=1e-9)
+    ETg = 0
+    for i in range(xs.shape[0]):
+        fi, _ = curvature._flat_fn(lambda p: task_loss(p, xs[i], ys[i]), params)
+        ETg = ETg + curvature.dense_tg(fi, theta, torch.func.grad(fi)(theta)) / xs.shape[0]
+    assert out["per_task"]["eig_Tg"] == pytest.approx(curvature.top_eigenvalues(ETg, 2), rel=1e-9)
+    assert out["per_task"]["fro_Tg_plus_H2"] == pytest.approx(float(torch.linalg.matrix_norm(ETg + EH2)), rel=1e-9)

@@ -99,29 +99,34 @@ def lanczos_top(matvec, dim: int, k: int = 2, iterations: int = 80, dtype=torch.
     return torch.linalg.eigvalsh(T)[-k:].flip(0).tolist()
 
 
-def tg_h2_dense(task_loss, params, xs, ys, k: int = 2, task_chunk: int = 10) -> dict:
+def tg_h2_dense(task_loss, params, xs, ys, k: int = 2, task_chunk: int = 25, chunk_size: int = 256) -> dict:
     """Exact T g, H^2 and T g + H^2 for the batch loss and per task (E over tasks).
 
     ``task_loss(params, x, y)`` is one task's loss; the batch loss L is its mean over the
-    tasks of ``xs, ys`` (tasks x points x features), so H = E[H_i] and T g = E[T_i] g with
-    g = E[g_i]. Per task: E[H_i^2] and E[T_i g_i]. Tasks are vmapped ``task_chunk`` at a
-    time, which bounds memory at a few (task_chunk, d, d) stacks.
+    tasks of ``xs, ys`` (tasks x points x features), so H = E[H_i]; T g uses the batch
+    gradient g. Per task: E[H_i^2] and E[T_i g_i].
+
+    Since T is symmetric, T v is the Hessian of the scalar theta -> v . grad L(theta) (v
+    fixed): both T g and E[T_i g_i] are Hessians of one scalar over the whole batch, which
+    is cheaper than a Jacobian per task. Per-task Hessians (for E[H_i^2]) are vmapped
+    ``task_chunk`` tasks at a time, which bounds memory.
     """
     f_task, theta = _flat_task_fn(task_loss, params)
-    g_tasks = torch.func.vmap(grad(f_task), in_dims=(None, 0, 0))(theta, xs, ys)
+    task_grads = torch.func.vmap(grad(f_task), in_dims=(None, 0, 0))
+    g_tasks = task_grads(theta, xs, ys)
     g = g_tasks.mean(0)
     d, n = theta.numel(), xs.shape[0]
-    hess = lambda x, y: jacrev(grad(f_task))(theta, x, y)
-    tg = lambda x, y, v: jacrev(lambda t: torch.func.jvp(lambda u: grad(f_task)(u, x, y), (t,), (v,))[1])(theta)
-    H, EH2, Tg, ETg = (torch.zeros(d, d, dtype=theta.dtype) for _ in range(4))
+    H, EH2 = (torch.zeros(d, d, dtype=theta.dtype) for _ in range(2))
     for i in range(0, n, task_chunk):
-        x, y, gi = xs[i:i + task_chunk], ys[i:i + task_chunk], g_tasks[i:i + task_chunk]
-        Hi = torch.func.vmap(hess)(x, y)
+        Hi = torch.func.vmap(lambda x, y: jacrev(grad(f_task))(theta, x, y))(xs[i:i + task_chunk],
+                                                                            ys[i:i + task_chunk])
         H += Hi.sum(0) / n
         EH2 += torch.bmm(Hi, Hi).sum(0) / n
         del Hi
-        Tg += torch.func.vmap(tg, in_dims=(0, 0, None))(x, y, g).sum(0) / n
-        ETg += torch.func.vmap(tg)(x, y, gi).sum(0) / n
+    contract_batch = lambda t: (task_grads(t, xs, ys).mean(0) * g).sum()      # g . grad L(t)
+    contract_tasks = lambda t: (task_grads(t, xs, ys) * g_tasks).sum() / n    # E[g_i . grad L_i(t)]
+    Tg = jacrev(grad(contract_batch), chunk_size=chunk_size)(theta)
+    ETg = jacrev(grad(contract_tasks), chunk_size=chunk_size)(theta)
     return {"batch": _summary(Tg, H @ H, k), "per_task": _summary(ETg, EH2, k)}
 
 
