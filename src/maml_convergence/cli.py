@@ -54,13 +54,18 @@ def cmd_fig2(args):
     provenance.write_json(args.provenance, provenance.record("fig2", cfg, "cpu", time.perf_counter() - start))
 
 
-def cmd_linear_reference(args):
+def _write_reference(args, name: str, compute) -> None:
+    """A trained reference point and its spectrum, with provenance, as one JSON file."""
     cfg = _config(args)
     device = provenance.resolve_device(cfg["device"])
     start = time.perf_counter()
-    ref = experiments.linear_reference(cfg, device)
-    ref["provenance"] = provenance.record("linear-reference", cfg, device, time.perf_counter() - start)
+    ref = compute(cfg, device)
+    ref["provenance"] = provenance.record(name, cfg, device, time.perf_counter() - start)
     provenance.write_json(args.out, ref)
+
+
+def cmd_linear_reference(args):
+    _write_reference(args, "linear-reference", experiments.linear_reference)
 
 
 def cmd_linear_grid(args):
@@ -89,12 +94,7 @@ def cmd_linear_audit(args):
 
 
 def cmd_sinusoid_reference(args):
-    cfg = _config(args)
-    device = provenance.resolve_device(cfg["device"])
-    start = time.perf_counter()
-    ref = experiments.sinusoid_reference(cfg, device)
-    ref["provenance"] = provenance.record("sinusoid-reference", cfg, device, time.perf_counter() - start)
-    provenance.write_json(args.out, ref)
+    _write_reference(args, "sinusoid-reference", experiments.sinusoid_reference)
 
 
 def cmd_fig1(args):

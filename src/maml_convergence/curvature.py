@@ -14,15 +14,7 @@ def flat_hessian(loss_of_params, params: dict[str, torch.Tensor], chunk_size: in
     with the number of parameters (a full ``hessian()`` of the 1,761-parameter MLP over a
     100-task batch needs several GB).
     """
-    names = list(params)
-    shapes = [params[k].shape for k in names]
-    sizes = [params[k].numel() for k in names]
-    flat = torch.cat([params[k].reshape(-1) for k in names])
-
-    def f(vec):
-        parts = torch.split(vec, sizes)
-        return loss_of_params({k: p.reshape(s) for k, p, s in zip(names, parts, shapes)})
-
+    f, flat = _flat_fn(loss_of_params, params)
     return jacrev(grad(f), chunk_size=chunk_size)(flat)
 
 
@@ -42,15 +34,8 @@ def loss_hessian_eigenvalues(model, params, x, y) -> np.ndarray:
 
 
 def _flat_fn(loss_of_params, params):
-    names = list(params)
-    shapes = [params[k].shape for k in names]
-    sizes = [params[k].numel() for k in names]
-
-    def f(vec):
-        parts = torch.split(vec, sizes)
-        return loss_of_params({k: p.reshape(s) for k, p, s in zip(names, parts, shapes)})
-
-    return f, torch.cat([params[k].reshape(-1) for k in names])
+    """(f, theta): ``loss_of_params`` as a function of one flat vector, and that vector at ``params``."""
+    return _flat_task_fn(loss_of_params, params)
 
 
 def hvp(f, theta, v):
@@ -130,14 +115,15 @@ def tg_h2_dense(task_loss, params, xs, ys, k: int = 2, task_chunk: int = 25, chu
     return {"batch": _summary(Tg, H @ H, k), "per_task": _summary(ETg, EH2, k)}
 
 
-def _flat_task_fn(task_loss, params):
+def _flat_task_fn(loss, params):
+    """(f, theta): ``loss(params, *args)`` as ``f(theta, *args)`` of one flat vector, and theta at ``params``."""
     names = list(params)
     shapes = [params[k].shape for k in names]
     sizes = [params[k].numel() for k in names]
 
-    def f(vec, x, y):
+    def f(vec, *args):
         parts = torch.split(vec, sizes)
-        return task_loss({k: p.reshape(s) for k, p, s in zip(names, parts, shapes)}, x, y)
+        return loss({k: p.reshape(s) for k, p, s in zip(names, parts, shapes)}, *args)
 
     return f, torch.cat([params[k].reshape(-1) for k in names])
 
