@@ -164,46 +164,35 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="maml-convergence", description=__doc__.split("\n\n")[0])
     sub = p.add_subparsers(dest="command", required=True)
 
-    def add(name, func, help):
+    def add(name, func, help, out=True, provenance=False, checkpoint=False):
         s = sub.add_parser(name, help=help)
         g = s.add_mutually_exclusive_group()
         g.add_argument("--configfile", nargs="*", default=[],
                        help="YAML files merged over config/config.yaml, in order")
         g.add_argument("--config-json", help="the whole, already merged configuration as JSON (Snakemake)")
+        if out:
+            s.add_argument("--out", required=True)
+        if provenance:
+            s.add_argument("--provenance", required=True)
+        if checkpoint:
+            s.add_argument("--checkpoint", help="resume file, kept while the run is incomplete")
         s.set_defaults(func=func)
         return s
 
-    s = add("fig2", cmd_fig2, "beta_c(alpha) curves of Fig. 2")
-    s.add_argument("--out", required=True)
-    s.add_argument("--provenance", required=True)
-    s = add("linear-reference", cmd_linear_reference, "Hessian spectrum at the trained reference point")
-    s.add_argument("--out", required=True)
-    for name, func, help in (("linear-grid", cmd_linear_grid, "Fig. 3 grid"),
-                             ("sinusoid-grid", cmd_sinusoid_grid, "Fig. 4a grid")):
-        s = add(name, func, help)
-        if name == "linear-grid":
-            s.add_argument("--order", choices=["second", "first"], required=True)
-        s.add_argument("--out", required=True)
-        s.add_argument("--provenance", required=True)
-        s.add_argument("--checkpoint", help="resume file, kept while the run is incomplete")
-    s = add("linear-audit", cmd_linear_audit, "bisected stability boundary on linear regression")
+    add("fig2", cmd_fig2, "beta_c(alpha) curves of Fig. 2", provenance=True)
+    add("linear-reference", cmd_linear_reference, "Hessian spectrum at the trained reference point")
+    s = add("linear-grid", cmd_linear_grid, "Fig. 3 grid", provenance=True, checkpoint=True)
+    s.add_argument("--order", choices=["second", "first"], required=True)
+    add("sinusoid-grid", cmd_sinusoid_grid, "Fig. 4a grid", provenance=True, checkpoint=True)
+    s = add("linear-audit", cmd_linear_audit, "bisected stability boundary on linear regression", provenance=True)
     s.add_argument("--linear-reference", required=True)
-    s.add_argument("--out", required=True)
-    s.add_argument("--provenance", required=True)
-    s = add("sinusoid-reference", cmd_sinusoid_reference, "Hessian spectrum at a meta-trained sinusoid point")
-    s.add_argument("--out", required=True)
-    s = add("fig1", cmd_fig1, "Fig. 1 training runs (every seed) and their task-gradient statistics")
-    s.add_argument("--out", required=True)
-    s.add_argument("--provenance", required=True)
-    s.add_argument("--checkpoint", help="resume file, kept while the run is incomplete")
-    s = add("fig5-train", cmd_fig5_train, "Appendix B training run, with parameter snapshots")
-    s.add_argument("--out", required=True)
-    s.add_argument("--checkpoint", help="resume file, kept while the run is incomplete")
-    s = add("fig5-analysis", cmd_fig5_analysis, "exact T g and H^2 at every snapshot (Fig. 5)")
+    add("sinusoid-reference", cmd_sinusoid_reference, "Hessian spectrum at a meta-trained sinusoid point")
+    add("fig1", cmd_fig1, "Fig. 1 training runs (every seed) and their task-gradient statistics",
+        provenance=True, checkpoint=True)
+    add("fig5-train", cmd_fig5_train, "Appendix B training run, with parameter snapshots", checkpoint=True)
+    s = add("fig5-analysis", cmd_fig5_analysis, "exact T g and H^2 at every snapshot (Fig. 5)", provenance=True)
     s.add_argument("--snapshots", required=True)
-    s.add_argument("--out", required=True)
-    s.add_argument("--provenance", required=True)
-    s = add("claims", cmd_claims, "verdicts on the paper's claims")
+    s = add("claims", cmd_claims, "verdicts on the paper's claims", out=False)
     s.add_argument("--fig5", help="Fig. 5 curvature table (claim C6)")
     s.add_argument("--fig1", help="Fig. 1 gradient table (claim C1)")
     s.add_argument("--linear-reference", required=True)
