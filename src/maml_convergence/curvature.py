@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+
 import numpy as np
 import torch
 from torch.func import functional_call, grad, jacrev
@@ -22,7 +24,8 @@ def loss_hessian_eigenvalues(model, params, x, y) -> np.ndarray:
     """Ascending eigenvalues of the Hessian of the mean-squared error at ``params`` (float64)."""
     params = {k: v.detach().double() for k, v in params.items()}
     x, y = x.double(), y.double()
-    H = flat_hessian(lambda p: ((functional_call(model.double(), p, (x,)) - y) ** 2).mean(), params)
+    model = copy.deepcopy(model).double()  # the caller's model keeps its dtype
+    H = flat_hessian(lambda p: ((functional_call(model, p, (x,)) - y) ** 2).mean(), params)
     return torch.linalg.eigvalsh(H).cpu().numpy()
 
 
