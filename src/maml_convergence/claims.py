@@ -48,6 +48,14 @@ def _scale_note(kind: str, n_alpha: int, n_beta: int, iterations: int) -> str:
     return note
 
 
+def _inside_bracket(bound: float, r, beta_max: float) -> bool:
+    """Does a predicted beta_c lie in a column's [last_ok, first_diverged] bracket? With no
+    divergence in the column the boundary lies above the grid, so the prediction must too."""
+    lo_ok = math.isnan(r.last_ok) or r.last_ok <= bound * (1 + 1e-9)
+    hi_ok = (bound < r.first_diverged) if not math.isnan(r.first_diverged) else bound >= beta_max
+    return lo_ok and hi_ok
+
+
 def _beta_c_claim(order: str, grid: pd.DataFrame, eig, iterations: int) -> dict:
     br = stability_brackets(grid)
     a_c = theory.paper_alpha_c(eig)
@@ -55,14 +63,8 @@ def _beta_c_claim(order: str, grid: pd.DataFrame, eig, iterations: int) -> dict:
     cols["theory"] = theory.paper_beta_bound(cols.alpha.to_numpy(), eig)
     cols["exact"] = theory.exact_beta_bound(cols.alpha.to_numpy(), eig, order)
     beta_max = grid.beta.max()
-
-    def inside(bound, r):
-        lo_ok = math.isnan(r.last_ok) or r.last_ok <= bound * (1 + 1e-9)
-        hi_ok = (bound < r.first_diverged) if not math.isnan(r.first_diverged) else bound >= beta_max
-        return lo_ok and hi_ok
-
-    consistent = [inside(r.theory, r) for r in cols.itertuples()]
-    exact_consistent = [inside(r.exact, r) for r in cols.itertuples()]
+    consistent = [_inside_bracket(r.theory, r, beta_max) for r in cols.itertuples()]
+    exact_consistent = [_inside_bracket(r.exact, r, beta_max) for r in cols.itertuples()]
     measured = np.sqrt(cols.last_ok * cols.first_diverged)  # geometric centre of the bracket
     rel = (measured / cols.theory - 1).abs()
     share = float(np.mean(consistent)) if len(cols) else math.nan
@@ -236,8 +238,7 @@ def _sinusoid_theory(grid: pd.DataFrame, ref: dict, iterations: int) -> dict:
     a_c = theory.paper_alpha_c(eig)
     cols = br[br.alpha < a_c].copy()
     cols["theory"] = theory.paper_beta_bound(cols.alpha.to_numpy(), eig)
-    inside = [(math.isnan(r.last_ok) or r.last_ok <= r.theory) and
-              (math.isnan(r.first_diverged) or r.theory < r.first_diverged) for r in cols.itertuples()]
+    inside = [_inside_bracket(r.theory, r, grid.beta.max()) for r in cols.itertuples()]
     edge = br[br.any_ok].alpha.max()
     share = float(np.mean(inside)) if len(cols) else math.nan
     verdict = ("inconclusive" if not len(cols) else "holds" if share >= CONSISTENT_SHARE

@@ -140,11 +140,20 @@ def _leaves(tree):
         yield tree
 
 
+def _stack_batches(batches) -> Batch:
+    """Batches stacked along a new leading axis, field by field."""
+    return Batch(*(torch.stack([getattr(b, f) for b in batches]) for f in ("xs", "ys", "xq", "yq")))
+
+
+def _slot_params(slots, s) -> dict:
+    """A CPU copy of slot ``s``'s parameters."""
+    return {k: v[s].detach().cpu().clone() for k, v in slots.params.items()}
+
+
 def _task_stream(problem, spec: GridSpec, dtype, device) -> Batch:
     """All batches the grid will see, stacked: (stream, tasks, points, features)."""
     n = 1 if isinstance(problem, LinearRegressionTask) else spec.iterations
-    batches = [problem.sample(i, dtype=dtype) for i in range(n)]
-    return Batch(*(torch.stack([getattr(b, f) for b in batches]).to(device) for f in ("xs", "ys", "xq", "yq")))
+    return _stack_batches([problem.sample(i, dtype=dtype) for i in range(n)]).to(device)
 
 
 def run_grid(spec: GridSpec, checkpoint: str | os.PathLike | None = None, checkpoint_every: float = 30.0,
@@ -164,7 +173,7 @@ def run_grid(spec: GridSpec, checkpoint: str | os.PathLike | None = None, checkp
     theta0 = [{k: v.to(device) for k, v in models.initial_params(model, init, dtype).items()} for _, init in per_seed]
     state0 = maml.init_optimizer_state(theta0[0], spec.optimizer)
     streams = [_task_stream(problem, spec, dtype, device) for problem, _ in per_seed]
-    stream = Batch(*(torch.stack([getattr(b, f) for b in streams]) for f in ("xs", "ys", "xq", "yq")))
+    stream = _stack_batches(streams)
     cells = spec.cells()
     seed_index = {seed: i for i, seed in enumerate(spec.seeds or [])}
     cell_seed = [seed_index[c[2]] if spec.seeds is not None else 0 for c in cells]
@@ -229,8 +238,7 @@ def run_grid(spec: GridSpec, checkpoint: str | os.PathLike | None = None, checkp
             if snapshot_every:
                 for s, c in enumerate(slots.cell):
                     if c >= 0 and slots.iteration[s] % snapshot_every == 0:
-                        snapshots.setdefault(c, {})[slots.iteration[s]] = {
-                            k: v[s].detach().cpu().clone() for k, v in slots.params.items()}
+                        snapshots.setdefault(c, {})[slots.iteration[s]] = _slot_params(slots, s)
             idx = torch.tensor([it % stream.xs.shape[1] for it in slots.iteration], device=device)
             sdx = torch.tensor([cell_seed[c] if c >= 0 else 0 for c in slots.cell], device=device)
             first = torch.tensor([it == 0 for it in slots.iteration], device=device)
@@ -253,7 +261,7 @@ def run_grid(spec: GridSpec, checkpoint: str | os.PathLike | None = None, checkp
                     continue
                 slots.iteration[s] += 1
                 if slots.iteration[s] == spec.iterations:
-                    final = {k: v[s].detach().cpu().clone() for k, v in slots.params.items()}
+                    final = _slot_params(slots, s)
                     if snapshot_every:
                         snapshots.setdefault(c, {})[spec.iterations] = final
                     done[c] = _row(cells[c], "ok", -1, init_cpu[s], loss_cpu[s], final, spec.iterations)
@@ -324,8 +332,8 @@ def _evaluate(spec: GridSpec, model, done: dict, dtype, device, chunk: int, cell
         params = {k: torch.stack([done[c]["final_params"][k] for c in ids]).to(device)
                   for k in done[ids[0]]["final_params"]}
         alpha = torch.tensor([done[c]["alpha"] for c in ids], dtype=dtype, device=device)
-        data = [torch.stack([getattr(batches[cell_seed[c]], f) for c in ids]) for f in ("xs", "ys", "xq", "yq")]
-        meta, plain = (t.double().cpu() for t in vlosses(params, alpha, *data))
+        data = _stack_batches([batches[cell_seed[c]] for c in ids])
+        meta, plain = (t.double().cpu() for t in vlosses(params, alpha, data.xs, data.ys, data.xq, data.yq))
         for j, c in enumerate(ids):
             r = done[c]
             m = meta[j].item()
