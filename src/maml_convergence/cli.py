@@ -20,7 +20,7 @@ import pandas as pd
 import torch
 
 from . import config as config_mod
-from . import experiments, provenance
+from . import data, experiments, provenance
 from .grid import run_grid
 
 
@@ -145,6 +145,61 @@ def cmd_fig5_analysis(args):
     partial.unlink(missing_ok=True)
 
 
+def _mirror(cfg) -> Path | None:
+    """The configured mirror folder, or None to fetch from the canonical sources."""
+    mirror = cfg["data"]["mirror"]
+    if mirror is None:
+        return None
+    if not Path(mirror).is_dir():
+        print(f"[data] mirror folder {mirror} does not exist: fetching from the canonical source instead")
+        return None
+    print(f"[data] reading the local mirror {mirror}")
+    return Path(mirror)
+
+
+def cmd_fetch_omniglot(args):
+    cfg = _config(args)
+    folder = data.fetch_omniglot(Path(args.root), _mirror(cfg))
+    print(f"[data] Omniglot folder layout ready: {folder}")
+
+
+def cmd_prepare_omniglot(args):
+    path = data.prepare_omniglot(Path(args.root), Path(args.out))
+    print(f"[data] prepared Omniglot: {path}")
+
+
+def cmd_prepare_miniimagenet(args):
+    cfg = _config(args)
+    path = data.prepare_miniimagenet(Path(args.root), Path(args.out), args.split, _mirror(cfg))
+    print(f"[data] prepared MiniImagenet ({args.split}): {path}")
+
+
+def cmd_image_grid(args):
+    cfg = _config(args)
+    if (args.chunk is None) != (args.chunks is None) or (args.chunks and not 0 <= args.chunk < args.chunks):
+        raise config_mod.ConfigError(f"--chunk {args.chunk} --chunks {args.chunks}: give both, with "
+                                     f"0 <= chunk < chunks")
+    device = provenance.resolve_device(cfg["device"])
+    torch.backends.cudnn.benchmark = True  # fixed shapes: let cuDNN pick its fastest convolutions
+    spec = experiments.image_spec(cfg, args.dataset, device, args.chunk, args.chunks, args.data)
+    name = f"{args.dataset}" + (f"-chunk{args.chunk}of{args.chunks}" if args.chunks else "")
+    _write_grid(spec, cfg, device, Path(args.out), Path(args.provenance), _ckpt(args), name)
+
+
+def cmd_image_merge(args):
+    cfg = _config(args)
+    frames = [pd.read_csv(p) for p in args.chunks]
+    grid = experiments.merge_chunks(frames, cfg, args.dataset)
+    parts = [json.loads(Path(p).read_text()) for p in args.chunk_provenance]
+    provenance.atomic_write_text(args.out, grid.to_csv(index=False))
+    prov = provenance.record(args.dataset, cfg, "cpu", sum(p["wall_seconds"] for p in parts), cells=len(grid),
+                             iterations=cfg[args.dataset]["iterations"], order=cfg[args.dataset]["order"],
+                             diverged=int((grid.status == "diverged").sum()), chunks=parts)
+    prov["device"] = ", ".join(sorted({p["device"] for p in parts})) or prov["device"]  # where the chunks ran
+    provenance.write_json(args.provenance, prov)
+    print(f"[{args.dataset}] merged {len(args.chunks)} chunks: {len(grid)} cells -> {args.out}")
+
+
 def cmd_claims(args):
     from . import claims
     cfg = _config(args)
@@ -192,6 +247,23 @@ def build_parser() -> argparse.ArgumentParser:
     add("fig5-train", cmd_fig5_train, "Appendix B training run, with parameter snapshots", checkpoint=True)
     s = add("fig5-analysis", cmd_fig5_analysis, "exact T g and H^2 at every snapshot (Fig. 5)", provenance=True)
     s.add_argument("--snapshots", required=True)
+    s = add("fetch-omniglot", cmd_fetch_omniglot, "Omniglot as the folder layout torchvision reads", out=False)
+    s.add_argument("--root", required=True, help="the folder that will hold omniglot-py/")
+    s = add("prepare-omniglot", cmd_prepare_omniglot, "Omniglot loaded through torchvision, 28x28, as .npz")
+    s.add_argument("--root", required=True)
+    s = add("prepare-miniimagenet", cmd_prepare_miniimagenet, "MiniImagenet split as .npz (84x84 RGB)")
+    s.add_argument("--root", required=True, help="where the canonical archive is downloaded")
+    s.add_argument("--split", default="train", choices=sorted(data.MINIIMAGENET_SPLITS))
+    s = add("image-grid", cmd_image_grid, "Fig. 4b/4c grid, or one chunk of it", provenance=True,
+            checkpoint=True)
+    s.add_argument("--dataset", choices=sorted(experiments.IMAGE_DATASETS), required=True)
+    s.add_argument("--chunk", type=int, help="this chunk's index, 0-based (with --chunks)")
+    s.add_argument("--chunks", type=int, help="how many chunks the grid is split into")
+    s.add_argument("--data", help="the prepared dataset (default: under the config's data.root)")
+    s = add("image-merge", cmd_image_merge, "one grid table from the chunks of an image grid", provenance=True)
+    s.add_argument("--dataset", choices=sorted(experiments.IMAGE_DATASETS), required=True)
+    s.add_argument("--chunks", nargs="+", required=True)
+    s.add_argument("--chunk-provenance", nargs="*", default=[])
     s = add("claims", cmd_claims, "verdicts on the paper's claims", out=False)
     s.add_argument("--fig5", help="Fig. 5 curvature table (claim C6)")
     s.add_argument("--fig1", help="Fig. 1 gradient table (claim C1)")
@@ -214,7 +286,7 @@ def main(argv=None) -> int:
     signal.signal(signal.SIGTERM, _terminate)
     try:
         args.func(args)
-    except config_mod.ConfigError as e:
+    except (config_mod.ConfigError, data.DataError) as e:
         print(f"maml-convergence: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -58,7 +58,7 @@ def validate(cfg: dict) -> dict:
                     key=lambda e: (len(list(e.absolute_path)), list(map(str, e.absolute_path))))
     if errors:
         raise ConfigError(_describe(errors[0]))
-    for section in ("linear", "sinusoid"):
+    for section in ("linear", "sinusoid", "omniglot", "miniimagenet"):
         sec = cfg[section]
         for name in ("alpha_range", "beta_range"):
             lo, hi = sec[name]
@@ -68,6 +68,11 @@ def validate(cfg: dict) -> dict:
             if not decade_grid(lo, hi, sec["mantissas"]):
                 raise ConfigError(f"config key '{key}': the grid is empty (no value m*10^k with m in "
                                   f"{section}.mantissas={sec['mantissas']} lies in [{lo}, {hi}])")
+    for section in ("omniglot", "miniimagenet"):
+        sec = cfg[section]
+        if sec["k_shot"] + sec["k_query"] > (20 if section == "omniglot" else 600):
+            raise ConfigError(f"config key '{section}.k_query': k_shot + k_query images per class exceed "
+                              f"the {20 if section == 'omniglot' else 600} that {section} has")
     return cfg
 
 

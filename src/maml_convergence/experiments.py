@@ -6,6 +6,7 @@ Each function returns plain data; ``cli`` writes it to ``results/`` with provena
 from __future__ import annotations
 
 import dataclasses
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -15,7 +16,7 @@ from tqdm.auto import tqdm
 from . import audit, curvature, maml, models, theory
 from .config import grid_values
 from .grid import EVAL_STREAM, GridSpec, run_grid
-from .tasks import LinearRegressionTask, SinusoidTasks
+from .tasks import FewShotTasks, LinearRegressionTask, SinusoidTasks
 
 GRID_COLUMNS = ["cell", "alpha", "beta", "status", "diverged_at", "iterations_run", "initial_loss",
                 "last_loss", "final_loss", "final_plain_loss"]
@@ -54,6 +55,53 @@ def sinusoid_spec(cfg: dict, device: str) -> GridSpec:
                     optimizer=sec["optimizer"], blowup_factor=cfg["divergence"]["blowup_factor"],
                     init_seed=cfg["seed"], dtype="float32", device=device, slots=sec["slots"],
                     compile=sec["compile"])
+
+
+IMAGE_DATASETS = {"omniglot": "omniglot_cnn", "miniimagenet": "miniimagenet_cnn"}
+
+
+def prepared_path(cfg: dict, dataset: str) -> str:
+    """Where the data rules leave the prepared dataset (see data.py)."""
+    name = "omniglot.npz" if dataset == "omniglot" else "miniimagenet-train.npz"
+    return str(Path(cfg["data"]["root"]) / "prepared" / name)
+
+
+def image_spec(cfg: dict, dataset: str, device: str, chunk: int | None = None, chunks: int | None = None,
+               data_path: str | None = None) -> GridSpec:
+    """Fig. 4b/4c: the (alpha, beta) grid of the few-shot experiment, or one chunk of it.
+
+    A chunk is every ``chunks``-th cell starting at ``chunk`` (alpha-major order), so each
+    chunk gets its share of the fast-diverging large-alpha cells.
+    """
+    sec = cfg[dataset]
+    alphas, betas = grid_values(sec)
+    problem = FewShotTasks(dataset=dataset, path=data_path or prepared_path(cfg, dataset), split="train",
+                           n_way=sec["n_way"], k_shot=sec["k_shot"], k_query=sec["k_query"],
+                           tasks=sec["tasks"], eval_tasks=sec["eval_tasks"], seed=cfg["seed"])
+    pairs = [(a, b) for a in alphas for b in betas]
+    if chunks is not None:
+        if not 0 <= chunk < chunks:
+            raise ValueError(f"chunk {chunk} is not in [0, {chunks})")
+        pairs = pairs[chunk::chunks]
+    on_gpu = str(device).startswith("cuda")
+    return GridSpec(model=IMAGE_DATASETS[dataset], problem=problem, alphas=alphas, betas=betas, pairs=pairs,
+                    iterations=sec["iterations"], inner_steps=sec["inner_steps"], order=sec["order"],
+                    optimizer="sgd", blowup_factor=cfg["divergence"]["blowup_factor"], init_seed=cfg["seed"],
+                    dtype="float32", device=device, slots=sec["gpu_slots"] if on_gpu else 1,
+                    task_loop=not on_gpu)
+
+
+def merge_chunks(frames: list[pd.DataFrame], cfg: dict, dataset: str) -> pd.DataFrame:
+    """The chunks' rows as one grid table in alpha-major order; every cell exactly once."""
+    grid = pd.concat(frames, ignore_index=True).sort_values(["alpha", "beta"], kind="stable")
+    alphas, betas = grid_values(cfg[dataset])
+    expected = {(a, b) for a in alphas for b in betas}
+    got = list(zip(grid.alpha, grid.beta))
+    if set(got) != expected or len(got) != len(expected):
+        raise ValueError(f"{dataset} chunks hold {len(got)} cells ({len(set(got))} distinct), "
+                         f"the grid has {len(expected)}")
+    grid["cell"] = range(len(grid))
+    return grid.reset_index(drop=True)
 
 
 def grid_frame(rows: list[dict]) -> pd.DataFrame:

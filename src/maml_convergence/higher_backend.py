@@ -12,7 +12,7 @@ import copy
 import higher
 import torch
 
-from .maml import mse
+from .maml import loss_fn
 from .tasks import Batch
 
 
@@ -32,8 +32,8 @@ def meta_gradient(model: torch.nn.Module, params: dict, batch: Batch, alpha: flo
         with higher.innerloop_ctx(model, inner_opt, copy_initial_weights=False,
                                   track_higher_grads=(order == "second")) as (fmodel, diffopt):
             for _ in range(inner_steps):
-                diffopt.step(mse(fmodel(batch.xs[t]), batch.ys[t]))
-            query = mse(fmodel(batch.xq[t]), batch.yq[t])
+                diffopt.step(loss_fn(fmodel(batch.xs[t]), batch.ys[t]))
+            query = loss_fn(fmodel(batch.xq[t]), batch.yq[t])
             # second order: back to the initial weights through the unrolled steps;
             # first order: the gradient at the adapted weights, which higher has detached.
             wrt = list(model.parameters()) if order == "second" else list(fmodel.parameters())

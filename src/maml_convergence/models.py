@@ -1,10 +1,11 @@
-"""The paper's regression models, as modules whose parameters the engine passes explicitly."""
+"""The paper's models, as modules whose parameters the engine passes explicitly."""
 
 from __future__ import annotations
 
 import copy
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 
@@ -18,7 +19,73 @@ def linear_model() -> nn.Module:
     return nn.Linear(1, 1)
 
 
-MODELS = {"sinusoid_mlp": sinusoid_mlp, "linear": linear_model}
+class TaskBatchNorm(nn.Module):
+    """Batch norm that always normalises with the statistics of the batch it is given.
+
+    MAML implementations (Finn et al.'s included) keep batch norm in training mode
+    during meta-training *and* meta-testing and never use running averages: each
+    forward pass of one task (its support set in the inner steps, its query set in
+    the meta-loss) is normalised by that pass's own mean and variance. Modules with
+    running statistics would leak one task's data into the next through the buffers,
+    and ``eval()`` would silently switch to averages that MAML never learns with.
+    This module has no buffers, so the behaviour cannot change with mode or vmap.
+    """
+
+    def __init__(self, channels: int, eps: float = 1e-5):
+        super().__init__()
+        self.eps = eps
+        self.weight = nn.Parameter(torch.ones(channels))
+        self.bias = nn.Parameter(torch.zeros(channels))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.batch_norm(x, None, None, self.weight, self.bias, training=True, eps=self.eps)
+
+
+class ConvNet(nn.Module):
+    """The 4-block CNN of Vinyals et al. (2016) as used by Finn et al. (2017).
+
+    Each block is conv 3x3 -> batch norm -> ReLU, then either a stride of 2 in the
+    convolution (Omniglot: 64 filters, features averaged over space at the end, as in
+    Finn et al.'s code) or 2x2 max-pooling (MiniImagenet: 32 filters, flattened).
+    """
+
+    def __init__(self, in_channels: int, filters: int, ways: int, image_size: int, strided: bool):
+        super().__init__()
+        self.strided = strided
+        blocks, c = [], in_channels
+        for _ in range(4):
+            conv = nn.Conv2d(c, filters, 3, stride=2 if strided else 1, padding=1)
+            blocks += [conv, TaskBatchNorm(filters), nn.ReLU()]
+            if not strided:
+                blocks.append(nn.MaxPool2d(2))
+            c = filters
+        self.features = nn.Sequential(*blocks)
+        size = image_size
+        for _ in range(4):
+            size = (size + 1) // 2 if strided else size // 2
+        self.head = nn.Linear(filters if strided else filters * size * size, ways)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        # On CPU, oneDNN computes the first layer's weight gradient ~10x faster from a
+        # channels-last input (measured: 1.9 ms vs 19.8 ms for 75 Omniglot images).
+        # vmap cannot change memory formats, so batched inputs keep theirs.
+        if not torch._C._functorch.is_batchedtensor(x):
+            x = x.contiguous(memory_format=torch.channels_last)
+        h = self.features(x)
+        h = h.mean(dim=(2, 3)) if self.strided else h.flatten(1)
+        return self.head(h)
+
+
+def omniglot_cnn(ways: int = 5) -> nn.Module:
+    return ConvNet(in_channels=1, filters=64, ways=ways, image_size=28, strided=True)
+
+
+def miniimagenet_cnn(ways: int = 5) -> nn.Module:
+    return ConvNet(in_channels=3, filters=32, ways=ways, image_size=84, strided=False)
+
+
+MODELS = {"sinusoid_mlp": sinusoid_mlp, "linear": linear_model,
+          "omniglot_cnn": omniglot_cnn, "miniimagenet_cnn": miniimagenet_cnn}
 
 
 def build(name: str) -> nn.Module:

@@ -39,6 +39,8 @@ def device_description(device: str) -> str:
 
 
 def git_commit() -> str:
+    if os.environ.get("MAML_CONVERGENCE_COMMIT"):  # set where the code travels without .git (a lent GPU)
+        return os.environ["MAML_CONVERGENCE_COMMIT"]
     try:
         commit = subprocess.run(["git", "rev-parse", "--short=10", "HEAD"], cwd=ROOT, capture_output=True,
                                 text=True, check=True).stdout.strip()
@@ -63,7 +65,13 @@ def record(experiment: str, config: dict, device: str, wall_seconds: float, **ex
     return {"experiment": experiment, "seed": config.get("seed"), "config": config,
             "device": device_description(device), "git_commit": git_commit(), "versions": versions(),
             "wall_seconds": round(wall_seconds, 3), "torch_threads": torch.get_num_threads(),
-            "command": " ".join(sys.argv), **extra}
+            "command": " ".join(sys.argv), **_gpu_memory(device), **extra}
+
+
+def _gpu_memory(device: str) -> dict:
+    if not str(device).startswith("cuda") or not torch.cuda.is_available():
+        return {}
+    return {"gpu_peak_memory_gb": round(torch.cuda.max_memory_allocated() / 2**30, 2)}
 
 
 def stamp(prov: dict) -> str:

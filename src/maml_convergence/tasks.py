@@ -81,3 +81,110 @@ class LinearRegressionTask:
 def _uniform(g: torch.Generator, shape, bounds) -> torch.Tensor:
     lo, hi = bounds
     return torch.rand(shape, generator=g, dtype=torch.float64) * (hi - lo) + lo
+
+
+@dataclass(frozen=True)
+class FewShotTasks:
+    """N-way K-shot classification episodes from a prepared image dataset (Omniglot or MiniImagenet).
+
+    Each task draws ``n_way`` classes without replacement and, from each, ``k_shot``
+    support and ``k_query`` query images without replacement; labels are 0..n_way-1 in
+    the order the classes were drawn. Omniglot's classes are its characters under the
+    four 90-degree rotations (Vinyals et al.: 1,200 characters -> 4,800 classes).
+    Pixels are scaled as in Finn et al.: Omniglot 1 - p/255 (strokes = 1), MiniImagenet p/255.
+    """
+
+    dataset: str                 # "omniglot" | "miniimagenet"
+    path: str                    # the prepared .npz (see data.py)
+    split: str = "train"
+    n_way: int = 5
+    k_shot: int = 1
+    k_query: int = 15
+    tasks: int = 32
+    eval_tasks: int = 32         # tasks in the fixed batch the final training loss is measured on
+    seed: int = 0
+
+    def classes(self) -> torch.Tensor:
+        """(class count, images per class, C, H, W) uint8 images of the split, before rotations."""
+        return _split_images(self.dataset, self.path, self.split)
+
+    @property
+    def rotations(self) -> int:
+        return 4 if self.dataset == "omniglot" else 1
+
+    def episode_indices(self, iteration: int, tasks: int | None = None):
+        """(class, rotation, image) indices of one batch of tasks: a pure function of (seed, iteration)."""
+        tasks = self.tasks if tasks is None else tasks
+        n_classes, per_class = self.classes().shape[:2]
+        g = _generator(self.seed, iteration)
+        shots = self.k_shot + self.k_query
+        pooled = torch.stack([torch.randperm(n_classes * self.rotations, generator=g)[:self.n_way]
+                              for _ in range(tasks)])
+        images = torch.stack([torch.stack([torch.randperm(per_class, generator=g)[:shots]
+                                           for _ in range(self.n_way)]) for _ in range(tasks)])
+        return pooled // self.rotations, pooled % self.rotations, images
+
+    def sample(self, iteration: int, dtype=torch.float32, device=None, tasks: int | None = None) -> Batch:
+        cls, rot, img = self.episode_indices(iteration, tasks)
+        return _episode_batch(self.classes(), self.dataset, cls, rot, img, self.k_shot, dtype, device)
+
+    def stream(self, dtype, device) -> "FewShotStream":
+        return FewShotStream(self, dtype, device)
+
+
+class FewShotStream:
+    """Batches for the slots of a grid, gathered on ``device`` from images kept there as uint8."""
+
+    def __init__(self, problems: "list[FewShotTasks]", dtype, device):
+        self.problems = problems if isinstance(problems, list) else [problems]
+        self.images = self.problems[0].classes().to(device)
+        self.dtype, self.device = dtype, device
+
+    def get(self, pairs: list[tuple[int, int]]) -> Batch:
+        """One batch per (seed index, iteration), stacked along a leading slot axis."""
+        idx = [self.problems[s].episode_indices(it) for s, it in pairs]
+        cls, rot, img = (torch.stack([i[k] for i in idx]) for k in range(3))
+        p = self.problems[0]
+        flat = _episode_batch(self.images, p.dataset, cls.flatten(0, 1), rot.flatten(0, 1), img.flatten(0, 1),
+                              p.k_shot, self.dtype, self.device)
+        n = len(pairs)
+        return Batch(*(t.unflatten(0, (n, -1)) for t in (flat.xs, flat.ys, flat.xq, flat.yq)))
+
+
+def _episode_batch(images: torch.Tensor, dataset: str, cls, rot, img, k_shot: int, dtype, device) -> Batch:
+    """Gather (tasks, n_way, shots) images, rotate, scale, and split into support and query."""
+    device = images.device if device is None else device
+    cls, rot, img = cls.to(images.device), rot.to(images.device), img.to(images.device)
+    tasks, n_way, shots = img.shape
+    x = images[cls.unsqueeze(-1).expand_as(img), img].to(device=device, dtype=dtype) / 255.0
+    if dataset == "omniglot":
+        x = 1.0 - x
+        r = rot.to(device).view(tasks, n_way, 1, 1, 1, 1).expand_as(x)
+        x = torch.where(r == 1, x.rot90(1, (-2, -1)), x)
+        x = torch.where(r == 2, x.rot90(2, (-2, -1)), x)
+        x = torch.where(r == 3, x.rot90(3, (-2, -1)), x)
+    labels = torch.arange(n_way, device=device).view(1, n_way, 1).expand(tasks, n_way, shots)
+    xs, xq = x[:, :, :k_shot].flatten(1, 2), x[:, :, k_shot:].flatten(1, 2)
+    ys, yq = labels[:, :, :k_shot].flatten(1, 2), labels[:, :, k_shot:].flatten(1, 2)
+    return Batch(xs.contiguous(), ys.contiguous(), xq.contiguous(), yq.contiguous())
+
+
+_IMAGES: dict = {}
+
+
+def _split_images(dataset: str, path: str, split: str) -> torch.Tensor:
+    """The split's images as one uint8 tensor (classes, per class, C, H, W), loaded once per process."""
+    key = (dataset, path, split)
+    if key not in _IMAGES:
+        from . import data
+
+        arrays = data.load_prepared(path)
+        if dataset == "omniglot":
+            chars = data.omniglot_split()[split]
+            images = torch.from_numpy(arrays["images"][chars]).unsqueeze(2)  # (1200, 20, 1, 28, 28)
+        elif dataset == "miniimagenet":
+            images = torch.from_numpy(arrays["images"]).permute(0, 1, 4, 2, 3).contiguous()
+        else:
+            raise ValueError(f"unknown dataset {dataset!r}")
+        _IMAGES[key] = images
+    return _IMAGES[key]
