@@ -18,8 +18,16 @@ printf 'omniglot: {mantissas: [1, 3]}\n' > "$OUTDIR/coarse.yaml"
 $PY -c 'import torch; print("torch", torch.__version__, "|", torch.cuda.get_device_name() if torch.cuda.is_available() else "no GPU")'
 
 start=$(date +%s)
-$PY -m maml_convergence image-grid --configfile "$@" "$OUTDIR/coarse.yaml" --dataset omniglot \
-    --out "$OUTDIR/omniglot_coarse_grid.csv" --provenance "$OUTDIR/omniglot_coarse_provenance.json"
+coarse() {
+    $PY -m maml_convergence image-grid --configfile "$@" "$OUTDIR/coarse.yaml" --dataset omniglot \
+        --out "$OUTDIR/omniglot_coarse_grid.csv" --provenance "$OUTDIR/omniglot_coarse_provenance.json"
+}
+if ! coarse "$@"; then  # most likely out of GPU memory: fewer cells per vectorised step
+    echo "coarse grid failed; retrying with 4 cells per step"
+    printf 'omniglot: {gpu_slots: 4}\n' > "$OUTDIR/slots.yaml"
+    set -- "$@" "$OUTDIR/slots.yaml"
+    coarse "$@"
+fi
 echo "coarse grid: $(( $(date +%s) - start )) s"
 
 CHUNKS=$($PY -c 'import sys; from maml_convergence import config; print(config.load(*sys.argv[1:])["omniglot"]["chunks"])' "$@")
