@@ -25,23 +25,32 @@ try:
     validate(config)
 except ConfigError as error:
     sys.exit(f"maml-convergence: {error}")
+# Data paths are relative to the repository, whatever --directory says, so every run shares
+# one copy of the prepared datasets.
+for key in ("root", "mirror"):
+    if config["data"][key] is not None:
+        config["data"][key] = os.path.normpath(os.path.join(workflow.basedir, config["data"][key]))
+DATA = config["data"]["root"]
 # Every step gets the whole merged config, so what it records is what it ran.
 CONFIG_JSON = json.dumps(config, sort_keys=True)
 ENV = os.path.join(workflow.basedir, "environment.yml")
 
 
+include: "rules/common.smk"
 include: "rules/fig1.smk"
 include: "rules/fig2.smk"
 include: "rules/linear.smk"
 include: "rules/sinusoid.smk"
 include: "rules/fig5.smk"
+include: "rules/data.smk"
+include: "rules/images.smk"
 include: "rules/audit.smk"
 include: "rules/claims.smk"
 
 
 rule all:
     input:
-        expand("figures/{fig}.{ext}", fig=["fig1", "fig2", "fig3", "fig4a", "fig5"], ext=["png", "pdf"]),
+        expand("figures/{fig}.{ext}", fig=["fig1", "fig2", "fig3", "fig4a", "fig4b", "fig4c", "fig5"], ext=["png", "pdf"]),
         "results/claims.json",
         "figures/CLAIMS.md",
     default_target: True

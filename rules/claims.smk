@@ -12,6 +12,8 @@ rule claims:
         linear_provenance=expand("results/linear/{order}/provenance.json", order=config["linear"]["orders"]),
         sinusoid=rules.sinusoid_grid.output.grid,
         sinusoid_provenance=rules.sinusoid_grid.output.provenance,
+        omniglot="results/omniglot/grid.csv",
+        miniimagenet="results/miniimagenet/grid.csv",
     output:
         json="results/claims.json",
         md="figures/CLAIMS.md",
@@ -24,6 +26,6 @@ rule claims:
     shell:
         "maml-convergence claims --config-json {params.config:q} --linear-reference {input.reference}"
         " --linear-audit {input.audit} --sinusoid-reference {input.sinusoid_reference} --fig5 {input.fig5}"
-        " --fig1 {input.fig1}"
+        " --fig1 {input.fig1} --omniglot-grid {input.omniglot} --miniimagenet-grid {input.miniimagenet}"
         " --linear-grids {input.linear} --sinusoid-grid {input.sinusoid}"
         " --out-json {output.json} --out-md {output.md} 2>&1 | tee {log}"

@@ -19,6 +19,10 @@ from .config import grid_values
 PAPER = {  # the paper's own scale, to say when a verdict rests on less
     "linear": {"alphas": 36, "betas": 32, "iterations": 500},
     "sinusoid": {"alphas": 36, "betas": 27, "iterations": 500},
+    # the paper gives the image grids' ranges and iterations, not their resolution: compare with
+    # config/config.yaml's grids ({1..9} x 10^k over the paper's ranges, as for the sinusoid)
+    "omniglot": {"alphas": 34, "betas": 34, "iterations": 100},
+    "miniimagenet": {"alphas": 25, "betas": 34, "iterations": 2500},
 }
 CONSISTENT_SHARE = 0.9  # beta_c 'holds' when theory lies inside the measured bracket in >= 90% of columns
 FAIL_SHARE = 0.5        # and 'fails' below 50%
@@ -38,6 +42,19 @@ def stability_brackets(grid: pd.DataFrame) -> pd.DataFrame:
         rows.append({"alpha": alpha, "last_ok": below.beta.max() if len(below) else math.nan,
                      "first_diverged": first_div, "any_ok": bool((col.status == "ok").any())})
     return pd.DataFrame(rows).sort_values("alpha").reset_index(drop=True)
+
+
+def few_shot_stability(grid: pd.DataFrame) -> pd.DataFrame:
+    """The grid with a cell counted as diverged when its training loss ended above where it began.
+
+    Cross-entropy grows only linearly in the logits, so an unstable classifier can climb
+    from 1.6 to 12 in 100 iterations without ever reaching the 1000x blow-up that marks
+    divergence in regression; a loss that went up over meta-training is the sign.
+    """
+    out = grid.copy()
+    worse = (out.status == "ok") & ~(out.final_loss < out.initial_loss)
+    out.loc[worse, "status"] = "diverged"
+    return out
 
 
 def _scale_note(kind: str, n_alpha: int, n_beta: int, iterations: int) -> str:
@@ -131,19 +148,21 @@ def _alpha_c_claim(order: str, grid: pd.DataFrame, eig, iterations: int, success
     }
 
 
-def _c3(grid: pd.DataFrame, iterations: int, near_edge_factor: float) -> dict:
+def _edge_claim(cid: str, claim: str, kind: str, grid: pd.DataFrame, iterations: int, near_edge_factor: float,
+                device: str = "") -> dict:
     """Two readings of 'largest stable beta', since single late blow-ups make the edge ragged:
     the largest beta below the column's first divergence, and the largest beta that trains at all."""
     br = stability_brackets(grid)
     largest_ok = grid[grid.status == "ok"].groupby("alpha").beta.max()
     br["max_ok"] = br.alpha.map(largest_ok)
-    base = {"id": "C3", "claim": "sinusoid: near the divergence edge of alpha, a larger beta trains than at "
-                                 "the smallest alpha (Fig. 4a)",
-            "rule": "edge = largest alpha where some beta trains; ratio = (largest stable beta over alpha in "
-                    f"[edge/{near_edge_factor:g}, edge]) / (largest stable beta at the smallest alpha), read both "
-                    "as 'below the first divergence' and as 'largest that trains'; holds if both ratios > 1, "
-                    "fails if both < 1, else inconclusive",
-            "rests_on": _scale_note("sinusoid", grid.alpha.nunique(), grid.beta.nunique(), iterations)}
+    unstable = "diverged" if kind == "sinusoid" else "diverged, or training loss above its start"
+    base = {"id": cid, "claim": claim,
+            "rule": f"unstable = {unstable}; edge = largest alpha where some beta trains; ratio = (largest stable "
+                    f"beta over alpha in [edge/{near_edge_factor:g}, edge]) / (largest stable beta at the smallest "
+                    "alpha), read both as 'below the first divergence' and as 'largest that trains'; holds if both "
+                    "ratios > 1, fails if both < 1, else inconclusive",
+            "rests_on": _scale_note(kind, grid.alpha.nunique(), grid.beta.nunique(), iterations)
+            + (f", {device}" if device else "")}
     smallest = br.iloc[0]
     trained = br[br.any_ok]
     if not len(trained) or math.isnan(smallest.last_ok):
@@ -166,6 +185,24 @@ def _c3(grid: pd.DataFrame, iterations: int, near_edge_factor: float) -> dict:
                         f"{a['smallest_alpha_beta']:g} at alpha={smallest.alpha:g} (ratio {a['ratio']:.3g}); largest "
                         f"trained: {b['beta']:g} at alpha={b['alpha']:g} vs {b['smallest_alpha_beta']:g} "
                         f"(ratio {b['ratio']:.3g})")}
+
+
+def _c3(grid: pd.DataFrame, iterations: int, near_edge_factor: float) -> dict:
+    return _edge_claim("C3", "sinusoid: near the divergence edge of alpha, a larger beta trains than at the smallest "
+                             "alpha (Fig. 4a)", "sinusoid", grid, iterations, near_edge_factor)
+
+
+FEW_SHOT_CLAIMS = {"omniglot": ("C4", "Omniglot: near the divergence edge of alpha, a larger beta trains than at "
+                                      "the smallest alpha (Fig. 4b)"),
+                   "miniimagenet": ("C5", "MiniImagenet: near the divergence edge of alpha, a larger beta trains "
+                                          "than at the smallest alpha (Fig. 4c)")}
+
+
+def _few_shot_claim(dataset: str, grid_path, near_edge_factor: float) -> dict:
+    prov = json.loads((Path(grid_path).parent / "provenance.json").read_text())
+    grid = few_shot_stability(pd.read_csv(grid_path))
+    cid, claim = FEW_SHOT_CLAIMS[dataset]
+    return _edge_claim(cid, claim, dataset, grid, prov["iterations"], near_edge_factor, prov["device"])
 
 
 AUDIT_SLACK, AUDIT_FAILS = 0.001, 0.10  # formula vs bisected boundary: bracket slack, failure threshold
@@ -317,7 +354,7 @@ def _c6(curv: pd.DataFrame, cfg: dict) -> dict:
 
 
 def evaluate(cfg: dict, reference_path, linear_grid_paths, sinusoid_grid_path, audit_path=None,
-             sinusoid_reference_path=None, fig5_path=None, fig1_path=None) -> dict:
+             sinusoid_reference_path=None, fig5_path=None, fig1_path=None, few_shot_grid_paths=None) -> dict:
     ref = json.loads(Path(reference_path).read_text())
     eig = np.asarray(ref["eigenvalues"])
     claims = []
@@ -329,6 +366,8 @@ def evaluate(cfg: dict, reference_path, linear_grid_paths, sinusoid_grid_path, a
     sin_prov = json.loads((Path(sinusoid_grid_path).parent / "provenance.json").read_text())
     sin_grid = pd.read_csv(sinusoid_grid_path)
     claims.append(_c3(sin_grid, sin_prov["iterations"], cfg["claims"]["near_edge_factor"]))
+    for dataset, path in (few_shot_grid_paths or {}).items():
+        claims.append(_few_shot_claim(dataset, path, cfg["claims"]["near_edge_factor"]))
     if audit_path is not None:
         table = pd.read_csv(audit_path)
         for order in table.order.unique():
@@ -346,9 +385,9 @@ def evaluate(cfg: dict, reference_path, linear_grid_paths, sinusoid_grid_path, a
             "sources": {"linear_reference": str(reference_path), "linear_grids": list(map(str, linear_grid_paths)),
                         "sinusoid_grid": str(sinusoid_grid_path), "linear_audit": str(audit_path),
                         "sinusoid_reference": str(sinusoid_reference_path), "fig5": str(fig5_path),
-                        "fig1": str(fig1_path)},
+                        "fig1": str(fig1_path), **{k: str(v) for k, v in (few_shot_grid_paths or {}).items()}},
             "grid_sizes": {"linear": [len(v) for v in grid_values(cfg["linear"])],
-                           "sinusoid": [len(v) for v in grid_values(cfg["sinusoid"])]}}
+                           **{k: [len(v) for v in grid_values(cfg[k])] for k in ("sinusoid", "omniglot", "miniimagenet")}}}
 
 
 def to_markdown(result: dict) -> str:

@@ -204,7 +204,9 @@ def cmd_claims(args):
     from . import claims
     cfg = _config(args)
     result = claims.evaluate(cfg, args.linear_reference, args.linear_grids, args.sinusoid_grid,
-                             args.linear_audit, args.sinusoid_reference, args.fig5, args.fig1)
+                             args.linear_audit, args.sinusoid_reference, args.fig5, args.fig1,
+                             {k: v for k, v in (("omniglot", args.omniglot_grid),
+                                                ("miniimagenet", args.miniimagenet_grid)) if v})
     provenance.write_json(args.out_json, result)
     provenance.atomic_write_text(args.out_md, claims.to_markdown(result))
     for row in result["claims"]:
@@ -267,6 +269,8 @@ def build_parser() -> argparse.ArgumentParser:
     s = add("claims", cmd_claims, "verdicts on the paper's claims", out=False)
     s.add_argument("--fig5", help="Fig. 5 curvature table (claim C6)")
     s.add_argument("--fig1", help="Fig. 1 gradient table (claim C1)")
+    s.add_argument("--omniglot-grid", help="Fig. 4b grid (claim C4)")
+    s.add_argument("--miniimagenet-grid", help="Fig. 4c grid (claim C5)")
     s.add_argument("--linear-reference", required=True)
     s.add_argument("--linear-audit", required=True)
     s.add_argument("--sinusoid-reference", required=True)

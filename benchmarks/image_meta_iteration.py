@@ -1,0 +1,77 @@
+"""Seconds per meta-iteration of the few-shot CNNs (Fig. 4b/4c), on this machine's CPU or a GPU.
+
+    python benchmarks/image_meta_iteration.py              # about 3 minutes on a 2-vCPU machine
+    python benchmarks/image_meta_iteration.py --repeats 5
+
+One meta-iteration = the second-order meta-gradient of a paper-sized task batch (5-way 1-shot,
+15 queries, 2 inner steps; 32 tasks for Omniglot, 4 for MiniImagenet) plus the SGD update, on
+real episodes from data/prepared/ (run `snakemake data/prepared/omniglot.npz
+data/prepared/miniimagenet-train.npz` first). Three ways of computing it:
+  task_loop   the engine as the grid runs it on a CPU: inner steps vmapped over tasks, query
+              passes one task after another (plain convolutions)
+  vmap        the engine fully vmapped over tasks (what the grid uses on a GPU)
+  higher      the reference backend: one task after another with `higher`
+Prints a table, then, last, one JSON line with the medians in seconds.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import time
+
+import torch
+
+from maml_convergence import config, experiments, higher_backend, maml, models, provenance
+from maml_convergence.tasks import FewShotTasks
+
+
+def median_seconds(fn, repeats: int) -> float:
+    fn()  # warm-up: allocator, oneDNN primitive caches
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--skip-higher", action="store_true")
+    args = ap.parse_args()
+    cfg = config.load()
+    device = provenance.resolve_device(cfg["device"])
+    result = {"device": provenance.device_description(device)}
+    for dataset in ("omniglot", "miniimagenet"):
+        sec = cfg[dataset]
+        model = models.build(experiments.IMAGE_DATASETS[dataset]).to(device)
+        params = {k: v.to(device) for k, v in models.initial_params(model, 0).items()}
+        problem = FewShotTasks(dataset, experiments.prepared_path(cfg, dataset), tasks=sec["tasks"])
+        batch = problem.sample(0, device=device)
+        alpha = 0.1
+
+        def engine(task_loop):
+            def step():
+                grads, loss = maml.meta_gradient(model, params, batch, alpha, sec["inner_steps"], "second", task_loop)
+                new = {k: p - 0.1 * grads[k] for k, p in params.items()}
+                if device.startswith("cuda"):
+                    torch.cuda.synchronize()
+                return new
+            return step
+
+        ways = {"task_loop": engine(True), "vmap": engine(False)}
+        if not args.skip_higher:
+            ways["higher"] = lambda: higher_backend.meta_gradient(model, params, batch, alpha, sec["inner_steps"])
+        for name, fn in ways.items():
+            seconds = median_seconds(fn, args.repeats)
+            result[f"{dataset}_{name}_s"] = round(seconds, 4)
+            print(f"{dataset:<13} {name:<10} {seconds:8.3f} s per meta-iteration ({sec['tasks']} tasks)", flush=True)
+    print(json.dumps(result))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,169 @@
+"""Few-shot image experiments: the CNN and its batch norm, the engine against higher and finite
+differences on it, the episode sampler, and the grid on image tasks."""
+
+import dataclasses
+
+import pytest
+import torch
+from torch.func import functional_call
+
+from maml_convergence import higher_backend, maml, models
+from maml_convergence.grid import GridSpec, run_grid
+from maml_convergence.tasks import Batch, FewShotTasks
+
+F64 = torch.float64
+
+
+def random_episodes(tasks=2, ways=5, shot=1, query=2, channels=1, size=28, seed=0, dtype=F64) -> Batch:
+    g = torch.Generator().manual_seed(seed)
+    labels = lambda k: torch.arange(ways).repeat_interleave(k).repeat(tasks, 1)
+    return Batch(torch.rand(tasks, ways * shot, channels, size, size, generator=g, dtype=dtype), labels(shot),
+                 torch.rand(tasks, ways * query, channels, size, size, generator=g, dtype=dtype), labels(query))
+
+
+def setup(name="omniglot_cnn", **kw):
+    model = models.build(name).double()
+    params = models.initial_params(model, 0, F64)
+    channels, size = (1, 28) if name == "omniglot_cnn" else (3, 84)
+    return model, params, random_episodes(channels=channels, size=size, **kw)
+
+
+def rel_err(a, b):
+    num = torch.sqrt(sum(((a[k] - b[k]) ** 2).sum() for k in a))
+    return float(num / torch.sqrt(sum((b[k] ** 2).sum() for k in b)))
+
+
+# --- batch norm: statistics of each task's own batch, nothing carried over ---------------
+
+def test_batch_norm_uses_the_statistics_of_the_batch_it_is_given():
+    bn = models.TaskBatchNorm(4).double()
+    with torch.no_grad():
+        bn.weight.copy_(torch.tensor([1.0, 2.0, 0.5, -1.0]))
+        bn.bias.copy_(torch.tensor([0.0, 1.0, -1.0, 3.0]))
+    x = torch.randn(7, 4, 5, 5, dtype=F64) * 3 + 2
+    mean = x.mean(dim=(0, 2, 3), keepdim=True)
+    var = x.var(dim=(0, 2, 3), unbiased=False, keepdim=True)
+    expected = (x - mean) / torch.sqrt(var + 1e-5) * bn.weight.view(1, -1, 1, 1) + bn.bias.view(1, -1, 1, 1)
+    torch.testing.assert_close(bn(x), expected, rtol=1e-12, atol=1e-12)
+    assert len(list(bn.buffers())) == 0  # no running statistics to leak between tasks
+    bn.eval()  # and no mode in which other statistics would be used
+    torch.testing.assert_close(bn(x), expected, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("name", ["omniglot_cnn", "miniimagenet_cnn"])
+def test_a_task_is_scored_by_its_own_data_only(name):
+    """MAML over [A, B] is the mean of MAML over [A] and over [B]: no task sees another's statistics."""
+    model, params, batch = setup(name)
+    pair = maml.meta_loss(model, params, batch, 0.4, inner_steps=2)
+    one = lambda t: maml.meta_loss(model, params, Batch(*(v[t:t + 1] for v in (batch.xs, batch.ys, batch.xq,
+                                                                              batch.yq))), 0.4, inner_steps=2)
+    torch.testing.assert_close(pair, (one(0) + one(1)) / 2, rtol=1e-12, atol=0)
+
+
+def test_cnn_shapes_match_finn_et_al():
+    omni, mini = models.omniglot_cnn(), models.miniimagenet_cnn()
+    conv = lambda c_in, c_out: c_out * c_in * 9 + c_out + 2 * c_out  # 3x3 conv with bias, then BN scale and shift
+    assert models.param_count(models.initial_params(omni, 0)) == conv(1, 64) + 3 * conv(64, 64) + 64 * 5 + 5
+    assert models.param_count(models.initial_params(mini, 0)) == conv(3, 32) + 3 * conv(32, 32) + 32 * 5 * 5 * 5 + 5
+    assert omni(torch.zeros(3, 1, 28, 28)).shape == (3, 5)
+    assert mini(torch.zeros(3, 3, 84, 84)).shape == (3, 5)
+
+
+# --- the engine on the CNN -----------------------------------------------------------------
+
+@pytest.mark.parametrize("order", ["second", "first"])
+@pytest.mark.parametrize("name", ["omniglot_cnn", "miniimagenet_cnn"])
+def test_engine_matches_higher_on_the_cnn(name, order):
+    model, params, batch = setup(name)
+    g_engine, l_engine = maml.meta_gradient(model, params, batch, 0.4, 2, order)
+    g_higher, l_higher = higher_backend.meta_gradient(model, params, batch, 0.4, 2, order)
+    assert rel_err(g_engine, g_higher) <= 1e-10
+    assert abs(float(l_engine) - float(l_higher)) <= 1e-10 * abs(float(l_higher))
+
+
+@pytest.mark.parametrize("order", ["second", "first"])
+def test_task_loop_equals_vmap(order):
+    model, params, batch = setup(tasks=3)
+    g_loop, l_loop = maml.meta_gradient(model, params, batch, 0.4, 2, order, task_loop=True)
+    g_vmap, l_vmap = maml.meta_gradient(model, params, batch, 0.4, 2, order, task_loop=False)
+    assert rel_err(g_loop, g_vmap) <= 1e-12
+    torch.testing.assert_close(l_loop, l_vmap, rtol=1e-12, atol=0)
+
+
+def test_second_order_cnn_gradient_is_gradient_of_maml_objective():
+    model, params, batch = setup()
+    grads, _ = maml.meta_gradient(model, params, batch, 0.4, 2, "second", task_loop=True)
+    gen = torch.Generator().manual_seed(3)
+    for _ in range(2):
+        v = {k: torch.randn(p.shape, generator=gen, dtype=F64) for k, p in params.items()}
+        norm = torch.sqrt(sum((d ** 2).sum() for d in v.values()))
+        v = {k: d / norm for k, d in v.items()}
+        eps = 1e-6  # small enough not to cross a ReLU kink of this network
+        f = lambda s: float(maml.meta_loss(model, {k: p + s * v[k] for k, p in params.items()}, batch, 0.4, 2))
+        numeric = (f(eps) - f(-eps)) / (2 * eps)
+        analytic = float(sum((grads[k] * v[k]).sum() for k in params))
+        assert analytic == pytest.approx(numeric, rel=1e-6, abs=1e-10)
+
+
+# --- episodes -----------------------------------------------------------------------------
+
+@pytest.fixture()
+def fake_omniglot(tmp_path, monkeypatch):
+    """A prepared Omniglot file of random strokes, shaped as the real one."""
+    import numpy as np
+
+    from maml_convergence import data
+
+    rng = np.random.default_rng(0)
+    images = (rng.random((1623, 20, 28, 28)) > 0.2).astype(np.uint8) * 255
+    path = tmp_path / "omniglot.npz"
+    data._save_npz(path, images=images, names=np.array([f"c{i}" for i in range(1623)]))
+    return str(path)
+
+
+def test_episodes_are_well_formed_and_reproducible(fake_omniglot):
+    tasks = FewShotTasks("omniglot", fake_omniglot, tasks=4)
+    b = tasks.sample(7)
+    assert b.xs.shape == (4, 5, 1, 28, 28) and b.xq.shape == (4, 75, 1, 28, 28)
+    assert b.ys.tolist() == [list(range(5))] * 4
+    assert b.yq.tolist() == [[c for c in range(5) for _ in range(15)]] * 4
+    cls, rot, img = tasks.episode_indices(7)
+    for t in range(4):
+        pooled = (cls[t] * 4 + rot[t]).tolist()
+        assert len(set(pooled)) == 5                 # five distinct (character, rotation) classes
+        for c in range(5):
+            assert len(set(img[t, c].tolist())) == 16  # 1 support + 15 query drawings, no repeats
+    again = tasks.sample(7)
+    assert all(torch.equal(getattr(b, f), getattr(again, f)) for f in ("xs", "ys", "xq", "yq"))
+    assert not torch.equal(b.xq, tasks.sample(8).xq)
+    assert float(b.xs.min()) >= 0.0 and float(b.xs.max()) <= 1.0
+
+
+def test_rotations_are_new_classes(fake_omniglot):
+    tasks = FewShotTasks("omniglot", fake_omniglot, tasks=8)
+    cls, rot, img = tasks.episode_indices(0)
+    b = tasks.sample(0)
+    raw = tasks.classes()
+    for t in range(8):
+        for c in range(5):
+            original = 1.0 - raw[cls[t, c], img[t, c, 0]].double() / 255
+            torch.testing.assert_close(b.xs[t, c].double(), original.rot90(int(rot[t, c]), (-2, -1)),
+                                       rtol=0, atol=1e-6)
+    assert set(rot.flatten().tolist()) == {0, 1, 2, 3}
+
+
+def test_image_grid_cells_equal_a_plain_loop_and_slots_do_not_matter(fake_omniglot):
+    problem = FewShotTasks("omniglot", fake_omniglot, tasks=2, k_query=2, eval_tasks=2)
+    spec = GridSpec(model="omniglot_cnn", problem=problem, alphas=[0.1, 0.5], betas=[0.3], iterations=2,
+                    inner_steps=2, dtype="float64", slots=1, task_loop=True)
+    rows = run_grid(spec, progress=False, keep_params=True)
+    vmapped = run_grid(dataclasses.replace(spec, slots=2, task_loop=False), progress=False, keep_params=True)
+    model = models.build("omniglot_cnn").double()
+    for row, other in zip(rows, vmapped):
+        params = models.initial_params(model, 0, F64)
+        for it in range(2):
+            grads, _ = maml.meta_gradient(model, params, problem.sample(it, dtype=F64), row["alpha"], 2)
+            params = {k: p - row["beta"] * grads[k] for k, p in params.items()}
+        assert rel_err(row["final_params"], params) <= 1e-12
+        assert rel_err(other["final_params"], params) <= 1e-12
+        assert row["final_loss"] == pytest.approx(other["final_loss"], rel=1e-12)
