@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
-.PHONY: setup test reproduce quick lint benchmark clean-results
+.PHONY: setup test reproduce reproduce-paper quick lint benchmark clean-results
 
 setup: $(STAMP)
 
@@ -23,7 +23,13 @@ $(STAMP): requirements.txt pyproject.toml
 test: setup
 	$(BIN)/python -m pytest -q
 
+# Every figure; the image grids of Fig. 4b/4c at the size that runs here in about an hour
+# (config/reduced.yaml, what figures/ holds). reproduce-paper: the paper's image grids too
+# (a GPU or a cluster: see profiles/ and the README).
 reproduce: setup
+	$(BIN)/snakemake --cores all --configfile config/reduced.yaml
+
+reproduce-paper: setup
 	$(BIN)/snakemake --cores all
 
 quick: setup
@@ -34,6 +40,7 @@ lint: setup
 
 benchmark: setup
 	$(BIN)/python benchmarks/sinusoid_grid.py
+	$(BIN)/python benchmarks/image_meta_iteration.py
 
 clean-results:
 	rm -rf results logs .snakemake

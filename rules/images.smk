@@ -33,6 +33,7 @@ rule image_chunk:
 rule image_grid:
     input:
         unpack(image_chunks),
+        data=lambda w: PREPARED[w.dataset],
     output:
         grid="results/{dataset}/grid.csv",
         provenance="results/{dataset}/provenance.json",
@@ -46,7 +47,7 @@ rule image_grid:
         ENV
     shell:
         "maml-convergence image-merge --config-json {params.config:q} --dataset {wildcards.dataset}"
-        " --chunks {input.grids} --chunk-provenance {input.provenance} --out {output.grid}"
+        " --chunks {input.grids} --chunk-provenance {input.provenance} --data {input.data} --out {output.grid}"
         " --provenance {output.provenance} 2>&1 | tee {log}"
 
 

@@ -27,6 +27,10 @@ def cfg():
     (lambda c: c["sinusoid"].update(order="third"), "sinusoid.order"),
     (lambda c: c["divergence"].pop("blowup_factor"), "divergence.blowup_factor"),
     (lambda c: c["fig2"].update(eigenvalues="1,2"), "fig2.eigenvalues"),
+    (lambda c: c["omniglot"].update(k_query=20), "omniglot.k_query"),
+    (lambda c: c["miniimagenet"].update(beta_range=[3.0, 0.3]), "miniimagenet.beta_range"),
+    (lambda c: c["omniglot"].update(chunks=0), "omniglot.chunks"),
+    (lambda c: c["data"].update(mirror=3), "data.mirror"),
 ])
 def test_bad_values_name_their_key(cfg, change, key):
     bad = copy.deepcopy(cfg)
@@ -68,3 +72,11 @@ def test_malformed_yaml_is_reported(tmp_path):
     bad.write_text("sinusoid: [unclosed\n")
     with pytest.raises(config.ConfigError, match="not valid YAML"):
         config.load(bad)
+
+
+def test_reduced_config_is_valid_and_only_shrinks_the_image_grids(cfg, root):
+    reduced = config.load(root / "config" / "reduced.yaml")
+    assert {k for k in cfg if reduced[k] != cfg[k]} == {"omniglot", "miniimagenet"}
+    for name in ("omniglot", "miniimagenet"):
+        assert reduced[name]["alpha_range"] == cfg[name]["alpha_range"]  # the paper's ranges, coarser
+        assert reduced[name]["iterations"] < cfg[name]["iterations"]

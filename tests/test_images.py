@@ -167,3 +167,17 @@ def test_image_grid_cells_equal_a_plain_loop_and_slots_do_not_matter(fake_omnigl
         assert rel_err(row["final_params"], params) <= 1e-12
         assert rel_err(other["final_params"], params) <= 1e-12
         assert row["final_loss"] == pytest.approx(other["final_loss"], rel=1e-12)
+
+
+def test_a_classifier_whose_loss_went_up_counts_as_unstable():
+    import pandas as pd
+
+    from maml_convergence.claims import few_shot_stability, stability_brackets
+
+    grid = pd.DataFrame({"alpha": [0.1] * 4, "beta": [0.1, 1.0, 10.0, 30.0],
+                         "status": ["ok", "ok", "ok", "diverged"],
+                         "initial_loss": [1.6] * 4, "initial_eval_loss": [1.6] * 4,
+                         "final_loss": [1.2, 1.62, 11.6, float("nan")]})
+    marked = few_shot_stability(grid)
+    assert marked.status.tolist() == ["ok", "ok", "diverged", "diverged"]
+    assert stability_brackets(marked).iloc[0][["last_ok", "first_diverged"]].tolist() == [1.0, 10.0]

@@ -190,6 +190,9 @@ def cmd_image_merge(args):
     cfg = _config(args)
     frames = [pd.read_csv(p) for p in args.chunks]
     grid = experiments.merge_chunks(frames, cfg, args.dataset)
+    device = provenance.resolve_device(cfg["device"])
+    start = experiments.initial_eval_losses(cfg, args.dataset, sorted(grid.alpha.unique()), device, args.data)
+    grid["initial_eval_loss"] = grid.alpha.map(start)
     parts = [json.loads(Path(p).read_text()) for p in args.chunk_provenance]
     provenance.atomic_write_text(args.out, grid.to_csv(index=False))
     prov = provenance.record(args.dataset, cfg, "cpu", sum(p["wall_seconds"] for p in parts), cells=len(grid),
@@ -264,6 +267,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--data", help="the prepared dataset (default: under the config's data.root)")
     s = add("image-merge", cmd_image_merge, "one grid table from the chunks of an image grid", provenance=True)
     s.add_argument("--dataset", choices=sorted(experiments.IMAGE_DATASETS), required=True)
+    s.add_argument("--data", help="the prepared dataset (default: under the config's data.root)")
     s.add_argument("--chunks", nargs="+", required=True)
     s.add_argument("--chunk-provenance", nargs="*", default=[])
     s = add("claims", cmd_claims, "verdicts on the paper's claims", out=False)

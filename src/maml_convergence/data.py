@@ -120,13 +120,15 @@ def fetch_omniglot(root: Path, mirror: Path | None = None) -> Path:
     if tmp.exists():
         shutil.rmtree(tmp)
     tmp.mkdir(parents=True)
-    if mirror is not None:
-        _omniglot_from_mirror(Path(mirror), tmp / "omniglot-py")
-    else:
-        for background in (True, False):  # torchvision downloads both zips and checks their md5s
-            OmniglotFolder(str(tmp), background=background, download=True)
-    _replace_dir(tmp / "omniglot-py", final)
-    tmp.rmdir()
+    try:
+        if mirror is not None:
+            _omniglot_from_mirror(Path(mirror), tmp / "omniglot-py")
+        else:
+            for background in (True, False):  # torchvision downloads both zips and checks their md5s
+                OmniglotFolder(str(tmp), background=background, download=True)
+        _replace_dir(tmp / "omniglot-py", final)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
     return final
 
 

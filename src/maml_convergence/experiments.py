@@ -91,6 +91,21 @@ def image_spec(cfg: dict, dataset: str, device: str, chunk: int | None = None, c
                     task_loop=not on_gpu)
 
 
+def initial_eval_losses(cfg: dict, dataset: str, alphas, device: str, data_path: str | None = None) -> dict:
+    """Per alpha, the meta-loss of the initial parameters on the grid's fixed evaluation batch.
+
+    The grid's ``initial_loss`` is measured on iteration 0's batch (4 tasks for MiniImagenet),
+    its ``final_loss`` on the fixed batch of ``eval_tasks`` tasks; this puts the start on the
+    same batch as the end, so that 'the loss went up' compares like with like.
+    """
+    spec = image_spec(cfg, dataset, device, data_path=data_path)
+    model = models.build(spec.model).to(device)
+    theta0 = {k: v.to(device) for k, v in models.initial_params(model, spec.init_seed).items()}
+    problem = spec.problem
+    batch = problem.sample(EVAL_STREAM, device=device, tasks=problem.eval_tasks)
+    return {a: float(maml.meta_loss(model, theta0, batch, a, spec.inner_steps, spec.task_loop)) for a in alphas}
+
+
 def merge_chunks(frames: list[pd.DataFrame], cfg: dict, dataset: str) -> pd.DataFrame:
     """The chunks' rows as one grid table in alpha-major order; every cell exactly once."""
     grid = pd.concat(frames, ignore_index=True).sort_values(["alpha", "beta"], kind="stable")
