@@ -15,7 +15,7 @@ from tqdm.auto import tqdm
 
 from . import audit, curvature, maml, models, theory
 from .config import grid_values
-from .grid import EVAL_STREAM, GridSpec, run_grid
+from .grid import EVAL_STREAM, GridSpec, eval_batch, run_grid
 from .tasks import FewShotTasks, LinearRegressionTask, SinusoidTasks
 
 GRID_COLUMNS = ["cell", "alpha", "beta", "status", "diverged_at", "iterations_run", "initial_loss",
@@ -101,8 +101,7 @@ def initial_eval_losses(cfg: dict, dataset: str, alphas, device: str, data_path:
     spec = image_spec(cfg, dataset, device, data_path=data_path)
     model = models.build(spec.model).to(device)
     theta0 = {k: v.to(device) for k, v in models.initial_params(model, spec.init_seed).items()}
-    problem = spec.problem
-    batch = problem.sample(EVAL_STREAM, device=device, tasks=problem.eval_tasks)
+    batch = eval_batch(spec.problem, getattr(torch, spec.dtype), device)
     return {a: float(maml.meta_loss(model, theta0, batch, a, spec.inner_steps, spec.task_loop)) for a in alphas}
 
 

@@ -170,7 +170,7 @@ class _StackedStream:
 def _task_stream(spec: GridSpec, dtype, device):
     problems = [p for p, _ in spec.seed_problems()]
     if isinstance(problems[0], FewShotTasks):
-        return problems[0].stream(dtype, device) if len(problems) == 1 else FewShotStream(problems, dtype, device)
+        return FewShotStream(problems, dtype, device)
     return _StackedStream(problems, spec, dtype, device)
 
 
@@ -180,24 +180,19 @@ def _over_slots(fn, n_slots: int):
         return vmap(fn)
 
     def single(*args):
-        out = fn(*(_index(a, 0) for a in args))
-        return _unsqueeze(out)
+        out = fn(*(_tree_map(lambda t: t[0], a) for a in args))
+        return _tree_map(lambda t: t.unsqueeze(0), out)
 
     return single
 
 
-def _index(tree, i):
+def _tree_map(fn, tree):
+    """``fn`` applied to every tensor of nested dicts, tuples and lists."""
     if isinstance(tree, dict):
-        return {k: _index(v, i) for k, v in tree.items()}
-    return tree[i]
-
-
-def _unsqueeze(tree):
+        return {k: _tree_map(fn, v) for k, v in tree.items()}
     if isinstance(tree, (tuple, list)):
-        return type(tree)(_unsqueeze(v) for v in tree)
-    if isinstance(tree, dict):
-        return {k: _unsqueeze(v) for k, v in tree.items()}
-    return tree.unsqueeze(0)
+        return type(tree)(_tree_map(fn, v) for v in tree)
+    return fn(tree)
 
 
 def run_grid(spec: GridSpec, checkpoint: str | os.PathLike | None = None, checkpoint_every: float = 30.0,
@@ -360,7 +355,7 @@ def _public(row, c, keep_params):
 
 def _evaluate(spec: GridSpec, model, done: dict, dtype, device, chunk: int, cell_seed: list[int]) -> None:
     """Final meta-loss and plain loss of every surviving cell on one fixed batch of tasks (its seed's)."""
-    batches = [_eval_batch(problem, dtype, device) for problem, _ in spec.seed_problems()]
+    batches = [eval_batch(problem, dtype, device) for problem, _ in spec.seed_problems()]
     ok = [c for c, r in sorted(done.items()) if r["status"] == "ok"]
 
     def losses(params, alpha, xs, ys, xq, yq):
@@ -385,16 +380,15 @@ def _evaluate(spec: GridSpec, model, done: dict, dtype, device, chunk: int, cell
                 r.update(final_loss=m, final_plain_loss=plain[j].item())
 
 
-def _eval_batch(problem, dtype, device) -> Batch:
+def eval_batch(problem, dtype, device) -> Batch:
+    """The fixed batch of tasks every cell's final loss is measured on."""
     if isinstance(problem, FewShotTasks):
         return problem.sample(EVAL_STREAM, dtype=dtype, device=device, tasks=problem.eval_tasks)
     return problem.sample(EVAL_STREAM, dtype=dtype).to(device)
 
 
 def _to(tree, device):
-    if isinstance(tree, dict):
-        return {k: _to(v, device) for k, v in tree.items()}
-    return tree.to(device)
+    return _tree_map(lambda t: t.to(device), tree)
 
 
 def _save_checkpoint(path, fingerprint, slots: _Slots, pending, done, snapshots) -> None:

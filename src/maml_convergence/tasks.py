@@ -128,15 +128,12 @@ class FewShotTasks:
         cls, rot, img = self.episode_indices(iteration, tasks)
         return _episode_batch(self.classes(), self.dataset, cls, rot, img, self.k_shot, dtype, device)
 
-    def stream(self, dtype, device) -> "FewShotStream":
-        return FewShotStream(self, dtype, device)
-
 
 class FewShotStream:
     """Batches for the slots of a grid, gathered on ``device`` from images kept there as uint8."""
 
     def __init__(self, problems: "list[FewShotTasks]", dtype, device):
-        self.problems = problems if isinstance(problems, list) else [problems]
+        self.problems = problems  # one per seed of the run; they share the images
         self.images = self.problems[0].classes().to(device)
         self.dtype, self.device = dtype, device
 
