@@ -11,17 +11,21 @@ data/prepared/miniimagenet-train.npz` first). Three ways of computing it:
               passes one task after another (plain convolutions)
   vmap        the engine fully vmapped over tasks (what the grid uses on a GPU)
   higher      the reference backend: one task after another with `higher`
+  conv_floor  task_loop on the same network with its batch norms removed: not the paper's model,
+              a lower bound on what any batch-norm implementation could reach on this machine
 Prints a table, then, last, one JSON line with the medians in seconds.
 """
 
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import statistics
 import time
 
 import torch
+from torch import nn
 
 from maml_convergence import config, experiments, higher_backend, maml, models, provenance
 from maml_convergence.tasks import FewShotTasks
@@ -35,6 +39,14 @@ def median_seconds(fn, repeats: int) -> float:
         fn()
         times.append(time.perf_counter() - start)
     return statistics.median(times)
+
+
+def without_batch_norm(model: nn.Module) -> nn.Module:
+    stripped = copy.deepcopy(model)
+    for i, layer in enumerate(stripped.features):
+        if isinstance(layer, models.TaskBatchNorm):
+            stripped.features[i] = nn.Identity()
+    return stripped
 
 
 def main() -> int:
@@ -53,7 +65,7 @@ def main() -> int:
         batch = problem.sample(0, device=device)
         alpha = 0.1
 
-        def engine(task_loop):
+        def engine(task_loop, model=model, params=params):
             def step():
                 grads, loss = maml.meta_gradient(model, params, batch, alpha, sec["inner_steps"], "second", task_loop)
                 new = {k: p - 0.1 * grads[k] for k, p in params.items()}
@@ -65,6 +77,8 @@ def main() -> int:
         ways = {"task_loop": engine(True), "vmap": engine(False)}
         if not args.skip_higher:
             ways["higher"] = lambda: higher_backend.meta_gradient(model, params, batch, alpha, sec["inner_steps"])
+        bare = without_batch_norm(model)
+        ways["conv_floor"] = engine(True, bare, {k: v.to(device) for k, v in models.initial_params(bare, 0).items()})
         for name, fn in ways.items():
             seconds = median_seconds(fn, args.repeats)
             result[f"{dataset}_{name}_s"] = round(seconds, 4)

@@ -134,7 +134,7 @@ class _Points:
         FA = _outer(self.D1 * ((self.D2 * vw) @ self.W2 + torch.einsum("njp,nj->np", vW2, self.D2 * self.w)), self.x)
         return torch.cat([FA, FB, Fw, torch.zeros_like(Fw[:, :1])], 1)
 
-    def cross(self, weight, a1, W2=None, w=None, pts=slice(None), groups: int | None = None):
+    def cross(self, weight, a1, W2=None, w=None, groups: int | None = None):
         """Sum over points of weight_k times the symmetric cross-layer matrix with entries
 
             [w_j, B_jm] = D2_j a1_m,  [w_j, A_pq] = D2_j W2_jp D1_p x_q,  [B_jm, A_pq] = w_j D2_j [m=p] D1_p x_q
@@ -142,16 +142,16 @@ class _Points:
         (F_k itself for a1 = a1~, W2, w the network's; D^3 f_k[v] for a1 = d a1~[v], W2 = vW2, w = vw).
         It has no (B, B) block, so its columns R (the A and output-layer ones, 121 of 1,761
         for the paper's MLP) hold all of it: this returns that slab, d x |R| (``dense`` expands it).
-        ``pts`` selects points (``weight`` and ``a1`` are given for those only); ``groups`` splits
-        them into that many consecutive groups (tasks): one slab each (a leading axis).
+        ``groups`` splits the points into that many consecutive groups (tasks): one slab each
+        (a leading axis).
         """
         W2 = self.W2 if W2 is None else W2
         w = self.w if w is None else w
         G, h1, h2, p = groups or 1, self.h1, self.h2, self.p
         g = lambda t: t.reshape(G, -1, *t.shape[1:])
-        wD2 = g(weight[:, None] * self.D2[pts])
+        wD2 = g(weight[:, None] * self.D2)
         Q = torch.einsum("gkj,gkm->gjm", wD2, g(a1))
-        base = torch.einsum("gkj,gkp,gkq->gkjpq", wD2, g(self.D1[pts]), g(self.x[pts]))
+        base = torch.einsum("gkj,gkp,gkq->gkjpq", wD2, g(self.D1), g(self.x))
         R = torch.einsum("gkjpq,gkjp->gjpq", base, g(W2.expand(weight.shape[0], h2, h1))).reshape(G, h2, h1 * p)
         U = torch.einsum("gkjpq,gkj->gjpq", base, g(w.expand(weight.shape[0], h2)))
         oA, oB, oc = self.sizes["A"], self.sizes["A"] + self.sizes["B"], self.d - h2 - 1
