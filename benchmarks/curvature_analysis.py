@@ -24,9 +24,13 @@ from maml_convergence import config, curvature, curvature_mlp, experiments, maml
 from maml_convergence.grid import EVAL_STREAM
 
 
-def max_rel(a: dict, b: dict) -> float:
-    return max(abs(x - y) / abs(y) for scope in b for key in b[scope]
-               for x, y in zip(*(v if isinstance(v, list) else [v] for v in (a[scope][key], b[scope][key]))))
+def max_rel(got: dict, ref: dict) -> float:
+    """Largest relative difference over every number of two ``tg_h2`` summaries (eigenvalue lists and norms)."""
+    pairs = []
+    for scope, numbers in ref.items():
+        for key, value in numbers.items():
+            pairs += zip(got[scope][key], value) if isinstance(value, list) else [(got[scope][key], value)]
+    return max(abs(x - y) / abs(y) for x, y in pairs)
 
 
 def main() -> int:

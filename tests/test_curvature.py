@@ -107,7 +107,7 @@ def test_written_out_relu_mlp_matches_the_definitions(relu_mlp):
         "ETg": sum(curvature.dense_tg(lambda t: f_task(t, xs[i], ys[i]), theta, gs[i]) for i in range(n)) / n,
     }
     got = curvature_mlp.matrices(model, params, xs, ys)
-    perm = curvature_mlp.torch_order(model, params)
+    perm = curvature_mlp.torch_order(params)
     torch.testing.assert_close(got["g"][perm], g, rtol=1e-12, atol=1e-14)
     for name, ref in expected.items():
         torch.testing.assert_close(got[name][perm][:, perm], ref, rtol=1e-10, atol=1e-12, msg=name)
@@ -127,7 +127,7 @@ def test_written_out_summary_equals_autodiff_on_the_paper_mlp():
             assert got[scope][key] == pytest.approx(value, rel=1e-9), (scope, key)
 
 
-def test_written_out_path_refuses_other_models(small):
+def test_written_out_path_refuses_other_models():
     tanh_model = nn.Sequential(nn.Linear(1, 6), nn.Tanh(), nn.Linear(6, 5), nn.Tanh(), nn.Linear(5, 1))
     assert not curvature_mlp.applies(tanh_model)
     assert not curvature_mlp.applies(nn.Sequential(nn.Linear(1, 4), nn.ReLU(), nn.Linear(4, 4), nn.ReLU(),

@@ -116,7 +116,7 @@ def tg_h2_dense(task_loss, params, xs, ys, k: int = 2, task_chunk: int = 25, chu
     contract_tasks = lambda t: (task_grads(t, xs, ys) * g_tasks).sum() / n    # E[g_i . grad L_i(t)]
     Tg = jacrev(grad(contract_batch), chunk_size=chunk_size)(theta)
     ETg = jacrev(grad(contract_tasks), chunk_size=chunk_size)(theta)
-    return {"batch": _summary(Tg, H @ H, k), "per_task": _summary(ETg, EH2, k)}
+    return {"batch": summary(Tg, H @ H, k), "per_task": summary(ETg, EH2, k)}
 
 
 def _flat_task_fn(loss, params):
@@ -132,7 +132,8 @@ def _flat_task_fn(loss, params):
     return f, torch.cat([params[k].reshape(-1) for k in names])
 
 
-def _summary(Tg, H2, k):
+def summary(Tg, H2, k):
+    """What Fig. 5 reports of T g, H^2 and T g + H^2: the top ``k`` eigenvalues and the Frobenius norms."""
     S = Tg + H2
     return {"eig_Tg": top_eigenvalues(Tg, k), "eig_H2": top_eigenvalues(H2, k), "eig_Tg_plus_H2": top_eigenvalues(S, k),
             "fro_Tg": float(torch.linalg.matrix_norm(Tg)), "fro_H2": float(torch.linalg.matrix_norm(H2)),

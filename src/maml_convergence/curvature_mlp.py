@@ -40,8 +40,8 @@ def applies(model: nn.Module) -> bool:
 def tg_h2(model: nn.Module, params: dict, xs: torch.Tensor, ys: torch.Tensor, k: int = 2) -> dict:
     """``curvature.tg_h2_dense`` for this MLP: spectra and norms of T g, H^2, T g + H^2, batch and per task."""
     m = matrices(model, params, xs, ys)
-    return {"batch": curvature._summary(m["Tg"], m["H"] @ m["H"], k),
-            "per_task": curvature._summary(m["ETg"], m["EH2"], k)}
+    return {"batch": curvature.summary(m["Tg"], m["H"] @ m["H"], k),
+            "per_task": curvature.summary(m["ETg"], m["EH2"], k)}
 
 
 def matrices(model: nn.Module, params: dict, xs: torch.Tensor, ys: torch.Tensor) -> dict:
@@ -71,7 +71,7 @@ def matrices(model: nn.Module, params: dict, xs: torch.Tensor, ys: torch.Tensor)
     return {"H": H, "Tg": Tg, "EH2": EH2, "ETg": ETg, "g": g}
 
 
-def torch_order(model: nn.Module, params: dict) -> torch.Tensor:
+def torch_order(params: dict) -> torch.Tensor:
     """Index ``perm`` with ``M_torch = M[perm][:, perm]`` for ``M`` in this module's order."""
     h1, p0 = params["0.weight"].shape
     h2 = params["2.weight"].shape[0]
@@ -108,6 +108,9 @@ class _Points:
         gamma = self.D1 * (beta @ self.W2)                              # df/du
         self.J = torch.cat([_outer(gamma, self.x), _outer(beta, self.a1), a2], 1)
         self.d = self.J.shape[1]
+        oB, oc = self.sizes["A"], self.sizes["A"] + self.sizes["B"]
+        self.idx_R = torch.cat([torch.arange(oB), torch.arange(oc, self.d)])  # A, then w and b3
+        self.idx_B = torch.arange(oB, oc)
 
     def part(self, v, name):
         """Block ``name`` of per-point directions v (N x d): A, B (as matrices), W2, w."""
@@ -140,7 +143,7 @@ class _Points:
             [w_j, B_jm] = D2_j a1_m,  [w_j, A_pq] = D2_j W2_jp D1_p x_q,  [B_jm, A_pq] = w_j D2_j [m=p] D1_p x_q
 
         (F_k itself for a1 = a1~, W2, w the network's; D^3 f_k[v] for a1 = d a1~[v], W2 = vW2, w = vw).
-        It has no (B, B) block, so its columns R (the A and output-layer ones, 121 of 1,761
+        It has no (B, B) block, so its columns ``idx_R`` (the A and output-layer ones, 121 of 1,761
         for the paper's MLP) hold all of it: this returns that slab, d x |R| (``dense`` expands it).
         ``groups`` splits the points into that many consecutive groups (tasks): one slab each
         (a leading axis).
@@ -164,16 +167,9 @@ class _Points:
         torch.diagonal(Bw, dim1=1, dim2=3).copy_(Q.transpose(1, 2))            # [B_jm, w_j]
         return C if groups else C[0]
 
-    def R(self):
-        """Indices of the slab's columns: the A parameters, then w and b3."""
-        return torch.cat([torch.arange(self.sizes["A"]), torch.arange(self.d - self.h2 - 1, self.d)])
-
-    def B(self):
-        return torch.arange(self.sizes["A"], self.sizes["A"] + self.sizes["B"])
-
     def dense(self, C):
         """The d x d matrix whose columns R are the slab ``C`` (and rows R its transpose; (B, B) = 0)."""
-        R, B = self.R(), self.B()
+        R, B = self.idx_R, self.idx_B
         M = torch.zeros(self.d, self.d, dtype=torch.float64)
         M[:, R] = C
         M[R[:, None], B[None, :]] = C[B].T
@@ -187,7 +183,7 @@ def _mean_task_h_squared(net: _Points, n: int, K: int) -> torch.Tensor:
     (B, B) block, S_i^2 = C_i C_i^T + (C_i[B]^T C_i[B] on R x R) and J_i S_i = J_i[:, R] C_i^T
     + (J_i[:, B] C_i[B] in columns R).
     """
-    d, R, B = net.d, net.R(), net.B()
+    d, R, B = net.d, net.idx_R, net.idx_B
     C = net.cross(net.r, net.a1, groups=n)                                   # n x d x |R|
     J = net.J.reshape(n, K, d)
     Z = torch.bmm(J[:, :, R], C.transpose(1, 2))
