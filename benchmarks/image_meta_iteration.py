@@ -6,9 +6,12 @@
 One meta-iteration = the second-order meta-gradient of a paper-sized task batch (5-way 1-shot,
 15 queries, 2 inner steps; 32 tasks for Omniglot, 4 for MiniImagenet) plus the SGD update, on
 real episodes from data/prepared/ (run `snakemake data/prepared/omniglot.npz
-data/prepared/miniimagenet-train.npz` first). Three ways of computing it:
+data/prepared/miniimagenet-train.npz` first). The ways of computing it:
   task_loop   the engine as the grid runs it on a CPU: inner steps vmapped over tasks, query
-              passes one task after another (plain convolutions)
+              passes one task after another (plain convolutions, fused batch norm)
+  task_loop_written_bn
+              task_loop with the query passes' batch norm written out like the inner steps'
+              (the engine before the query passes used F.batch_norm's kernel)
   vmap        the engine fully vmapped over tasks (what the grid uses on a GPU)
   higher      the reference backend: one task after another with `higher`
   conv_floor  task_loop on the same network with its batch norms removed: not the paper's model,
@@ -49,6 +52,12 @@ def without_batch_norm(model: nn.Module) -> nn.Module:
     return stripped
 
 
+def with_written_query_batch_norm(model: nn.Module) -> nn.Module:
+    written = copy.deepcopy(model)
+    written.first_order_kwargs = {}
+    return written
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--repeats", type=int, default=3)
@@ -74,7 +83,8 @@ def main() -> int:
                 return new
             return step
 
-        ways = {"task_loop": engine(True), "vmap": engine(False)}
+        ways = {"task_loop": engine(True), "task_loop_written_bn": engine(True, with_written_query_batch_norm(model)),
+                "vmap": engine(False)}
         if not args.skip_higher:
             ways["higher"] = lambda: higher_backend.meta_gradient(model, params, batch, alpha, sec["inner_steps"])
         bare = without_batch_norm(model)
@@ -82,7 +92,7 @@ def main() -> int:
         for name, fn in ways.items():
             seconds = median_seconds(fn, args.repeats)
             result[f"{dataset}_{name}_s"] = round(seconds, 4)
-            print(f"{dataset:<13} {name:<10} {seconds:8.3f} s per meta-iteration ({sec['tasks']} tasks)", flush=True)
+            print(f"{dataset:<13} {name:<20} {seconds:8.3f} s per meta-iteration ({sec['tasks']} tasks)", flush=True)
     print(json.dumps(result))
     return 0
 

@@ -51,6 +51,18 @@ def test_batch_norm_uses_the_statistics_of_the_batch_it_is_given():
 
 
 @pytest.mark.parametrize("name", ["omniglot_cnn", "miniimagenet_cnn"])
+def test_query_pass_with_the_fused_batch_norm_is_the_same_function_to_first_order(name):
+    """The query passes (maml.query_loss) use F.batch_norm's kernel: same values, same gradients."""
+    model, params, batch = setup(name)
+    x, y = batch.xq[0], batch.yq[0]
+    written = lambda p: maml.task_loss(model, p, x, y)
+    fused = lambda p: maml.query_loss(model, p, x, y)
+    torch.testing.assert_close(fused(params), written(params), rtol=1e-12, atol=0)
+    assert rel_err(torch.func.grad(fused)(params), torch.func.grad(written)(params)) <= 1e-10
+    assert model.first_order_kwargs == {"differentiated_once": True}
+
+
+@pytest.mark.parametrize("name", ["omniglot_cnn", "miniimagenet_cnn"])
 def test_a_task_is_scored_by_its_own_data_only(name):
     """MAML over [A, B] is the mean of MAML over [A] and over [B]: no task sees another's statistics."""
     model, params, batch = setup(name)
