@@ -23,7 +23,7 @@ $(STAMP): requirements.txt pyproject.toml
 test: setup
 	$(BIN)/python -m pytest -q
 
-# Every figure; the image grids of Fig. 4b/4c at the size that runs here in about an hour
+# Every figure; the image grids of Fig. 4b/4c at the size that runs here in about an hour each
 # (config/reduced.yaml, what figures/ holds). reproduce-paper: the paper's image grids too
 # (a GPU or a cluster: see profiles/ and the README).
 reproduce: setup
