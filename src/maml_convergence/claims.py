@@ -212,11 +212,37 @@ FEW_SHOT_CLAIMS = {"omniglot": ("C4", "Omniglot: near the divergence edge of alp
                                           "than at the smallest alpha (Fig. 4c)")}
 
 
+CHANCE_TOL = 1e-3  # |plain loss - ln(ways)| below this: the network outputs the same logits for every class
+
+
+def chance_level_note(grid: pd.DataFrame, measured: dict, ways: int) -> str:
+    """Which of the cells a few-shot verdict compares ended at chance level.
+
+    A large meta-step can collapse the classifier to one output for every image (loss ln 5,
+    gradients zero): it neither diverges nor rises above a start that was near chance anyway,
+    so the stability rule counts it as stable. Saying so keeps a verdict from resting unseen on it.
+    """
+    cells = {(measured["alpha_smallest"], r["smallest_alpha_beta"]) for r in
+             (measured["below_first_divergence"], measured["largest_trained"])}
+    cells |= {(r["alpha"], r["beta"]) for r in (measured["below_first_divergence"], measured["largest_trained"])}
+    flat = []
+    for alpha, beta in sorted(cells):
+        row = grid[(grid.alpha == alpha) & (grid.beta == beta)]
+        if len(row) and abs(float(row.final_plain_loss.iloc[0]) - math.log(ways)) < CHANCE_TOL:
+            flat.append(f"alpha={alpha:g}, beta={beta:g}")
+    if not flat:
+        return ""
+    return (f"; compared cells at chance level (plain loss ln {ways} +- {CHANCE_TOL:g}, one output for every class, "
+            f"counted as stable by the rule): {'; '.join(flat)}")
+
+
 def _few_shot_claim(dataset: str, grid_path, near_edge_factor: float) -> dict:
     prov = json.loads((Path(grid_path).parent / "provenance.json").read_text())
     grid = few_shot_stability(pd.read_csv(grid_path))
     cid, claim = FEW_SHOT_CLAIMS[dataset]
     row = _edge_claim(cid, claim, dataset, grid, prov["iterations"], near_edge_factor, prov["device"])
+    if "alpha_smallest" in row["measured"]:
+        row["summary"] += chance_level_note(grid, row["measured"], prov["chunks"][0]["config"][dataset]["n_way"])
     if not _at_paper_scale(dataset, grid, prov["iterations"]):
         row["rests_on"] += (f"; the paper-scale grid: `snakemake --cores all results/{dataset}/grid.csv` "
                             "(with `--profile profiles/slurm` or `profiles/local-gpu`)")
