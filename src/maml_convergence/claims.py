@@ -222,9 +222,9 @@ def chance_level_note(grid: pd.DataFrame, measured: dict, ways: int) -> str:
     gradients zero): it neither diverges nor rises above a start that was near chance anyway,
     so the stability rule counts it as stable. Saying so keeps a verdict from resting unseen on it.
     """
-    cells = {(measured["alpha_smallest"], r["smallest_alpha_beta"]) for r in
-             (measured["below_first_divergence"], measured["largest_trained"])}
-    cells |= {(r["alpha"], r["beta"]) for r in (measured["below_first_divergence"], measured["largest_trained"])}
+    cells = set()
+    for reading in (measured["below_first_divergence"], measured["largest_trained"]):
+        cells |= {(measured["alpha_smallest"], reading["smallest_alpha_beta"]), (reading["alpha"], reading["beta"])}
     flat = []
     for alpha, beta in sorted(cells):
         row = grid[(grid.alpha == alpha) & (grid.beta == beta)]
