@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
-.PHONY: setup test reproduce reproduce-paper quick lint benchmark clean-results
+.PHONY: setup test reproduce reproduce-paper quick report lint benchmark clean-results
 
 setup: $(STAMP)
 
@@ -34,6 +34,10 @@ reproduce-paper: setup
 
 quick: setup
 	$(BIN)/snakemake --cores all --configfile config/quick.yaml --directory results/quick
+
+# The figures with captions, the claims table and the provenance of the last `make reproduce`, in one file.
+report: setup
+	$(BIN)/snakemake --configfile config/reduced.yaml --report report.html
 
 lint: setup
 	$(BIN)/snakemake --lint

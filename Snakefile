@@ -1,9 +1,26 @@
 # maml-convergence: regenerate every figure of Takagi et al. (2019) and the claims table.
 #
-#   snakemake --cores all                               # the paper's settings
+#   snakemake --cores all                                 # the paper's settings
 #   snakemake --cores all --configfile config/quick.yaml  # small grids (tests, CI)
 #
-# Results (expensive, ignored by git) go to results/, figures (committed) to figures/.
+# Figure -> code (the README has the same table, with links):
+#
+#   figure  rule file         command (maml-convergence ...)    experiments function          config       notebook
+#   fig1    rules/fig1.smk    fig1                              fig1_runs                     fig1         fig1.ipynb
+#   fig2    rules/fig2.smk    fig2                              fig2_curves                   fig2         fig2.ipynb
+#   fig3    rules/fig3.smk    linear-grid, linear-reference,    linear_spec, linear_reference, linear,     fig3.ipynb
+#                             linear-audit                      linear_audit                  audit
+#   fig4a   rules/fig4a.smk   sinusoid-grid,                    sinusoid_spec,                sinusoid     fig4a.ipynb
+#                             sinusoid-reference                sinusoid_reference
+#   fig4b/c rules/fig4bc.smk  image-grid, image-merge           image_spec, merge_chunks,     omniglot,    fig4bc.ipynb
+#           rules/data.smk    prepare-data                      initial_eval_losses           miniimagenet
+#   fig5    rules/fig5.smk    fig5-train, fig5-analysis         fig5_train, fig5_analysis     fig5         fig5.ipynb
+#   CLAIMS  rules/claims.smk  claims                            (claims.evaluate)             claims       -
+#
+# Each rule passes its command only the config sections it reads (rules/common.smk), so an edit
+# reruns only what depends on it. Results (ignored by git) go to results/, the prepared datasets
+# (shared by every run) to data/, figures (committed) to figures/. `snakemake --report report.html`
+# gathers the figures with captions, the claims table and the provenance.
 
 import json
 import os
@@ -11,7 +28,7 @@ import sys
 
 from snakemake.utils import min_version
 
-from maml_convergence.config import ConfigError, validate
+from maml_convergence import config as config_mod
 
 min_version("8.0")
 
@@ -19,38 +36,35 @@ min_version("8.0")
 configfile: os.path.join(workflow.basedir, "config", "config.yaml")
 
 
-# Same JSON schema that snakemake.utils.validate reads, plus range and grid checks;
-# the first problem stops the workflow with one message naming the key.
+# Snakemake's --config reads nested values as strings; read them again where the schema wants
+# numbers. Then the schema, plus range and finiteness checks: the first problem stops the
+# workflow with one line naming the key.
 try:
-    validate(config)
-except ConfigError as error:
+    config.update(config_mod.validate(config_mod.coerce_command_line(config)))
+except config_mod.ConfigError as error:
     sys.exit(f"maml-convergence: {error}")
-# Data paths are relative to the repository, whatever --directory says, so every run shares
-# one copy of the prepared datasets.
-for key in ("root", "mirror"):
-    if config["data"][key] is not None:
-        config["data"][key] = os.path.normpath(os.path.join(workflow.basedir, config["data"][key]))
-DATA = config["data"]["root"]
-# Every step gets the whole merged config, so what it records is what it ran.
-CONFIG_JSON = json.dumps(config, sort_keys=True)
-ENV = os.path.join(workflow.basedir, "environment.yml")
+# Each step records the whole config of the run in its provenance (it reads only its sections).
+os.environ.update(MAML_CONVERGENCE_WORKFLOW_CONFIG=json.dumps(config, sort_keys=True))
 
 
 include: "rules/common.smk"
+include: "rules/data.smk"
 include: "rules/fig1.smk"
 include: "rules/fig2.smk"
-include: "rules/linear.smk"
-include: "rules/sinusoid.smk"
+include: "rules/fig3.smk"
+include: "rules/fig4a.smk"
+include: "rules/fig4bc.smk"
 include: "rules/fig5.smk"
-include: "rules/data.smk"
-include: "rules/images.smk"
-include: "rules/audit.smk"
 include: "rules/claims.smk"
 
 
 rule all:
     input:
-        expand("figures/{fig}.{ext}", fig=["fig1", "fig2", "fig3", "fig4a", "fig4b", "fig4c", "fig5"], ext=["png", "pdf"]),
-        "results/claims.json",
-        "figures/CLAIMS.md",
+        rules.fig1.output,
+        rules.fig2.output,
+        rules.fig3.output,
+        rules.fig4a.output,
+        expand(rules.fig4bc.output, fig=["fig4b", "fig4c"]),
+        rules.fig5.output,
+        rules.claims.output,
     default_target: True

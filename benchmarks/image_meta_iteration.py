@@ -5,8 +5,8 @@
 
 One meta-iteration = the second-order meta-gradient of a paper-sized task batch (5-way 1-shot,
 15 queries, 2 inner steps; 32 tasks for Omniglot, 4 for MiniImagenet) plus the SGD update, on
-real episodes from data/prepared/ (run `snakemake data/prepared/omniglot.npz
-data/prepared/miniimagenet-train.npz` first). The ways of computing it:
+real episodes from data/prepared/ (run `snakemake --cores 1 results/data/omniglot.json
+results/data/miniimagenet.json` first). The ways of computing it:
   task_loop   the engine as the grid runs it on a CPU: inner steps vmapped over tasks, query
               passes one task after another (plain convolutions, fused batch norm)
   task_loop_written_bn

@@ -4,8 +4,9 @@
 #
 #   bash benchmarks/omniglot_gpu.sh [OUTDIR [CONFIGFILE...]]
 #
-# Needs data/prepared/omniglot.npz (`snakemake data/prepared/omniglot.npz`). CONFIGFILEs are merged
-# over config/config.yaml as with --configfile (config/quick.yaml tries the script on a CPU).
+# Needs data/prepared/omniglot.npz (`maml-convergence prepare-data --dataset omniglot --out omniglot.json`).
+# CONFIGFILEs are merged over config/config.yaml as with --configfile (config/quick.yaml tries the
+# script on a CPU).
 # First a coarse grid (mantissas {1, 3}: 7 x 7 cells), so that a result exists even if the
 # machine is taken back; then the configured grid (the paper's: 34 x 34 cells x 100 iterations).
 # With Snakemake on a GPU box the same work is `snakemake --profile profiles/local-gpu`.

@@ -1,24 +1,29 @@
-# The claims table: verdicts computed from the results above, never typed in.
+# The claims table: verdicts computed from the results above, never typed in. It reads only the
+# `claims` section of the config; every other setting comes from its inputs' provenance.
 
 
 rule claims:
     input:
         reference=rules.linear_reference.output[0],
         audit=rules.linear_audit.output.table,
+        audit_provenance=rules.linear_audit.output.provenance,
         sinusoid_reference=rules.sinusoid_reference.output[0],
         fig5=rules.fig5_analysis.output.table,
+        fig5_provenance=rules.fig5_analysis.output.provenance,
         fig1=rules.fig1_runs.output.table,
-        linear=expand("results/linear/{order}/grid.csv", order=config["linear"]["orders"]),
-        linear_provenance=expand("results/linear/{order}/provenance.json", order=config["linear"]["orders"]),
+        linear=rules.fig3.input.grids,
+        linear_provenance=rules.fig3.input.provenance,
         sinusoid=rules.sinusoid_grid.output.grid,
         sinusoid_provenance=rules.sinusoid_grid.output.provenance,
-        omniglot="results/omniglot/grid.csv",
-        miniimagenet="results/miniimagenet/grid.csv",
+        omniglot=expand(rules.image_grid.output.grid, dataset="omniglot"),
+        omniglot_provenance=expand(rules.image_grid.output.provenance, dataset="omniglot"),
+        miniimagenet=expand(rules.image_grid.output.grid, dataset="miniimagenet"),
+        miniimagenet_provenance=expand(rules.image_grid.output.provenance, dataset="miniimagenet"),
     output:
-        json="results/claims.json",
-        md="figures/CLAIMS.md",
+        json=report("results/claims.json", caption="report/claims.rst", category="Claims"),
+        md=report("figures/CLAIMS.md", caption="report/claims.rst", category="Claims"),
     params:
-        config=CONFIG_JSON,
+        config=step_config("claims"),
     log:
         "logs/claims.log",
     conda:

@@ -1,14 +1,58 @@
 # Helpers shared by the rules.
 
-PREPARED = {
-    "omniglot": f"{DATA}/prepared/omniglot.npz",
-    "miniimagenet": f"{DATA}/prepared/miniimagenet-train.npz",
-}
+import fcntl
+
+ENV = "../environment.yml"  # the pinned environment, for `snakemake --use-conda` (relative to rules/)
+FEW_SHOT_FIGURES = {"fig4b": "omniglot", "fig4c": "miniimagenet"}
+# Steps that use every core ask for more than any machine has; Snakemake scales a job down to
+# --cores (workflow.cores itself is undefined in commands without --cores, such as --report).
+ALL_CORES = 1024
+
+
+def step_config(step, dataset=None):
+    """The config sections `step` reads (config_mod.STEP_SECTIONS), as JSON for its command line.
+
+    Held in the params of the step's rule: Snakemake reruns a job whose params changed, so a
+    step reruns when what it reads changes, and not when another section does. Data paths stay
+    as written (relative to the repository); the command resolves them, so a moved checkout
+    changes no params.
+    """
+    return json.dumps(config_mod.step_config(config, step, dataset), sort_keys=True)
+
+
+def _clear_stale_locks():
+    """Locks left by a Snakemake that died without cleaning up (kill -9, a crash, a lost node).
+
+    Snakemake refuses to start while its locks exist, even when their owner is gone. Every run
+    of this workflow holds an flock on .snakemake/maml-convergence.run.lock for its whole life;
+    the kernel releases it when the process ends, however it ends. So when we can take it, no
+    run of this workflow is alive here, and any locks found are stale: remove them.
+    """
+    if not workflow.is_main_process:
+        return None
+    os.makedirs(".snakemake", exist_ok=True)
+    handle = open(os.path.join(".snakemake", "maml-convergence.run.lock"), "w")
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return handle  # another run is alive: its locks are real
+    locks = os.path.join(".snakemake", "locks")
+    stale = [f for f in os.listdir(locks) if f.endswith(".lock")] if os.path.isdir(locks) else []
+    if stale:
+        print(f"maml-convergence: removing {len(stale)} stale Snakemake locks left by a run that was killed",
+              file=sys.stderr)
+        for name in stale:
+            os.remove(os.path.join(locks, name))
+    return handle
 
 
 def image_chunks(wildcards):
+    """The chunk tables of one image grid, and their provenance."""
     n = config[wildcards.dataset]["chunks"]
     return {
-        "grids": [f"results/{wildcards.dataset}/chunks/{i}.csv" for i in range(n)],
-        "provenance": [f"results/{wildcards.dataset}/chunks/{i}.json" for i in range(n)],
+        "grids": expand(rules.image_chunk.output.grid, dataset=wildcards.dataset, chunk=range(n)),
+        "provenance": expand(rules.image_chunk.output.provenance, dataset=wildcards.dataset, chunk=range(n)),
     }
+
+
+_RUN_LOCK = _clear_stale_locks()  # kept open (and locked) for the life of this process

@@ -1,51 +1,20 @@
-# The image datasets: fetched from their canonical sources (md5-checked downloads) or, when the
-# configured mirror folder exists, read from it (sha256-checked), then turned into one prepared
-# form that the experiments read. See src/maml_convergence/data.py.
+# The image datasets (resources, shared by every run): fetched once from their canonical sources
+# (md5-checked downloads) or, when the configured mirror folder exists, read from it
+# (sha256-checked), and prepared under data/. Each run keeps a record of the prepared file it
+# uses (its sha256), so the steps that read it notice if it changes. See src/maml_convergence/data.py.
 
 
-rule omniglot_folder:
+rule dataset:
     output:
-        directory(f"{DATA}/omniglot/omniglot-py"),
+        "results/data/{dataset}.json",
     params:
-        config=CONFIG_JSON,
-        root=lambda w, output: os.path.dirname(output[0]),
-    log:
-        "logs/omniglot_folder.log",
-    conda:
-        ENV
-    shell:
-        "maml-convergence fetch-omniglot --config-json {params.config:q} --root {params.root} 2>&1 | tee {log}"
-
-
-rule omniglot_prepared:
-    input:
-        rules.omniglot_folder.output[0],
-    output:
-        f"{DATA}/prepared/omniglot.npz",
-    params:
-        config=CONFIG_JSON,
-        root=lambda w, input: os.path.dirname(input[0]),
-    log:
-        "logs/omniglot_prepared.log",
-    conda:
-        ENV
-    shell:
-        "maml-convergence prepare-omniglot --config-json {params.config:q} --root {params.root}"
-        " --out {output} 2>&1 | tee {log}"
-
-
-rule miniimagenet_prepared:
-    output:
-        f"{DATA}/prepared/miniimagenet-{{split}}.npz",
-    params:
-        config=CONFIG_JSON,
-        root=f"{DATA}/miniimagenet",
+        config=step_config("prepare-data"),
     wildcard_constraints:
-        split="train|val|test",
+        dataset="omniglot|miniimagenet",
     log:
-        "logs/miniimagenet_prepared_{split}.log",
+        "logs/dataset_{dataset}.log",
     conda:
         ENV
     shell:
-        "maml-convergence prepare-miniimagenet --config-json {params.config:q} --root {params.root}"
-        " --split {wildcards.split} --out {output} 2>&1 | tee {log}"
+        "maml-convergence prepare-data --config-json {params.config:q} --dataset {wildcards.dataset}"
+        " --out {output} 2>&1 | tee {log}"

@@ -5,13 +5,13 @@
 rule fig1_runs:
     output:
         table="results/fig1/gradients.csv",
-        provenance="results/fig1/provenance.json",
+        provenance=report("results/fig1/provenance.json", caption="report/provenance.rst", category="Provenance"),
     params:
-        config=CONFIG_JSON,
+        config=step_config("fig1"),
         checkpoint="results/fig1/train.ckpt",
     log:
         "logs/fig1_runs.log",
-    threads: workflow.cores
+    threads: ALL_CORES
     conda:
         ENV
     shell:
@@ -24,7 +24,7 @@ rule fig1:
         table=rules.fig1_runs.output.table,
         provenance=rules.fig1_runs.output.provenance,
     output:
-        png="figures/fig1.png",
+        png=report("figures/fig1.png", caption="report/fig1.rst", category="Figures", labels={"figure": "fig1"}),
         pdf="figures/fig1.pdf",
     log:
         notebook="results/notebooks/fig1.ipynb",

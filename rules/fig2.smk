@@ -4,16 +4,16 @@
 rule fig2_theory:
     output:
         curves="results/fig2/curves.csv",
-        provenance="results/fig2/provenance.json",
+        provenance=report("results/fig2/provenance.json", caption="report/provenance.rst", category="Provenance"),
     params:
-        config=CONFIG_JSON,
+        config=step_config("fig2"),
     log:
         "logs/fig2_theory.log",
     conda:
         ENV
     shell:
         "maml-convergence fig2 --config-json {params.config:q} --out {output.curves}"
-        " --provenance {output.provenance} > {log} 2>&1"
+        " --provenance {output.provenance} 2>&1 | tee {log}"
 
 
 rule fig2:
@@ -21,7 +21,7 @@ rule fig2:
         curves=rules.fig2_theory.output.curves,
         provenance=rules.fig2_theory.output.provenance,
     output:
-        png="figures/fig2.png",
+        png=report("figures/fig2.png", caption="report/fig2.rst", category="Figures", labels={"figure": "fig2"}),
         pdf="figures/fig2.pdf",
     log:
         notebook="results/notebooks/fig2.ipynb",

@@ -6,11 +6,11 @@ rule fig5_train:
     output:
         "results/fig5/snapshots.pt",
     params:
-        config=CONFIG_JSON,
+        config=step_config("fig5-train"),
         checkpoint="results/fig5/train.ckpt",
     log:
         "logs/fig5_train.log",
-    threads: workflow.cores
+    threads: ALL_CORES
     conda:
         ENV
     shell:
@@ -23,12 +23,12 @@ rule fig5_analysis:
         rules.fig5_train.output[0],
     output:
         table="results/fig5/curvature.csv",
-        provenance="results/fig5/provenance.json",
+        provenance=report("results/fig5/provenance.json", caption="report/provenance.rst", category="Provenance"),
     params:
-        config=CONFIG_JSON,
+        config=step_config("fig5-analysis"),
     log:
         "logs/fig5_analysis.log",
-    threads: workflow.cores
+    threads: ALL_CORES
     resources:
         mem_mb=4000,
     conda:
@@ -43,7 +43,7 @@ rule fig5:
         table=rules.fig5_analysis.output.table,
         provenance=rules.fig5_analysis.output.provenance,
     output:
-        png="figures/fig5.png",
+        png=report("figures/fig5.png", caption="report/fig5.rst", category="Figures", labels={"figure": "fig5"}),
         pdf="figures/fig5.pdf",
     log:
         notebook="results/notebooks/fig5.ipynb",

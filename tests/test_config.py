@@ -1,6 +1,7 @@
 """A wrong configuration stops with one message that names the key."""
 
 import copy
+import math
 import subprocess
 import sys
 
@@ -39,6 +40,81 @@ def test_bad_values_name_their_key(cfg, change, key):
         config.validate(bad)
     message = str(err.value)
     assert f"'{key}'" in message and "\n" not in message
+
+
+@pytest.mark.parametrize("change,key", [
+    (lambda c: c["divergence"].update(blowup_factor=math.nan), "divergence.blowup_factor"),
+    (lambda c: c.update(checkpoint_every=math.nan), "checkpoint_every"),
+    (lambda c: c["sinusoid"].update(alpha_range=[math.nan, 0.9]), "sinusoid.alpha_range.0"),
+    (lambda c: c["linear"].update(beta_range=[5e-3, math.inf]), "linear.beta_range.1"),
+    (lambda c: c["omniglot"].update(alpha_range=[-math.inf, 9.0]), "omniglot.alpha_range.0"),
+    (lambda c: c["fig1"].update(beta=math.nan), "fig1.beta"),
+    (lambda c: c["sinusoid"]["reference"].update(alpha=math.nan), "sinusoid.reference.alpha"),
+    (lambda c: c["fig2"].update(eigenvalues=[1.0, math.inf]), "fig2.eigenvalues.1"),
+])
+def test_nan_and_inf_are_refused_with_their_key(cfg, change, key):
+    """NaN passes every schema comparison; without its own check it reached the runs."""
+    bad = copy.deepcopy(cfg)
+    change(bad)
+    with pytest.raises(config.ConfigError, match=f"config key '{key}': (nan|inf|-inf) is not a finite number"):
+        config.validate(bad)
+
+
+def test_cli_refuses_nan_from_a_yaml_file_before_writing_anything(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("divergence: {blowup_factor: .nan}\nsinusoid: {iterations: 2, mantissas: [1]}\n")
+    proc = subprocess.run([sys.executable, "-m", "maml_convergence", "sinusoid-grid", "--configfile", str(bad),
+                           "--out", str(tmp_path / "grid.csv"), "--provenance", str(tmp_path / "p.json")],
+                          capture_output=True, text=True)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert proc.stderr.strip() == "maml-convergence: config key 'divergence.blowup_factor': nan is not a finite number"
+    assert not (tmp_path / "grid.csv").exists()
+
+
+def test_command_line_strings_are_read_as_the_schema_wants(cfg):
+    """snakemake --config claims='{near_edge_factor: 2.0}' hands over {'near_edge_factor': '2.0'}."""
+    given = copy.deepcopy(cfg)
+    given["claims"] = {"near_edge_factor": "2.0"}
+    given["sinusoid"].update(mantissas=["1", "3"], iterations="20", compile="false")
+    given["data"].update(mirror="null", root="data")
+    given["device"] = "cpu"
+    out = config.validate(config.coerce_command_line(given))
+    assert out["claims"] == {"near_edge_factor": 2.0}
+    sinusoid = out["sinusoid"]
+    assert (sinusoid["mantissas"], sinusoid["iterations"], sinusoid["compile"]) == ([1, 3], 20, False)
+    assert out["data"] == {"mirror": None, "root": "data"} and out["device"] == "cpu"
+    given["claims"] = {"near_edge_factor": ".nan"}
+    with pytest.raises(config.ConfigError, match="'claims.near_edge_factor': nan"):
+        config.validate(config.coerce_command_line(given))
+    given["claims"] = {"near_edge_factor": "two"}
+    with pytest.raises(config.ConfigError, match="'claims.near_edge_factor': 'two' is not of type 'number'"):
+        config.validate(config.coerce_command_line(given))
+
+
+def test_a_step_validates_only_the_sections_it_reads(cfg):
+    step = config.step_config(cfg, "sinusoid-grid")
+    assert set(step) == {"sinusoid", "seed", "device", "divergence", "checkpoint_every"}
+    assert config.validate(copy.deepcopy(step), sections=config.step_sections("sinusoid-grid")) == step
+    step.pop("divergence")
+    with pytest.raises(config.ConfigError, match="'divergence': required by this step but missing"):
+        config.validate(step, sections=config.step_sections("sinusoid-grid"))
+    assert set(config.step_config(cfg, "image-grid", "omniglot")) == {"omniglot", "data", "seed", "device",
+                                                                       "divergence", "checkpoint_every"}
+    assert config.step_config(cfg, "claims") == {"claims": cfg["claims"]}
+
+
+def test_reading_a_config_loads_no_engine():
+    """config is the bottom layer: the Snakefile validates without importing torch."""
+    code = "import sys, maml_convergence.config as c; c.load(); assert 'torch' not in sys.modules, 'torch imported'"
+    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True).returncode == 0
+
+
+def test_paper_scale_is_read_off_the_default_config(cfg):
+    scale = config.paper_scale()
+    assert scale["sinusoid"] == {"alphas": 36, "betas": 27, "iterations": 500}
+    assert scale["omniglot"] == {"alphas": len(config.grid_values(cfg["omniglot"])[0]),
+                                 "betas": len(config.grid_values(cfg["omniglot"])[1]), "iterations": 100}
+    assert scale["fig1"] == {"seeds": len(cfg["fig1"]["seeds"]), "iterations": cfg["fig1"]["iterations"]}
 
 
 def test_quick_config_is_valid_and_smaller(root):

@@ -3,7 +3,6 @@ checksum, and nothing half-made is left looking complete."""
 
 import hashlib
 import io
-import json
 import shutil
 import subprocess
 import sys
@@ -75,6 +74,8 @@ def test_corrupted_file_stops_with_its_name_and_the_expected_checksum(omniglot_m
         data.fetch_omniglot(tmp_path / "out", omniglot_mirror_copy)
     assert str(bad) in str(err.value)
     assert data.MIRROR_SHA256["omniglot/images_background.npz"] in str(err.value)
+    # a mirror cannot be fetched again: the message says what can be done instead
+    assert "fetch it again" not in str(err.value) and "data.mirror" in str(err.value)
     assert not (tmp_path / "out/omniglot-py").exists()       # nothing that looks finished
     assert not (tmp_path / "out/omniglot.part").exists()     # and nothing half-made left behind
 
@@ -82,8 +83,9 @@ def test_corrupted_file_stops_with_its_name_and_the_expected_checksum(omniglot_m
 @needs_mirror
 def test_missing_file_is_named(omniglot_mirror_copy, tmp_path):
     (omniglot_mirror_copy / "omniglot/alphabets.json").unlink()
-    with pytest.raises(data.DataError, match="alphabets.json: file is missing"):
+    with pytest.raises(data.DataError, match="alphabets.json: file is missing") as err:
         data.fetch_omniglot(tmp_path / "out", omniglot_mirror_copy)
+    assert "set data.mirror: null" in str(err.value)
 
 
 @pytest.fixture()
@@ -133,10 +135,51 @@ def test_cli_reports_a_bad_mirror_in_one_line(tmp_path, root, bin_dir):
     shutil.copy(MIRROR / "miniimagenet/train.csv", mirror / "train.csv")
     (mirror / "miniimagenet-train.zip").write_bytes(b"not a zip")
     (tmp_path / "cfg.yaml").write_text(f"data: {{root: {tmp_path}, mirror: {tmp_path / 'mirror'}}}\n")
-    proc = subprocess.run([sys.executable, "-m", "maml_convergence", "prepare-miniimagenet", "--configfile",
-                           str(tmp_path / "cfg.yaml"), "--root", str(tmp_path), "--out", str(tmp_path / "m.npz")],
+    proc = subprocess.run([sys.executable, "-m", "maml_convergence", "prepare-data", "--configfile",
+                           str(tmp_path / "cfg.yaml"), "--dataset", "miniimagenet", "--out", str(tmp_path / "m.json")],
                           capture_output=True, text=True, env=env_with_bin(bin_dir), cwd=root)
     assert proc.returncode == 2
-    assert "Traceback" not in proc.stderr
+    assert "Traceback" not in proc.stderr and proc.stderr.strip().count("\n") == 0
     assert "miniimagenet-train.zip: sha256 is" in proc.stderr
-    assert not (tmp_path / "m.npz").exists()
+    assert not (tmp_path / "m.json").exists() and not list(tmp_path.glob("prepared/*"))
+
+
+def test_no_mirror_and_no_network_is_one_line_naming_the_url_and_data_mirror(tmp_path, monkeypatch, capsys):
+    """The configured mirror folder does not exist and the canonical server cannot be reached."""
+    from maml_convergence import cli
+
+    monkeypatch.setattr(data, "OMNIGLOT_URL", "http://127.0.0.1:9/omniglot")  # nothing listens on port 9
+    (tmp_path / "cfg.yaml").write_text(f"data: {{root: {tmp_path / 'data'}, mirror: {tmp_path / 'no-such-mirror'}}}\n")
+    code = cli.main(["prepare-data", "--configfile", str(tmp_path / "cfg.yaml"), "--dataset", "omniglot",
+                     "--out", str(tmp_path / "omniglot.json")])
+    out, err = capsys.readouterr()
+    assert code == 2
+    assert "no-such-mirror" in out and "does not exist" in out
+    assert err.count("\n") == 1 and "Traceback" not in err
+    assert "http://127.0.0.1:9/omniglot/images_background.zip" in err and "data.mirror" in err
+    assert not (tmp_path / "omniglot.json").exists() and not (tmp_path / "data/prepared/omniglot.npz").exists()
+    assert not (tmp_path / "data/omniglot/omniglot.part").exists()
+
+
+def test_a_relative_mirror_is_relative_to_the_repository_wherever_the_command_runs(tmp_path, monkeypatch, root):
+    """The workflow and the command line read the same config the same way."""
+    from maml_convergence import cli
+
+    monkeypatch.chdir(tmp_path)
+    assert cli._mirror({"data": {"mirror": "../shared/data"}}) == (root / "../shared/data" if MIRROR.is_dir() else None)
+    (root / "data").mkdir(exist_ok=True)
+    assert cli._mirror({"data": {"mirror": "data"}}) == root / "data"
+
+
+@needs_mirror
+def test_prepared_data_is_made_once_and_shared(tmp_path):
+    """A second run reuses the prepared file (checked by its sha256); a changed file is prepared again."""
+    first = data.ensure_prepared("omniglot", tmp_path, MIRROR)
+    again = data.ensure_prepared("omniglot", tmp_path, MIRROR)
+    assert not first["reused"] and again["reused"] and again["sha256"] == first["sha256"]
+    path = data.prepared_path(tmp_path, "omniglot")
+    data.check_prepared(path, first)
+    path.write_bytes(path.read_bytes()[:-1] + b"x")
+    with pytest.raises(data.DataError, match="changed since this run recorded it"):
+        data.check_prepared(path, first)
+    assert not data.ensure_prepared("omniglot", tmp_path, MIRROR)["reused"]

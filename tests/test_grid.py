@@ -7,7 +7,8 @@ import pytest
 import torch
 
 from maml_convergence import maml, models
-from maml_convergence.grid import GridSpec, decade_grid, run_grid
+from maml_convergence.config import decade_grid
+from maml_convergence.grid import GridSpec, run_grid
 from maml_convergence.tasks import LinearRegressionTask, SinusoidTasks
 
 
@@ -101,8 +102,15 @@ def test_interrupted_run_resumes_to_identical_results(tmp_path):
     ckpt = tmp_path / "grid.ckpt"
     assert run_grid(spec, checkpoint=ckpt, checkpoint_every=0.0, progress=False, max_steps=5) is None
     assert ckpt.exists()
-    resumed = run_grid(spec, checkpoint=ckpt, checkpoint_every=0.0, progress=False)
+    first_part = torch.load(ckpt, weights_only=False)["elapsed"]
+    timing = {}
+    resumed = run_grid(spec, checkpoint=ckpt, checkpoint_every=0.0, progress=False, timing=timing)
     assert same_rows(resumed, full)
+    # the provenance of a resumed run counts the interrupted part and says it resumed
+    assert timing == {"earlier_seconds": first_part, "resumed": 1} and first_part > 0
+    fresh = {}
+    run_grid(spec, progress=False, timing=fresh)
+    assert fresh == {"earlier_seconds": 0.0, "resumed": 0}
 
 
 def test_checkpoint_of_another_configuration_is_ignored(tmp_path, capsys):

@@ -1,15 +1,18 @@
-"""The Snakemake workflow: lint, dry-run, a quick end-to-end run, and an interrupted run."""
+"""The Snakemake workflow: lint, dry-runs, a quick end-to-end run, what a config edit reruns,
+a moved checkout, interruptions (Ctrl-C and kill -9), failures, logs and the report."""
 
 import json
 import os
+import re
+import shutil
 import signal
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import pandas as pd
 import pytest
+import torch
 import yaml
 
 from conftest import env_with_bin
@@ -19,13 +22,23 @@ FIGURES = [f"figures/{f}.{e}" for f in ("fig1", "fig2", "fig3", "fig4a", "fig4b"
 RESULTS = ["results/fig2/curves.csv", "results/linear/second/grid.csv", "results/linear/first/grid.csv",
            "results/sinusoid/grid.csv", "results/audit/linear_boundary.csv", "results/fig5/curvature.csv",
            "results/fig1/gradients.csv", "results/omniglot/grid.csv", "results/miniimagenet/grid.csv",
-           "results/linear/reference.json"]
+           "results/linear/reference.json", "results/data/omniglot.json"]
+SOURCE = ["Snakefile", "rules", "config", "notebooks", "environment.yml"]  # what the workflow reads of the checkout
 
 
-def snakemake(root, bin_dir, workdir, *args, **kw):
+def snakemake(root, bin_dir, workdir, *args, configfile="quick.yaml", **kw):
     cmd = [sys.executable, "-m", "snakemake", "-s", str(root / "Snakefile"), "--directory", str(workdir),
-           "--configfile", str(root / "config" / "quick.yaml"), *args]
+           "--configfile", str(root / "config" / configfile), *args]
     return subprocess.run(cmd, capture_output=True, text=True, env=env_with_bin(bin_dir), **kw)
+
+
+def scheduled(proc) -> dict:
+    """Job counts of a dry run, by rule ({} when nothing is to be done)."""
+    out = proc.stdout + proc.stderr
+    if "Nothing to be done" in out:
+        return {}
+    table = out.split("Job stats:")[1].split("total")[0]
+    return {m[1]: int(m[2]) for m in re.finditer(r"^(\w+)\s+(\d+)$", table, re.M)}
 
 
 def test_lint_is_clean(root, bin_dir):
@@ -39,11 +52,13 @@ def test_dry_run_of_paper_config_resolves(root, bin_dir, tmp_path):
     proc = subprocess.run([sys.executable, "-m", "snakemake", "-n", "-s", str(root / "Snakefile"), "--directory",
                            str(tmp_path)], capture_output=True, text=True, env=env_with_bin(bin_dir))
     assert proc.returncode == 0, proc.stderr
-    for rule in ("fig1", "fig2", "fig3", "fig4a", "fig4b", "fig4c", "fig5", "linear_grid", "sinusoid_grid",
-                 "linear_audit", "fig5_analysis", "image_chunk", "image_grid", "claims"):
-        assert rule in proc.stdout
+    jobs = scheduled(proc)
+    for rule in ("fig1", "fig2", "fig3", "fig4a", "fig4bc", "fig5", "linear_grid", "sinusoid_grid",
+                 "sinusoid_reference", "linear_audit", "fig5_analysis", "dataset", "image_chunk", "image_grid",
+                 "claims"):
+        assert rule in jobs
     # the paper's image grids are split into the configured number of chunk jobs
-    assert proc.stdout.count("rule image_chunk:") == 16
+    assert jobs["image_chunk"] == 16 and jobs["fig4bc"] == 2
 
 
 @pytest.mark.parametrize("profile", ["slurm", "local-gpu"])
@@ -58,10 +73,22 @@ def test_cluster_and_gpu_profiles_resolve(root, bin_dir, tmp_path, profile):
     assert all("gpu=1" in block for block in chunks)
 
 
-def test_bad_config_stops_with_the_key(root, bin_dir, tmp_path):
-    proc = snakemake(root, bin_dir, tmp_path, "-n", "--config", "seed=-3")
+@pytest.mark.parametrize("overlay,key", [
+    ("seed: -3", "seed"),
+    ("divergence: {blowup_factor: .nan}", "divergence.blowup_factor"),
+    ("checkpoint_every: .nan", "checkpoint_every"),
+    ("sinusoid: {alpha_range: [.nan, 0.9]}", "sinusoid.alpha_range.0"),
+    ("sinusoid: {beta_range: [0.01, .inf]}", "sinusoid.beta_range.1"),
+    ("fig1: {beta: .nan}", "fig1.beta"),
+    ("sinusoid: {reference: {alpha: .nan, beta: 0.01}}", "sinusoid.reference.alpha"),
+])
+def test_bad_config_stops_the_workflow_with_one_line_naming_the_key(root, bin_dir, tmp_path, overlay, key):
+    (tmp_path / "bad.yaml").write_text(overlay + "\n")
+    proc = snakemake(root, bin_dir, tmp_path, "-n", "--configfile", str(root / "config/quick.yaml"),
+                     str(tmp_path / "bad.yaml"))
     assert proc.returncode != 0
-    assert "config key 'seed'" in proc.stderr and "Traceback" not in proc.stderr
+    assert f"maml-convergence: config key '{key}'" in proc.stderr
+    assert "Traceback" not in proc.stderr and "Error" not in proc.stderr
 
 
 @pytest.fixture(scope="module")
@@ -88,21 +115,87 @@ def test_quick_run_writes_every_figure_and_the_claims(quick_run):
     assert all(f"| {i} |" in table for i in ids)
 
 
-def test_quick_run_results_have_provenance(quick_run):
+def test_quick_run_results_have_provenance(quick_run, root):
     prov = json.loads((quick_run / "results/sinusoid/provenance.json").read_text())
-    for key in ("config", "seed", "versions", "git_commit", "device", "wall_seconds", "fingerprint"):
+    for key in ("config", "workflow_config", "seed", "versions", "git_commit", "device", "wall_seconds", "fingerprint"):
         assert key in prov
+    # the step ran with the sections it reads; the whole config of the run is recorded beside them
+    assert set(prov["config"]) == {"sinusoid", "seed", "device", "divergence", "checkpoint_every"}
+    quick = yaml.safe_load((root / "config/quick.yaml").read_text())
+    assert prov["workflow_config"]["fig5"]["iterations"] == quick["fig5"]["iterations"]
+    assert prov["resumed"] == 0
     grid = pd.read_csv(quick_run / "results/sinusoid/grid.csv")
     assert len(grid) == prov["cells"] and set(grid.status) <= {"ok", "diverged"}
     assert grid.loc[grid.status == "ok", "final_loss"].notna().all()
     assert grid.loc[grid.status == "diverged", "final_loss"].isna().all()
 
 
-def test_interrupted_run_completes_with_identical_results(root, bin_dir, tmp_path, quick_run):
-    """SIGINT while the sinusoid grid runs; the rerun resumes from its checkpoint."""
-    slower = tmp_path / "slower.yaml"
-    slower.write_text(yaml.safe_dump({"checkpoint_every": 0.0}))
-    workdir = tmp_path / "run"
+def test_logs_hold_progress_lines_not_carriage_return_frames(quick_run):
+    logs = {p.name: p.read_text() for p in (quick_run / "logs").glob("*.log")}
+    assert "cell-it" in logs["sinusoid_grid.log"]  # progress is still reported
+    assert [name for name, text in logs.items() if "\r" in text] == []
+
+
+def test_a_dry_run_after_the_run_has_nothing_to_do_and_no_warning(root, bin_dir, quick_run):
+    proc = snakemake(root, bin_dir, quick_run, "-n")
+    assert proc.returncode == 0 and scheduled(proc) == {}
+    assert "missing provenance" not in proc.stdout + proc.stderr
+
+
+@pytest.mark.parametrize("how", ["overlay", "command line"])
+def test_a_claims_only_change_reruns_only_the_claims(root, bin_dir, quick_run, tmp_path, how):
+    overlay = tmp_path / "claims.yaml"
+    overlay.write_text("claims: {near_edge_factor: 2.0}\n")
+    change = (["--configfile", str(root / "config/quick.yaml"), str(overlay)] if how == "overlay"
+              else ["--config", "claims={near_edge_factor: 2.0}"])
+    proc = snakemake(root, bin_dir, quick_run, "-n", *change)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert scheduled(proc) == {"claims": 1, "all": 1}
+
+
+def test_a_change_reruns_the_steps_that_read_it_and_what_draws_on_them(root, bin_dir, quick_run):
+    proc = snakemake(root, bin_dir, quick_run, "-n", "--config", "fig2={eigenvalues: [1, 2, 4], alpha_points: 600}")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert scheduled(proc) == {"fig2_theory": 1, "fig2": 1, "all": 1}
+
+
+def test_moving_the_checkout_reruns_nothing(root, bin_dir, quick_run, tmp_path):
+    """Checkout and results moved elsewhere (timestamps kept, as mv or cp -a keep them)."""
+    moved = tmp_path / "elsewhere" / "maml-convergence"
+    moved.mkdir(parents=True)
+    for name in SOURCE:
+        (shutil.copytree if (root / name).is_dir() else shutil.copy2)(root / name, moved / name)
+    shutil.copytree(quick_run, tmp_path / "elsewhere" / "results", symlinks=True)
+    proc = snakemake(moved, bin_dir, tmp_path / "elsewhere" / "results", "-n")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert scheduled(proc) == {}, proc.stdout[-3000:]
+    assert "missing provenance" not in proc.stdout + proc.stderr
+
+
+def test_a_second_working_directory_shares_the_prepared_data_without_warnings(root, bin_dir, quick_run, tmp_path):
+    """make quick and the paper run use different working directories and one copy of the datasets."""
+    target = ["results/data/omniglot.json"]
+    first = snakemake(root, bin_dir, tmp_path, "--cores", "1", *target)
+    assert first.returncode == 0, first.stderr[-2000:]
+    assert "reusing omniglot" in (tmp_path / "logs/dataset_omniglot.log").read_text()
+    again = snakemake(root, bin_dir, tmp_path, "-n", *target)
+    assert scheduled(again) == {} and "missing provenance" not in again.stdout + again.stderr
+
+
+def test_a_failing_step_prints_the_sections_it_reads_not_the_whole_config(root, bin_dir, tmp_path):
+    target = "results/linear/reference.json"
+    proc = snakemake(root, bin_dir, tmp_path, "--cores", "1", target, "--config", "device=cuda")
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a GPU: device=cuda does not fail here")
+    assert proc.returncode != 0
+    out = proc.stdout + proc.stderr
+    assert "config key 'device': 'cuda', but torch sees no CUDA device" in out and "Traceback" not in out
+    command = out.split("maml-convergence linear-reference", 1)[1].split("\n", 1)[0]
+    assert '"linear"' in command and '"fig5"' not in command and '"omniglot"' not in command
+
+
+def _interrupt_sinusoid_grid(root, bin_dir, workdir, signum, slower):
+    """Start the workflow up to the sinusoid grid, wait for its first checkpoint, then send ``signum``."""
     cmd = [sys.executable, "-m", "snakemake", "-s", str(root / "Snakefile"), "--directory", str(workdir),
            "--configfile", str(root / "config" / "quick.yaml"), str(slower), "--cores", "1",
            "--until", "sinusoid_grid"]
@@ -113,15 +206,43 @@ def test_interrupted_run_completes_with_identical_results(root, bin_dir, tmp_pat
     while not ckpt.exists() and proc.poll() is None and time.monotonic() < deadline:
         time.sleep(0.05)
     assert ckpt.exists(), "the grid never wrote a checkpoint"
-    os.killpg(proc.pid, signal.SIGINT)
+    os.killpg(proc.pid, signum)
     proc.wait(timeout=120)
     assert not (workdir / "results/sinusoid/grid.csv").exists(), "the run finished before the interruption"
     assert ckpt.exists()
+    return torch.load(ckpt, weights_only=False)["elapsed"]
 
-    again = snakemake(root, bin_dir, workdir, str(slower), "--cores", "2", "--rerun-incomplete",
-                      "--until", "sinusoid_grid")
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGKILL], ids=["ctrl-c", "kill-9"])
+def test_an_interrupted_run_resumes_with_the_same_command_and_identical_results(root, bin_dir, tmp_path, quick_run,
+                                                                                 signum):
+    """Ctrl-C, or kill -9 of Snakemake and its jobs; the same command run again resumes from the
+    checkpoint (kill -9 leaves Snakemake's locks behind: the workflow removes them as stale)."""
+    slower = tmp_path / "slower.yaml"
+    slower.write_text(yaml.safe_dump({"checkpoint_every": 0.0}))
+    workdir = tmp_path / "run"
+    elapsed = _interrupt_sinusoid_grid(root, bin_dir, workdir, signum, slower)
+    if signum == signal.SIGKILL:
+        assert list((workdir / ".snakemake/locks").glob("*.lock")), "kill -9 left no lock: nothing was tested"
+
+    again = snakemake(root, bin_dir, workdir, str(slower), "--cores", "2", "--until", "sinusoid_grid")
     assert again.returncode == 0, again.stderr[-4000:]
     assert "resuming from checkpoint" in (workdir / "logs/sinusoid_grid.log").read_text()
-    assert not ckpt.exists()
+    assert not (workdir / "results/sinusoid/grid.ckpt").exists()
     rel = "results/sinusoid/grid.csv"
     assert (workdir / rel).read_text() == (quick_run / rel).read_text()
+    prov = json.loads((workdir / "results/sinusoid/provenance.json").read_text())
+    assert prov["resumed"] == 1 and prov["wall_seconds"] >= elapsed > 0  # the interrupted part counts too
+
+
+def test_the_report_has_every_figure_with_its_caption_and_the_claims(root, bin_dir, quick_run):
+    proc = snakemake(root, bin_dir, quick_run, "--report", str(quick_run / "report.html"))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    html = re.sub(r"(\\n|\s)+", " ", (quick_run / "report.html").read_text())
+    for fig in ("fig1", "fig2", "fig3", "fig4a", "fig4b", "fig4c", "fig5"):
+        assert f"{fig}.png" in html
+    for feeds in ("claim C1", "claims C2-alpha, C2-beta", "claims C3 and A-sinusoid", "claim C4", "claim C5",
+                  "claim C6"):
+        assert f"Feeds {feeds}" in html  # each figure's caption names the claim it feeds
+    assert "60 iterations" in html  # captions give the settings of this run (config/quick.yaml's fig1)
+    assert "CLAIMS.md" in html and "provenance.json" in html

@@ -13,64 +13,23 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from . import config, theory
-from .config import grid_values
+from . import theory
+from .config import paper_scale
+from .stability import FEW_SHOT_RISE, chance_level_note, few_shot_stability, stability_brackets
 
-PAPER = {  # the paper's own scale, to say when a verdict rests on less
-    "linear": {"alphas": 36, "betas": 32, "iterations": 500},
-    "sinusoid": {"alphas": 36, "betas": 27, "iterations": 500},
-    # the paper gives the image grids' ranges and iterations, not their resolution: compare with
-    # config/config.yaml's grids ({1..9} x 10^k over the paper's ranges, as for the sinusoid)
-    "omniglot": {"alphas": 34, "betas": 34, "iterations": 100},
-    "miniimagenet": {"alphas": 25, "betas": 34, "iterations": 2500},
-}
 CONSISTENT_SHARE = 0.9  # beta_c 'holds' when theory lies inside the measured bracket in >= 90% of columns
 FAIL_SHARE = 0.5        # and 'fails' below 50%
 
 
-def stability_brackets(grid: pd.DataFrame) -> pd.DataFrame:
-    """Per alpha: the largest trained beta below the first diverged beta, and that beta.
-
-    The true boundary lies in [last_ok, first_diverged]; last_ok is NaN when even the
-    smallest beta diverged, first_diverged is NaN when no beta did.
-    """
-    rows = []
-    for alpha, col in grid.sort_values("beta").groupby("alpha"):
-        div = col[col.status == "diverged"]
-        first_div = div.beta.min() if len(div) else math.nan
-        below = col[(col.status == "ok") & ((col.beta < first_div) if len(div) else True)]
-        rows.append({"alpha": alpha, "last_ok": below.beta.max() if len(below) else math.nan,
-                     "first_diverged": first_div, "any_ok": bool((col.status == "ok").any())})
-    return pd.DataFrame(rows).sort_values("alpha").reset_index(drop=True)
-
-
-FEW_SHOT_RISE = 0.02  # a classifier is unstable when its loss ends more than 2 % above its start
-
-
-def few_shot_stability(grid: pd.DataFrame) -> pd.DataFrame:
-    """The grid with a cell counted as diverged when its training loss ended above where it began.
-
-    Cross-entropy grows only linearly in the logits, so an unstable classifier can climb
-    from 1.6 to 12 in 100 iterations without ever reaching the 1000x blow-up that marks
-    divergence in regression; a loss that went up over meta-training is the sign. Start and
-    end are compared on the same fixed batch of tasks (``initial_eval_loss``, the initial
-    parameters' loss at the cell's alpha), with 2 % slack so that cells that barely moved
-    from chance level do not flip on rounding.
-    """
-    out = grid.copy()
-    start = out["initial_eval_loss"] if "initial_eval_loss" in out else out["initial_loss"]
-    worse = (out.status == "ok") & ~(out.final_loss <= start * (1 + FEW_SHOT_RISE))
-    out.loc[worse, "status"] = "diverged"
-    return out
-
-
 def _at_paper_scale(kind: str, grid: pd.DataFrame, iterations: int) -> bool:
-    p = PAPER[kind]
+    """The paper's scale is config/config.yaml's. The paper gives the image grids' ranges and
+    iterations, not their resolution; that file uses {1..9} x 10^k over them, as for the sinusoid."""
+    p = paper_scale()[kind]
     return (grid.alpha.nunique(), grid.beta.nunique(), iterations) == (p["alphas"], p["betas"], p["iterations"])
 
 
 def _scale_note(kind: str, grid: pd.DataFrame, iterations: int) -> str:
-    p = PAPER[kind]
+    p = paper_scale()[kind]
     note = f"{grid.alpha.nunique()}x{grid.beta.nunique()} cells, {iterations} iterations"
     if not _at_paper_scale(kind, grid, iterations):
         note += f" (LESS than the paper's {p['alphas']}x{p['betas']} cells, {p['iterations']} iterations)"
@@ -212,37 +171,13 @@ FEW_SHOT_CLAIMS = {"omniglot": ("C4", "Omniglot: near the divergence edge of alp
                                           "than at the smallest alpha (Fig. 4c)")}
 
 
-CHANCE_TOL = 1e-3  # |plain loss - ln(ways)| below this: the network outputs the same logits for every class
-
-
-def chance_level_note(grid: pd.DataFrame, measured: dict, ways: int) -> str:
-    """Which of the cells a few-shot verdict compares ended at chance level.
-
-    A large meta-step can collapse the classifier to one output for every image (loss ln 5,
-    gradients zero): it neither diverges nor rises above a start that was near chance anyway,
-    so the stability rule counts it as stable. Saying so keeps a verdict from resting unseen on it.
-    """
-    cells = set()
-    for reading in (measured["below_first_divergence"], measured["largest_trained"]):
-        cells |= {(measured["alpha_smallest"], reading["smallest_alpha_beta"]), (reading["alpha"], reading["beta"])}
-    flat = []
-    for alpha, beta in sorted(cells):
-        row = grid[(grid.alpha == alpha) & (grid.beta == beta)]
-        if len(row) and abs(float(row.final_plain_loss.iloc[0]) - math.log(ways)) < CHANCE_TOL:
-            flat.append(f"alpha={alpha:g}, beta={beta:g}")
-    if not flat:
-        return ""
-    return (f"; compared cells at chance level (plain loss ln {ways} +- {CHANCE_TOL:g}, one output for every class, "
-            f"counted as stable by the rule): {'; '.join(flat)}")
-
-
 def _few_shot_claim(dataset: str, grid_path, near_edge_factor: float) -> dict:
-    prov = json.loads((Path(grid_path).parent / "provenance.json").read_text())
+    prov = _provenance(grid_path)
     grid = few_shot_stability(pd.read_csv(grid_path))
     cid, claim = FEW_SHOT_CLAIMS[dataset]
     row = _edge_claim(cid, claim, dataset, grid, prov["iterations"], near_edge_factor, prov["device"])
     if "alpha_smallest" in row["measured"]:
-        row["summary"] += chance_level_note(grid, row["measured"], prov["chunks"][0]["config"][dataset]["n_way"])
+        row["summary"] += chance_level_note(grid, row["measured"], prov["config"][dataset]["n_way"])
     if not _at_paper_scale(dataset, grid, prov["iterations"]):
         row["rests_on"] += (f"; the paper-scale grid: `snakemake --cores all results/{dataset}/grid.csv` "
                             "(with `--profile profiles/slurm` or `profiles/local-gpu`)")
@@ -254,7 +189,7 @@ AUDIT_SLACK, AUDIT_FAILS = 0.001, 0.10  # formula vs bisected boundary: bracket 
 
 def _audit_note(audit_cfg: dict, n_alphas: int) -> str:
     """Bisection has no counterpart in the paper: compare with this repository's default audit."""
-    default = config.load()["audit"]
+    default = paper_scale()["audit"]
     note = (f"bisection at {n_alphas} alphas, {audit_cfg['iterations']} iterations per run, "
             f"{audit_cfg['rounds']} rounds x {audit_cfg['points']} betas")
     if any(audit_cfg[k] < default[k] for k in ("iterations", "rounds", "points")):
@@ -338,10 +273,9 @@ def _sinusoid_theory(grid: pd.DataFrame, ref: dict, iterations: int) -> dict:
                         + f"; Hessian after {ref['iterations']} iterations at one point"}
 
 
-def _c1(table: pd.DataFrame, cfg: dict) -> dict:
+def _c1(table: pd.DataFrame) -> dict:
     """MAML's task-gradient norm grows more than joint training's (Fig. 1)."""
-    sec = cfg["fig1"]
-    maml_alpha, joint_alpha = max(sec["alphas"]), min(sec["alphas"])
+    maml_alpha, joint_alpha = table.alpha.max(), table.alpha.min()
     end = table.iteration.max()
     per_seed = []
     for (seed, split), t in table.groupby(["seed", "split"]):
@@ -354,10 +288,10 @@ def _c1(table: pd.DataFrame, cfg: dict) -> dict:
     ratio = ps.end_ratio
     holds = (ratio > 1).all() and (ps.growth_maml > ps.growth_joint).all()
     verdict = "holds" if holds else "fails" if ratio.median() < 1 else "inconclusive"
-    seeds = table.seed.nunique()
+    seeds, paper = table.seed.nunique(), paper_scale()["fig1"]
     note = f"{seeds} seeds x {int(end)} iterations"
-    if seeds < 3 or end < 50000:
-        note += " (LESS than 3 seeds x 50000 iterations)"
+    if seeds < paper["seeds"] or end < paper["iterations"]:
+        note += f" (LESS than {paper['seeds']} seeds x {paper['iterations']} iterations)"
     summary = "; ".join(f"{split}: ||g|| MAML/joint at the end {g.end_ratio.mean():.3g} +- {g.end_ratio.std(ddof=0):.2g}"
                         f" (growth over training: MAML x{g.growth_maml.mean():.3g}, joint x{g.growth_joint.mean():.3g})"
                         for split, g in ps.groupby("split"))
@@ -373,16 +307,17 @@ TG_NEGLIGIBLE, TG_NOT = 0.1, 0.5  # C6: ratio of T g to H^2 (largest eigenvalue,
 
 
 def _c6(curv: pd.DataFrame, cfg: dict) -> dict:
+    """``cfg``: the configuration the curvature analysis ran with (its provenance)."""
     """Is T g negligible next to H^2 at the trained point (the paper's Appendix B)?"""
     curv = curv.assign(eig_ratio=curv.eig_Tg_1 / curv.eig_H2_1, fro_ratio=curv.fro_Tg / curv.fro_H2)
     last = curv[curv.iteration == curv.iteration.max()].set_index("scope")
     worst = max(float(last.eig_ratio.abs().max()), float(last.fro_ratio.max()))
     verdict = "holds" if worst <= TG_NEGLIGIBLE else "fails" if worst >= TG_NOT else "inconclusive"
     over = curv.groupby("scope")[["eig_ratio", "fro_ratio"]].agg(["min", "max"])
-    sec = cfg["fig5"]
-    note = f"{sec['iterations']} iterations, {curv.iteration.nunique()} snapshots, {cfg['sinusoid']['tasks']} tasks"
-    if sec["iterations"] < 50000 or cfg["sinusoid"]["tasks"] < 100:
-        note += " (LESS than the paper's 50000 iterations, 100 tasks)"
+    iterations, tasks, paper = cfg["fig5"]["iterations"], cfg["sinusoid"]["tasks"], paper_scale()["fig5"]
+    note = f"{iterations} iterations, {curv.iteration.nunique()} snapshots, {tasks} tasks"
+    if iterations < paper["iterations"] or tasks < paper["tasks"]:
+        note += f" (LESS than the paper's {paper['iterations']} iterations, {paper['tasks']} tasks)"
     return {"id": "C6", "claim": "T g is negligible next to H^2 at the trained point: lambda_max(T g + H^2) ~ "
                                  "lambda_max(H^2) and ||T g||_F << ||H^2||_F (Fig. 5)",
             "verdict": verdict,
@@ -397,41 +332,49 @@ def _c6(curv: pd.DataFrame, cfg: dict) -> dict:
             "rests_on": note}
 
 
+def _provenance(result_path) -> dict:
+    """The provenance.json beside a result file: the settings it was computed with."""
+    return json.loads((Path(result_path).parent / "provenance.json").read_text())
+
+
 def evaluate(cfg: dict, reference_path, linear_grid_paths, sinusoid_grid_path, audit_path=None,
              sinusoid_reference_path=None, fig5_path=None, fig1_path=None, few_shot_grid_paths=None) -> dict:
+    """Every claim, from the result files. ``cfg`` needs only its ``claims`` section: every other
+    setting is read from the provenance of the result it belongs to, so a verdict always uses the
+    settings its numbers were computed with."""
+    near_edge_factor = cfg["claims"]["near_edge_factor"]
     ref = json.loads(Path(reference_path).read_text())
     eig = np.asarray(ref["eigenvalues"])
     claims = []
     for path in linear_grid_paths:
-        prov = json.loads((Path(path).parent / "provenance.json").read_text())
+        prov = _provenance(path)
         grid = pd.read_csv(path)
-        claims.append(_alpha_c_claim(prov["order"], grid, eig, prov["iterations"], cfg["linear"]["success_loss"]))
+        claims.append(_alpha_c_claim(prov["order"], grid, eig, prov["iterations"],
+                                     prov["config"]["linear"]["success_loss"]))
         claims.append(_beta_c_claim(prov["order"], grid, eig, prov["iterations"]))
-    sin_prov = json.loads((Path(sinusoid_grid_path).parent / "provenance.json").read_text())
+    sin_prov = _provenance(sinusoid_grid_path)
     sin_grid = pd.read_csv(sinusoid_grid_path)
-    claims.append(_c3(sin_grid, sin_prov["iterations"], cfg["claims"]["near_edge_factor"]))
+    claims.append(_c3(sin_grid, sin_prov["iterations"], near_edge_factor))
     for dataset, path in (few_shot_grid_paths or {}).items():
-        claims.append(_few_shot_claim(dataset, path, cfg["claims"]["near_edge_factor"]))
+        claims.append(_few_shot_claim(dataset, path, near_edge_factor))
     if audit_path is not None:
-        table = pd.read_csv(audit_path)
+        table, audit_cfg = pd.read_csv(audit_path), _provenance(audit_path)["config"]["audit"]
         for order in table.order.unique():
             for formula in ("paper", "exact"):
-                claims.append(_audit_formula(table, order, formula, eig, cfg["audit"]))
-            claims.append(_audit_past_alpha_c(table, order, eig, cfg["audit"]))
+                claims.append(_audit_formula(table, order, formula, eig, audit_cfg))
+            claims.append(_audit_past_alpha_c(table, order, eig, audit_cfg))
     if sinusoid_reference_path is not None:
         claims.append(_sinusoid_theory(sin_grid, json.loads(Path(sinusoid_reference_path).read_text()),
                                        sin_prov["iterations"]))
     if fig1_path is not None:
-        claims.insert(0, _c1(pd.read_csv(fig1_path), cfg))
+        claims.insert(0, _c1(pd.read_csv(fig1_path)))
     if fig5_path is not None:
-        claims.append(_c6(pd.read_csv(fig5_path), cfg))
+        claims.append(_c6(pd.read_csv(fig5_path), _provenance(fig5_path)["config"]))
     return {"eigenvalues": eig.tolist(), "claims": claims,
             "sources": {"linear_reference": str(reference_path), "linear_grids": list(map(str, linear_grid_paths)),
                         "sinusoid_grid": str(sinusoid_grid_path), "linear_audit": str(audit_path),
                         "sinusoid_reference": str(sinusoid_reference_path), "fig5": str(fig5_path),
-                        "fig1": str(fig1_path), **{k: str(v) for k, v in (few_shot_grid_paths or {}).items()}},
-            "grid_sizes": {"linear": [len(v) for v in grid_values(cfg["linear"])],
-                           **{k: [len(v) for v in grid_values(cfg[k])] for k in ("sinusoid", "omniglot", "miniimagenet")}}}
+                        "fig1": str(fig1_path), **{k: str(v) for k, v in (few_shot_grid_paths or {}).items()}}}
 
 
 def to_markdown(result: dict) -> str:

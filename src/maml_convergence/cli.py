@@ -1,6 +1,6 @@
 """Command line: one subcommand per workflow step (the Snakemake rules call these).
 
-    maml-convergence sinusoid-grid --configfile config/config.yaml --out results/sinusoid/grid.csv
+    maml-convergence sinusoid-grid --out results/sinusoid/grid.csv --provenance results/sinusoid/provenance.json
 
 Every command validates the configuration first, writes its outputs atomically
 (nothing half-written is left looking complete) and records provenance beside them.
@@ -23,27 +23,57 @@ from . import config as config_mod
 from . import data, experiments, provenance
 from .grid import run_grid
 
+# The Snakefile puts the whole merged config here; a step records it in its provenance (it
+# runs with only the sections it reads, passed on its command line).
+WORKFLOW_CONFIG_ENV = "MAML_CONVERGENCE_WORKFLOW_CONFIG"
+
 
 def _config(args) -> dict:
+    """The configuration this step reads (``STEP_SECTIONS``), validated. ``args.workflow_config``
+    is set to the whole configuration it belongs to, for the provenance."""
+    step, dataset = args.command, getattr(args, "dataset", None)
     if args.config_json:
-        return config_mod.validate(json.loads(args.config_json))
-    return config_mod.load(*args.configfile)
+        try:
+            given = json.loads(args.config_json)
+        except json.JSONDecodeError as e:
+            raise config_mod.ConfigError(f"--config-json is not valid JSON: {e}") from None
+        cfg = config_mod.validate(given, sections=config_mod.step_sections(step, dataset))
+        whole = os.environ.get(WORKFLOW_CONFIG_ENV)
+        args.workflow_config = json.loads(whole) if whole else given
+    else:
+        cfg = args.workflow_config = config_mod.load(*args.configfile)
+    return config_mod.step_config(cfg, step, dataset)
 
 
-def _write_grid(spec, cfg, device, out: Path, prov_path: Path, checkpoint: Path | None, experiment: str):
-    start = time.perf_counter()
-    rows = run_grid(spec, checkpoint=checkpoint, checkpoint_every=cfg["checkpoint_every"])
+def _record(args, cfg: dict, device: str, wall_seconds: float, timing: dict | None = None, **extra) -> dict:
+    """Provenance of this step: the config it read, the whole config of its run, and for a run that
+    resumed after an interruption, how often and the time of all its parts."""
+    resumed = {}
+    if timing:
+        wall_seconds += timing["earlier_seconds"]
+        resumed = {"resumed": timing["resumed"]}
+    return provenance.record(args.experiment, cfg, device, wall_seconds, workflow_config=args.workflow_config,
+                             **resumed, **extra)
+
+
+def _write_grid(args, spec, cfg, device):
+    start, timing = time.perf_counter(), {}
+    rows = run_grid(spec, checkpoint=_ckpt(args), checkpoint_every=cfg["checkpoint_every"], timing=timing)
     wall = time.perf_counter() - start
     frame = experiments.grid_frame(rows)
-    provenance.atomic_write_text(out, frame.to_csv(index=False))
-    prov = provenance.record(experiment, cfg, device, wall, cells=len(rows), iterations=spec.iterations,
-                             order=spec.order, fingerprint=spec.fingerprint(),
-                             diverged=int((frame.status == "diverged").sum()))
-    provenance.write_json(prov_path, prov)
-    if checkpoint is not None:
-        checkpoint.unlink(missing_ok=True)
-    print(f"[{experiment}] {len(rows)} cells x {spec.iterations} iterations in {wall:.1f} s "
-          f"({prov['diverged']} diverged) -> {out}")
+    provenance.atomic_write_text(args.out, frame.to_csv(index=False))
+    prov = _record(args, cfg, device, wall, timing, cells=len(rows), iterations=spec.iterations, order=spec.order,
+                   fingerprint=spec.fingerprint(), diverged=int((frame.status == "diverged").sum()))
+    provenance.write_json(args.provenance, prov)
+    _done(args)
+    print(f"[{args.experiment}] {len(rows)} cells x {spec.iterations} iterations in {prov['wall_seconds']:.1f} s "
+          f"({prov['diverged']} diverged) -> {args.out}")
+
+
+def _done(args) -> None:
+    """The step finished: its resume file is no longer needed."""
+    if getattr(args, "checkpoint", None):
+        Path(args.checkpoint).unlink(missing_ok=True)
 
 
 def cmd_fig2(args):
@@ -51,35 +81,35 @@ def cmd_fig2(args):
     start = time.perf_counter()
     curves = experiments.fig2_curves(cfg)
     provenance.atomic_write_text(args.out, curves.to_csv(index=False))
-    provenance.write_json(args.provenance, provenance.record("fig2", cfg, "cpu", time.perf_counter() - start))
+    provenance.write_json(args.provenance, _record(args, cfg, "cpu", time.perf_counter() - start))
 
 
-def _write_reference(args, name: str, compute) -> None:
+def _write_reference(args, compute) -> None:
     """A trained reference point and its spectrum, with provenance, as one JSON file."""
     cfg = _config(args)
     device = provenance.resolve_device(cfg["device"])
     start = time.perf_counter()
     ref = compute(cfg, device)
-    ref["provenance"] = provenance.record(name, cfg, device, time.perf_counter() - start)
+    ref["provenance"] = _record(args, cfg, device, time.perf_counter() - start)
     provenance.write_json(args.out, ref)
 
 
 def cmd_linear_reference(args):
-    _write_reference(args, "linear-reference", experiments.linear_reference)
+    _write_reference(args, experiments.linear_reference)
 
 
 def cmd_linear_grid(args):
     cfg = _config(args)
+    args.experiment = f"linear-{args.order}"
     device = provenance.resolve_device(cfg["device"])
-    spec = experiments.linear_spec(cfg, args.order, device)
-    _write_grid(spec, cfg, device, Path(args.out), Path(args.provenance), _ckpt(args), f"linear-{args.order}")
+    _write_grid(args, experiments.linear_spec(cfg, args.order, device), cfg, device)
 
 
 def cmd_sinusoid_grid(args):
     cfg = _config(args)
+    args.experiment = "sinusoid"
     device = provenance.resolve_device(cfg["device"])
-    spec = experiments.sinusoid_spec(cfg, device)
-    _write_grid(spec, cfg, device, Path(args.out), Path(args.provenance), _ckpt(args), "sinusoid")
+    _write_grid(args, experiments.sinusoid_spec(cfg, device), cfg, device)
 
 
 def cmd_linear_audit(args):
@@ -89,89 +119,89 @@ def cmd_linear_audit(args):
     start = time.perf_counter()
     table = experiments.linear_audit(cfg, device, eig)
     provenance.atomic_write_text(args.out, table.to_csv(index=False))
-    provenance.write_json(args.provenance, provenance.record("linear-audit", cfg, device,
-                                                             time.perf_counter() - start, eigenvalues=eig))
+    provenance.write_json(args.provenance, _record(args, cfg, device, time.perf_counter() - start, eigenvalues=eig))
 
 
 def cmd_sinusoid_reference(args):
-    _write_reference(args, "sinusoid-reference", experiments.sinusoid_reference)
+    _write_reference(args, experiments.sinusoid_reference)
 
 
 def cmd_fig1(args):
     cfg = _config(args)
     device = provenance.resolve_device(cfg["device"])
-    start = time.perf_counter()
-    table = experiments.fig1_runs(cfg, device, checkpoint=_ckpt(args))
+    start, timing = time.perf_counter(), {}
+    table = experiments.fig1_runs(cfg, device, checkpoint=_ckpt(args), timing=timing)
     provenance.atomic_write_text(args.out, table.to_csv(index=False))
-    provenance.write_json(args.provenance, provenance.record("fig1", cfg, device, time.perf_counter() - start,
-                                                             seeds=cfg["fig1"]["seeds"],
-                                                             iterations=cfg["fig1"]["iterations"]))
-    if args.checkpoint:
-        Path(args.checkpoint).unlink(missing_ok=True)
+    provenance.write_json(args.provenance, _record(args, cfg, device, time.perf_counter() - start, timing,
+                                                   seeds=cfg["fig1"]["seeds"], iterations=cfg["fig1"]["iterations"]))
+    _done(args)
 
 
 def cmd_fig5_train(args):
     cfg = _config(args)
     device = provenance.resolve_device(cfg["device"])
-    start = time.perf_counter()
-    out = experiments.fig5_train(cfg, device, checkpoint=_ckpt(args))
-    out["provenance"] = provenance.record("fig5-train", cfg, device, time.perf_counter() - start)
+    start, timing = time.perf_counter(), {}
+    out = experiments.fig5_train(cfg, device, checkpoint=_ckpt(args), timing=timing)
+    out["provenance"] = _record(args, cfg, device, time.perf_counter() - start, timing)
     path = Path(args.out)
     path.parent.mkdir(parents=True, exist_ok=True)
     torch.save(out, path.with_name(path.name + ".tmp"))
     os.replace(path.with_name(path.name + ".tmp"), path)
-    if args.checkpoint:
-        Path(args.checkpoint).unlink(missing_ok=True)
+    _done(args)
 
 
 def cmd_fig5_analysis(args):
     cfg = _config(args)
     saved = torch.load(args.snapshots, weights_only=False)
     partial = Path(args.out).with_name(Path(args.out).name + ".partial.pt")
-    done = {}
-    if partial.exists():
-        kept = torch.load(partial, weights_only=False)
-        if kept.get("fingerprint") == saved["fingerprint"]:
-            done = kept["done"]
-            print(f"[fig5] resuming: {len(done)} snapshots already analysed")
-    save = lambda d: torch.save({"fingerprint": saved["fingerprint"], "done": d}, partial)
-    start = time.perf_counter()
-    rows = experiments.fig5_analysis(cfg, saved["snapshots"], done, on_done=save)
+    kept = torch.load(partial, weights_only=False) if partial.exists() else {}
+    if kept.get("fingerprint") == saved["fingerprint"]:
+        print(f"[fig5] resuming: {len(kept['done'])} snapshots already analysed")
+    else:
+        kept = {"done": {}, "elapsed": 0.0, "resumed": -1}
+    timing = {"earlier_seconds": kept["elapsed"], "resumed": kept["resumed"] + 1}
+    start, first_new = time.perf_counter(), len(kept["done"])
+    save = lambda d: torch.save({"fingerprint": saved["fingerprint"], "done": d, "resumed": timing["resumed"],
+                                 "elapsed": timing["earlier_seconds"] + time.perf_counter() - start}, partial)
+    rows = experiments.fig5_analysis(cfg, saved["snapshots"], kept["done"], on_done=save)
+    wall = time.perf_counter() - start
     provenance.atomic_write_text(args.out, pd.DataFrame(rows).to_csv(index=False))
-    provenance.write_json(args.provenance, provenance.record(
-        "fig5-analysis", cfg, "cpu", time.perf_counter() - start, train=saved["provenance"],
-        iterations=cfg["fig5"]["iterations"], seconds_per_snapshot=(time.perf_counter() - start) / max(1, len(
-            set(saved["snapshots"]) - set(done)))))
+    provenance.write_json(args.provenance, _record(
+        args, cfg, "cpu", wall, timing, train=saved["provenance"], iterations=cfg["fig5"]["iterations"],
+        seconds_per_snapshot=wall / max(1, len(saved["snapshots"]) - first_new)))
     partial.unlink(missing_ok=True)
 
 
 def _mirror(cfg) -> Path | None:
-    """The configured mirror folder, or None to fetch from the canonical sources."""
-    mirror = cfg["data"]["mirror"]
+    """The configured mirror folder (relative paths: to the repository), or None for the canonical sources."""
+    mirror = config_mod.resolve_path(cfg["data"]["mirror"])
     if mirror is None:
         return None
-    if not Path(mirror).is_dir():
-        print(f"[data] mirror folder {mirror} does not exist: fetching from the canonical source instead")
+    if not mirror.is_dir():
+        print(f"[data] the mirror folder {mirror} (data.mirror) does not exist: downloading from the canonical "
+              f"source instead")
         return None
     print(f"[data] reading the local mirror {mirror}")
-    return Path(mirror)
+    return mirror
 
 
-def cmd_fetch_omniglot(args):
+def cmd_prepare_data(args):
     cfg = _config(args)
-    folder = data.fetch_omniglot(Path(args.root), _mirror(cfg))
-    print(f"[data] Omniglot folder layout ready: {folder}")
+    root = config_mod.resolve_path(cfg["data"]["root"])
+    start = time.perf_counter()
+    record = data.ensure_prepared(args.dataset, root, _mirror(cfg))
+    path = data.prepared_path(root, args.dataset)
+    print(f"[data] {'reusing' if record['reused'] else 'prepared'} {args.dataset}: {path} (sha256 {record['sha256']})")
+    provenance.write_json(args.out, {**record, "provenance": _record(args, cfg, "cpu", time.perf_counter() - start)})
 
 
-def cmd_prepare_omniglot(args):
-    path = data.prepare_omniglot(Path(args.root), Path(args.out))
-    print(f"[data] prepared Omniglot: {path}")
-
-
-def cmd_prepare_miniimagenet(args):
-    cfg = _config(args)
-    path = data.prepare_miniimagenet(Path(args.root), Path(args.out), args.split, _mirror(cfg))
-    print(f"[data] prepared MiniImagenet ({args.split}): {path}")
+def _image_data(args, cfg) -> str:
+    """The prepared dataset an image step reads: ``--data``, or the one the config names, checked
+    against the record the workflow's data step made of it (``--dataset-record``)."""
+    path = args.data or experiments.prepared_path(cfg, args.dataset)
+    if args.dataset_record:
+        data.check_prepared(path, json.loads(Path(args.dataset_record).read_text()))
+    return path
 
 
 def cmd_image_grid(args):
@@ -179,25 +209,27 @@ def cmd_image_grid(args):
     if (args.chunk is None) != (args.chunks is None) or (args.chunks and not 0 <= args.chunk < args.chunks):
         raise config_mod.ConfigError(f"--chunk {args.chunk} --chunks {args.chunks}: give both, with "
                                      f"0 <= chunk < chunks")
+    args.experiment = f"{args.dataset}" + (f"-chunk{args.chunk}of{args.chunks}" if args.chunks else "")
     device = provenance.resolve_device(cfg["device"])
     torch.backends.cudnn.benchmark = True  # fixed shapes: let cuDNN pick its fastest convolutions
-    spec = experiments.image_spec(cfg, args.dataset, device, args.chunk, args.chunks, args.data)
-    name = f"{args.dataset}" + (f"-chunk{args.chunk}of{args.chunks}" if args.chunks else "")
-    _write_grid(spec, cfg, device, Path(args.out), Path(args.provenance), _ckpt(args), name)
+    spec = experiments.image_spec(cfg, args.dataset, device, args.chunk, args.chunks, _image_data(args, cfg))
+    _write_grid(args, spec, cfg, device)
 
 
 def cmd_image_merge(args):
     cfg = _config(args)
+    args.experiment = args.dataset
     frames = [pd.read_csv(p) for p in args.chunks]
     grid = experiments.merge_chunks(frames, cfg, args.dataset)
     device = provenance.resolve_device(cfg["device"])
-    start = experiments.initial_eval_losses(cfg, args.dataset, sorted(grid.alpha.unique()), device, args.data)
+    start = experiments.initial_eval_losses(cfg, args.dataset, sorted(grid.alpha.unique()), device,
+                                            _image_data(args, cfg))
     grid["initial_eval_loss"] = grid.alpha.map(start)
     parts = [json.loads(Path(p).read_text()) for p in args.chunk_provenance]
     provenance.atomic_write_text(args.out, grid.to_csv(index=False))
-    prov = provenance.record(args.dataset, cfg, "cpu", sum(p["wall_seconds"] for p in parts), cells=len(grid),
-                             iterations=cfg[args.dataset]["iterations"], order=cfg[args.dataset]["order"],
-                             diverged=int((grid.status == "diverged").sum()), chunks=parts)
+    prov = _record(args, cfg, "cpu", sum(p["wall_seconds"] for p in parts), cells=len(grid),
+                   iterations=cfg[args.dataset]["iterations"], order=cfg[args.dataset]["order"],
+                   diverged=int((grid.status == "diverged").sum()), chunks=parts)
     prov["device"] = ", ".join(sorted({p["device"] for p in parts})) or prov["device"]  # where the chunks ran
     provenance.write_json(args.provenance, prov)
     print(f"[{args.dataset}] merged {len(args.chunks)} chunks: {len(grid)} cells -> {args.out}")
@@ -229,14 +261,15 @@ def build_parser() -> argparse.ArgumentParser:
         g = s.add_mutually_exclusive_group()
         g.add_argument("--configfile", nargs="*", default=[],
                        help="YAML files merged over config/config.yaml, in order")
-        g.add_argument("--config-json", help="the whole, already merged configuration as JSON (Snakemake)")
+        g.add_argument("--config-json", help="the sections of the configuration this step reads, as JSON "
+                                             "(what the Snakemake rules pass)")
         if out:
             s.add_argument("--out", required=True)
         if provenance:
             s.add_argument("--provenance", required=True)
         if checkpoint:
             s.add_argument("--checkpoint", help="resume file, kept while the run is incomplete")
-        s.set_defaults(func=func)
+        s.set_defaults(func=func, experiment=name)
         return s
 
     add("fig2", cmd_fig2, "beta_c(alpha) curves of Fig. 2", provenance=True)
@@ -252,22 +285,20 @@ def build_parser() -> argparse.ArgumentParser:
     add("fig5-train", cmd_fig5_train, "Appendix B training run, with parameter snapshots", checkpoint=True)
     s = add("fig5-analysis", cmd_fig5_analysis, "exact T g and H^2 at every snapshot (Fig. 5)", provenance=True)
     s.add_argument("--snapshots", required=True)
-    s = add("fetch-omniglot", cmd_fetch_omniglot, "Omniglot as the folder layout torchvision reads", out=False)
-    s.add_argument("--root", required=True, help="the folder that will hold omniglot-py/")
-    s = add("prepare-omniglot", cmd_prepare_omniglot, "Omniglot loaded through torchvision, 28x28, as .npz")
-    s.add_argument("--root", required=True)
-    s = add("prepare-miniimagenet", cmd_prepare_miniimagenet, "MiniImagenet split as .npz (84x84 RGB)")
-    s.add_argument("--root", required=True, help="where the canonical archive is downloaded")
-    s.add_argument("--split", default="train", choices=sorted(data.MINIIMAGENET_SPLITS))
+    s = add("prepare-data", cmd_prepare_data, "fetch and prepare a dataset once (shared by every run); write "
+            "the record of what this run uses")
+    s.add_argument("--dataset", choices=sorted(data.PREPARED), required=True)
     s = add("image-grid", cmd_image_grid, "Fig. 4b/4c grid, or one chunk of it", provenance=True,
             checkpoint=True)
     s.add_argument("--dataset", choices=sorted(experiments.IMAGE_DATASETS), required=True)
     s.add_argument("--chunk", type=int, help="this chunk's index, 0-based (with --chunks)")
     s.add_argument("--chunks", type=int, help="how many chunks the grid is split into")
     s.add_argument("--data", help="the prepared dataset (default: under the config's data.root)")
+    s.add_argument("--dataset-record", help="the record prepare-data wrote; the dataset must still match it")
     s = add("image-merge", cmd_image_merge, "one grid table from the chunks of an image grid", provenance=True)
     s.add_argument("--dataset", choices=sorted(experiments.IMAGE_DATASETS), required=True)
     s.add_argument("--data", help="the prepared dataset (default: under the config's data.root)")
+    s.add_argument("--dataset-record", help="the record prepare-data wrote; the dataset must still match it")
     s.add_argument("--chunks", nargs="+", required=True)
     s.add_argument("--chunk-provenance", nargs="*", default=[])
     s = add("claims", cmd_claims, "verdicts on the paper's claims", out=False)

@@ -1,23 +1,47 @@
-"""Load and validate the workflow configuration.
+"""The workflow configuration: load, validate, and say which part of it each step reads.
 
 The schema is ``config/schema.yaml`` (JSON Schema, the format ``snakemake.utils.validate``
-reads); on top of it we check what a schema cannot say (range order, non-empty grids)
-and turn the first problem into one message that names the key.
+reads); on top of it we check what a schema cannot say (finite numbers, range order,
+non-empty grids) and turn the first problem into one message that names the key.
+
+This module is the bottom layer: it imports nothing else of the package (and no torch),
+so the Snakefile validates a config without loading the engine.
 """
 
 from __future__ import annotations
 
 import copy
+import math
+from functools import lru_cache
 from pathlib import Path
 
 import jsonschema
 import yaml
 
-from .grid import decade_grid
-
 ROOT = Path(__file__).resolve().parents[2]
 SCHEMA = ROOT / "config" / "schema.yaml"
 DEFAULT = ROOT / "config" / "config.yaml"
+
+# The config sections each step of the workflow reads, and nothing more: a rule passes only
+# these to its command (its Snakemake params), so editing one section reruns only the steps
+# that read it. The claims step reads its inputs' own provenance for everything else.
+_RUN = ("seed", "device", "divergence", "checkpoint_every")
+STEP_SECTIONS = {
+    "fig2": ("fig2",),
+    "linear-reference": ("linear", *_RUN),
+    "linear-grid": ("linear", *_RUN),
+    "linear-audit": ("linear", "audit", *_RUN),
+    "sinusoid-grid": ("sinusoid", *_RUN),
+    "sinusoid-reference": ("sinusoid", *_RUN),
+    "fig1": ("fig1", "sinusoid", *_RUN),
+    "fig5-train": ("fig5", "sinusoid", *_RUN),
+    "fig5-analysis": ("fig5", "sinusoid", *_RUN),
+    "prepare-data": ("data",),
+    "image-grid": ("omniglot", "miniimagenet", "data", *_RUN),
+    "image-merge": ("omniglot", "miniimagenet", "data", *_RUN),
+    "claims": ("claims",),
+}
+IMAGE_STEPS = ("image-grid", "image-merge")  # these read only the section of their --dataset
 
 
 class ConfigError(ValueError):
@@ -52,13 +76,27 @@ def _read(path: Path) -> dict:
     return data
 
 
-def validate(cfg: dict) -> dict:
-    schema = yaml.safe_load(SCHEMA.read_text())
-    errors = sorted(jsonschema.Draft202012Validator(schema).iter_errors(cfg),
+@lru_cache(maxsize=1)
+def schema() -> dict:
+    return yaml.safe_load(SCHEMA.read_text())
+
+
+def validate(cfg: dict, sections=None) -> dict:
+    """``cfg`` checked against the schema; with ``sections``, only those (each must be present)."""
+    full = schema()
+    if sections is not None:
+        for key in sections:
+            if key not in cfg:
+                raise ConfigError(f"config key '{key}': required by this step but missing")
+        full = {**full, "required": [k for k in full["required"] if k in sections]}
+    _check_finite(cfg)
+    errors = sorted(jsonschema.Draft202012Validator(full).iter_errors(cfg),
                     key=lambda e: (len(list(e.absolute_path)), list(map(str, e.absolute_path))))
     if errors:
         raise ConfigError(_describe(errors[0]))
     for section in ("linear", "sinusoid", "omniglot", "miniimagenet"):
+        if section not in cfg:
+            continue
         sec = cfg[section]
         for name in ("alpha_range", "beta_range"):
             lo, hi = sec[name]
@@ -68,12 +106,23 @@ def validate(cfg: dict) -> dict:
             if not decade_grid(lo, hi, sec["mantissas"]):
                 raise ConfigError(f"config key '{key}': the grid is empty (no value m*10^k with m in "
                                   f"{section}.mantissas={sec['mantissas']} lies in [{lo}, {hi}])")
-    for section in ("omniglot", "miniimagenet"):
-        sec = cfg[section]
-        if sec["k_shot"] + sec["k_query"] > (20 if section == "omniglot" else 600):
+    for section, images in (("omniglot", 20), ("miniimagenet", 600)):
+        if section in cfg and cfg[section]["k_shot"] + cfg[section]["k_query"] > images:
             raise ConfigError(f"config key '{section}.k_query': k_shot + k_query images per class exceed "
-                              f"the {20 if section == 'omniglot' else 600} that {section} has")
+                              f"the {images} that {section} has")
     return cfg
+
+
+def _check_finite(tree, path: str = "") -> None:
+    """NaN passes every schema comparison (NaN > 1 and NaN <= 1 are both false), so refuse it first."""
+    if isinstance(tree, dict):
+        for k, v in tree.items():
+            _check_finite(v, f"{path}.{k}" if path else str(k))
+    elif isinstance(tree, list):
+        for i, v in enumerate(tree):
+            _check_finite(v, f"{path}.{i}")
+    elif isinstance(tree, float) and not math.isfinite(tree):
+        raise ConfigError(f"config key '{path}': {tree} is not a finite number")
 
 
 def _describe(error: jsonschema.ValidationError) -> str:
@@ -89,6 +138,96 @@ def _describe(error: jsonschema.ValidationError) -> str:
     return f"config key '{path or '<root>'}': {error.message}"
 
 
+def coerce_command_line(cfg: dict) -> dict:
+    """Snakemake's ``--config key='{a: 2.0}'`` reads nested values as strings ('2.0'): read each
+    string again as YAML where the schema wants a number, boolean or null there."""
+    return _coerce(cfg, schema(), schema())
+
+
+def _coerce(value, node: dict, root: dict):
+    while "$ref" in node:
+        node = _resolve_ref(root, node["$ref"])
+    if isinstance(value, dict):
+        props = node.get("properties", {})
+        return {k: _coerce(v, props[k], root) if k in props else v for k, v in value.items()}
+    if isinstance(value, list):
+        items = node.get("items")
+        return [_coerce(v, items, root) for v in value] if isinstance(items, dict) else value
+    if not isinstance(value, str):
+        return value
+    types = node.get("type", [])
+    types = [types] if isinstance(types, str) else types
+    if "enum" in node or "string" in types and "null" not in types:
+        return value
+    try:
+        parsed = yaml.safe_load(value)
+    except yaml.YAMLError:
+        return value
+    if parsed is None and "null" in types:
+        return None
+    if "string" in types:
+        return value
+    wanted = {"number": (int, float), "integer": (int,), "boolean": (bool,)}
+    ok = any(isinstance(parsed, wanted[t]) and not (t != "boolean" and isinstance(parsed, bool))
+             for t in types if t in wanted)
+    return parsed if ok else value
+
+
+def _resolve_ref(root: dict, ref: str) -> dict:
+    node = root
+    for part in ref.lstrip("#/").split("/"):
+        node = node[part]
+    return node
+
+
+def step_sections(step: str, dataset: str | None = None) -> tuple[str, ...]:
+    """The config sections ``step`` reads (an image step: only its dataset's)."""
+    sections = STEP_SECTIONS[step]
+    if step in IMAGE_STEPS:
+        sections = tuple(s for s in sections if s not in ("omniglot", "miniimagenet")) + (dataset,)
+    return sections
+
+
+def step_config(cfg: dict, step: str, dataset: str | None = None) -> dict:
+    """The part of ``cfg`` that ``step`` reads."""
+    return {k: cfg[k] for k in step_sections(step, dataset)}
+
+
+def resolve_path(path: str | None) -> Path | None:
+    """A data path from the config: relative paths are relative to the repository root, wherever
+    the command or the workflow runs from."""
+    if path is None:
+        return None
+    path = Path(path)
+    return path if path.is_absolute() else ROOT / path
+
+
+def decade_grid(lo: float, hi: float, mantissas=tuple(range(1, 10))) -> list[float]:
+    """Values m * 10**k (m in ``mantissas``) inside [lo, hi]: the paper's {1..9} x 10^k grids."""
+    if not (lo > 0 and hi >= lo and math.isfinite(hi)):
+        raise ValueError(f"need 0 < lo <= hi < inf, got [{lo}, {hi}]")
+    values = []
+    for k in range(math.floor(math.log10(lo)) - 1, math.ceil(math.log10(hi)) + 2):
+        for m in mantissas:
+            v = float(f"{m}e{k}")  # decimal literal: 3e-2, not 3 * 0.01
+            if lo * (1 - 1e-9) <= v <= hi * (1 + 1e-9):
+                values.append(v)
+    return sorted(set(values))
+
+
 def grid_values(section: dict) -> tuple[list[float], list[float]]:
     return (decade_grid(*section["alpha_range"], section["mantissas"]),
             decade_grid(*section["beta_range"], section["mantissas"]))
+
+
+@lru_cache(maxsize=1)
+def paper_scale() -> dict:
+    """The paper's scale, read off config/config.yaml (which holds the paper's settings): what a
+    verdict compares its own grid, iterations, seeds and audit with."""
+    cfg = load()
+    scale = {k: {"alphas": len(a), "betas": len(b), "iterations": cfg[k]["iterations"]}
+             for k in ("linear", "sinusoid", "omniglot", "miniimagenet") for a, b in [grid_values(cfg[k])]}
+    scale["fig1"] = {"seeds": len(cfg["fig1"]["seeds"]), "iterations": cfg["fig1"]["iterations"]}
+    scale["fig5"] = {"iterations": cfg["fig5"]["iterations"], "tasks": cfg["sinusoid"]["tasks"]}
+    scale["audit"] = {k: cfg["audit"][k] for k in ("iterations", "rounds", "points")}
+    return scale

@@ -23,6 +23,8 @@ checksum it should have.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import hashlib
 import io
 import json
@@ -30,6 +32,7 @@ import os
 import pickle
 import shutil
 import tarfile
+import urllib.error
 import zipfile
 from pathlib import Path
 
@@ -80,19 +83,35 @@ def file_hash(path: Path, algorithm: str = "sha256") -> str:
     return h.hexdigest()
 
 
-def verify(path: Path, expected: str, algorithm: str = "sha256") -> Path:
+MIRROR_REMEDY = ("the mirror (data.mirror in the config) is incomplete or damaged: restore the file from a good "
+                 "copy (see data/README.md), or set data.mirror: null to download from the canonical source")
+DOWNLOAD_REMEDY = "delete it and run again: it is downloaded anew"
+
+
+def verify(path: Path, expected: str, algorithm: str = "sha256", remedy: str = DOWNLOAD_REMEDY) -> Path:
     path = Path(path)
     if not path.is_file():
-        raise DataError(f"{path}: file is missing (expected {algorithm} {expected})")
+        raise DataError(f"{path}: file is missing (expected {algorithm} {expected}); {remedy}")
     got = file_hash(path, algorithm)
     if got != expected:
         raise DataError(f"{path}: {algorithm} is {got}, expected {expected}; the file is corrupted or "
-                        f"not the published one: delete it and fetch it again")
+                        f"not the published one: {remedy}")
     return path
 
 
 def _mirror_file(mirror: Path, name: str) -> Path:
-    return verify(Path(mirror) / name, MIRROR_SHA256[name])
+    return verify(Path(mirror) / name, MIRROR_SHA256[name], remedy=MIRROR_REMEDY)
+
+
+@contextlib.contextmanager
+def _download(what: str):
+    """Turn a failed download (no network, a server gone) into one line naming what was fetched."""
+    try:
+        yield
+    except (urllib.error.URLError, OSError, RuntimeError) as e:
+        reason = getattr(e, "reason", None) or e
+        raise DataError(f"cannot download {what}: {reason}. Offline? Point data.mirror in the config at a local "
+                        f"copy of the datasets (laid out as data/README.md says)") from None
 
 
 def _replace_dir(tmp: Path, final: Path) -> None:
@@ -125,7 +144,9 @@ def fetch_omniglot(root: Path, mirror: Path | None = None) -> Path:
             _omniglot_from_mirror(Path(mirror), tmp / "omniglot-py")
         else:
             for background in (True, False):  # torchvision downloads both zips and checks their md5s
-                OmniglotFolder(str(tmp), background=background, download=True)
+                name = OMNIGLOT_SETS[0 if background else 1]
+                with _download(f"{OMNIGLOT_URL}/{name}.zip"):
+                    OmniglotFolder(str(tmp), background=background, download=True)
         _replace_dir(tmp / "omniglot-py", final)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -142,6 +163,8 @@ def _omniglot_class():
         but its arrays were sha256-checked before the folder was written, so the folder's
         presence is the integrity check there.
         """
+
+        download_url_prefix = OMNIGLOT_URL
 
         def _check_integrity(self) -> bool:
             return super()._check_integrity() or (Path(self.root) / self._get_target_folder()).is_dir()
@@ -234,8 +257,9 @@ def _miniimagenet_from_source(root: Path, split: str):
     root.mkdir(parents=True, exist_ok=True)
     archive = root / MINIIMAGENET_ARCHIVE
     if not archive.exists():
-        download_file_from_google_drive(MINIIMAGENET_GDRIVE_ID, str(root), MINIIMAGENET_ARCHIVE,
-                                        md5=MINIIMAGENET_ARCHIVE_MD5)
+        with _download(f"{MINIIMAGENET_ARCHIVE} (Google Drive id {MINIIMAGENET_GDRIVE_ID})"):
+            download_file_from_google_drive(MINIIMAGENET_GDRIVE_ID, str(root), MINIIMAGENET_ARCHIVE,
+                                            md5=MINIIMAGENET_ARCHIVE_MD5)
     verify(archive, MINIIMAGENET_ARCHIVE_MD5, "md5")
     member = f"mini-imagenet-cache-{MINIIMAGENET_SPLITS[split]}.pkl"
     with tarfile.open(archive) as tar:
@@ -276,6 +300,55 @@ def _miniimagenet_from_mirror(mirror: Path, split: str):
                     img = img.resize((MINIIMAGENET_SIZE, MINIIMAGENET_SIZE), Image.LANCZOS)
                 images[ci, i] = np.asarray(img)
     return images, classes
+
+
+# --- the prepared datasets, shared by every run -------------------------------------------
+
+PREPARED = {"omniglot": "omniglot.npz", "miniimagenet": "miniimagenet-train.npz"}
+
+
+def prepared_path(root: Path, dataset: str) -> Path:
+    return Path(root) / "prepared" / PREPARED[dataset]
+
+
+def ensure_prepared(dataset: str, root: Path, mirror: Path | None) -> dict:
+    """Make ``root/prepared/<dataset>`` once and return its record (sha256, source).
+
+    Every working directory (the paper run, ``make quick``, the tests) shares one copy; a
+    record beside the file says what it holds, so a later run reuses it after checking its
+    sha256 instead of preparing it again. A lock keeps two runs from preparing it at once.
+    """
+    root = Path(root)
+    path = prepared_path(root, dataset)
+    record_path = path.with_name(path.name + ".json")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(root / ".prepare.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if path.is_file() and record_path.is_file():
+            record = json.loads(record_path.read_text())
+            if record.get("sha256") == file_hash(path):
+                return {**record, "reused": True}
+            print(f"[data] {path} does not match its record {record_path.name}: preparing it again")
+        if dataset == "omniglot":
+            prepare_omniglot(fetch_omniglot(root / "omniglot", mirror).parent, path)
+        else:
+            prepare_miniimagenet(root / "miniimagenet", path, "train", mirror)
+        source = f"mirror {mirror}" if mirror is not None else (
+            OMNIGLOT_URL if dataset == "omniglot" else f"{MINIIMAGENET_ARCHIVE} (Google Drive, torchmeta)")
+        record = {"dataset": dataset, "file": path.name, "sha256": file_hash(path), "source": source}
+        tmp = record_path.with_name(record_path.name + ".part")
+        tmp.write_text(json.dumps(record, indent=2) + "\n")
+        os.replace(tmp, record_path)
+        return {**record, "reused": False}
+
+
+def check_prepared(path: Path, record: dict) -> Path:
+    """The prepared file the workflow recorded for this run, unchanged since."""
+    path = Path(path)
+    if not path.is_file() or file_hash(path) != record["sha256"]:
+        raise DataError(f"{path}: missing or changed since this run recorded it (sha256 {record['sha256']}); "
+                        f"prepare it again: snakemake --forcerun dataset")
+    return path
 
 
 def load_prepared(path: Path) -> dict[str, np.ndarray]:

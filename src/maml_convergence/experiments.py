@@ -6,16 +6,15 @@ Each function returns plain data; ``cli`` writes it to ``results/`` with provena
 from __future__ import annotations
 
 import dataclasses
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import torch
-from tqdm.auto import tqdm
 
-from . import audit, curvature, curvature_mlp, maml, models, theory
-from .config import grid_values
+from . import audit, curvature, curvature_mlp, data, maml, models, theory
+from .config import grid_values, resolve_path
 from .grid import EVAL_STREAM, GridSpec, eval_batch, run_grid
+from .progress import progress_bar
 from .tasks import FewShotTasks, LinearRegressionTask, SinusoidTasks
 
 GRID_COLUMNS = ["cell", "alpha", "beta", "status", "diverged_at", "iterations_run", "initial_loss",
@@ -61,9 +60,8 @@ IMAGE_DATASETS = {"omniglot": "omniglot_cnn", "miniimagenet": "miniimagenet_cnn"
 
 
 def prepared_path(cfg: dict, dataset: str) -> str:
-    """Where the data rules leave the prepared dataset (see data.py)."""
-    name = "omniglot.npz" if dataset == "omniglot" else "miniimagenet-train.npz"
-    return str(Path(cfg["data"]["root"]) / "prepared" / name)
+    """Where the data step leaves the prepared dataset (see data.py)."""
+    return str(data.prepared_path(resolve_path(cfg["data"]["root"]), dataset))
 
 
 def image_spec(cfg: dict, dataset: str, device: str, chunk: int | None = None, chunks: int | None = None,
@@ -197,10 +195,10 @@ def fig5_spec(cfg: dict, device: str) -> GridSpec:
     return spec
 
 
-def fig5_train(cfg: dict, device: str, checkpoint=None) -> dict:
+def fig5_train(cfg: dict, device: str, checkpoint=None, timing: dict | None = None) -> dict:
     spec = fig5_spec(cfg, device)
     (row,) = run_grid(spec, checkpoint=checkpoint, checkpoint_every=cfg["checkpoint_every"],
-                      snapshot_every=cfg["fig5"]["snapshot_every"])
+                      snapshot_every=cfg["fig5"]["snapshot_every"], timing=timing)
     if row["status"] != "ok":
         raise RuntimeError(f"the Fig. 5 run diverged at iteration {row['diverged_at']}")
     return {"snapshots": row["snapshots"], "final_loss": row["final_loss"], "fingerprint": spec.fingerprint()}
@@ -210,17 +208,17 @@ def fig5_analysis(cfg: dict, snapshots: dict, done: dict | None = None, on_done=
     """Exact T g, H^2, T g + H^2 at every snapshot, for the batch loss and per task.
 
     The loss is the inner-step loss of the sinusoid tasks (support points) on one fixed
-    batch of tasks. The paper's ReLU MLP goes through ``curvature_mlp`` (written out, float64,
-    about 4 s a snapshot on two cores); any other network through automatic differentiation
-    (``curvature.tg_h2_dense``, float32, about 30 s for 1,761 parameters). Tests hold the two
-    paths to the same numbers. ``done`` holds rows of snapshots analysed earlier (resume).
+    batch of tasks. The paper's ReLU MLP goes through ``curvature_mlp`` (written out, float64);
+    any other network through automatic differentiation (``curvature.tg_h2_dense``, float32,
+    several times slower: the README has timings). Tests hold the two paths to the same numbers.
+    ``done`` holds rows of snapshots analysed earlier (resume).
     """
     spec = fig5_spec(cfg, "cpu")
     batch = spec.problem.sample(EVAL_STREAM, dtype=torch.float32)
     model = models.build("sinusoid_mlp")
     task_loss = lambda p, x, y: maml.task_loss(model, p, x, y)
     done = dict(done or {})
-    for iteration in tqdm(sorted(snapshots), desc="Fig. 5 curvature", unit="snapshot"):
+    for iteration in progress_bar(sorted(snapshots), desc="Fig. 5 curvature", unit="snapshot"):
         if iteration in done:
             continue
         params = {k: v.float() for k, v in snapshots[iteration].items()}
@@ -260,12 +258,12 @@ def task_gradient_stats(model, params, xs, ys) -> tuple[float, float]:
     return float(sq.sqrt().mean()), float(pair_sum / (n * (n - 1)))
 
 
-def fig1_runs(cfg: dict, device: str, checkpoint=None) -> pd.DataFrame:
+def fig1_runs(cfg: dict, device: str, checkpoint=None, timing: dict | None = None) -> pd.DataFrame:
     """Train both alphas for every seed, then measure the task gradients at every recorded
     iteration, on the meta-batch of that iteration (training tasks) and on a fixed held-out batch."""
     spec = fig1_spec(cfg, device)
     rows = run_grid(spec, checkpoint=checkpoint, checkpoint_every=cfg["checkpoint_every"],
-                    snapshot_every=cfg["fig1"]["record_every"])
+                    snapshot_every=cfg["fig1"]["record_every"], timing=timing)
     model = models.build("sinusoid_mlp")
     out = []
     for row in rows:
@@ -274,7 +272,7 @@ def fig1_runs(cfg: dict, device: str, checkpoint=None) -> pd.DataFrame:
                                f"iteration {row['diverged_at']}")
         problem = dataclasses.replace(spec.problem, seed=row["seed"])
         heldout = problem.sample(EVAL_STREAM)
-        for iteration, params in tqdm(sorted(row["snapshots"].items()), desc="Fig. 1 gradients", leave=False):
+        for iteration, params in progress_bar(sorted(row["snapshots"].items()), desc="Fig. 1 gradients", leave=False):
             train = problem.sample(min(iteration, spec.iterations - 1))
             for split, batch in (("train", train), ("heldout", heldout)):
                 norm, inner = task_gradient_stats(model, params, batch.xs, batch.ys)

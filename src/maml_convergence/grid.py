@@ -31,25 +31,11 @@ from pathlib import Path
 
 import torch
 from torch.func import vmap
-from tqdm.auto import tqdm
-
 from . import maml, models
+from .progress import progress_bar
 from .tasks import Batch, FewShotStream, FewShotTasks, LinearRegressionTask, SinusoidTasks
 
 EVAL_STREAM = 2**20 - 1  # task-stream index reserved for the final evaluation batch
-
-
-def decade_grid(lo: float, hi: float, mantissas=tuple(range(1, 10))) -> list[float]:
-    """Values m * 10**k (m in ``mantissas``) inside [lo, hi]: the paper's {1..9} x 10^k grids."""
-    if not (lo > 0 and hi >= lo):
-        raise ValueError(f"need 0 < lo <= hi, got [{lo}, {hi}]")
-    values = []
-    for k in range(math.floor(math.log10(lo)) - 1, math.ceil(math.log10(hi)) + 2):
-        for m in mantissas:
-            v = float(f"{m}e{k}")  # decimal literal: 3e-2, not 3 * 0.01
-            if lo * (1 - 1e-9) <= v <= hi * (1 + 1e-9):
-                values.append(v)
-    return sorted(set(values))
 
 
 @dataclass
@@ -197,13 +183,16 @@ def _tree_map(fn, tree):
 
 def run_grid(spec: GridSpec, checkpoint: str | os.PathLike | None = None, checkpoint_every: float = 30.0,
              progress: bool = True, max_steps: int | None = None,
-             keep_params: bool = False, snapshot_every: int | None = None) -> list[dict] | None:
+             keep_params: bool = False, snapshot_every: int | None = None,
+             timing: dict | None = None) -> list[dict] | None:
     """Train every cell of ``spec``; return one result row per cell (alpha-major order).
 
     With ``max_steps`` the run stops early (after writing its checkpoint) and returns None:
     this is how tests simulate an interruption. ``keep_params`` adds each surviving cell's
     final parameters to its row (``final_params``); ``snapshot_every`` adds ``snapshots``,
     the parameters at every multiple of that many iterations (0 and the last included).
+    ``timing``, when given, receives ``earlier_seconds`` (time spent by the interrupted parts
+    this run resumed from, 0 for a fresh run) and ``resumed`` (how many times it resumed).
     """
     dtype = getattr(torch, spec.dtype)
     device = torch.device(spec.device)
@@ -231,6 +220,12 @@ def run_grid(spec: GridSpec, checkpoint: str | os.PathLike | None = None, checkp
 
     fingerprint = spec.fingerprint()
     saved = _load_checkpoint(checkpoint, fingerprint)
+    started = time.monotonic()
+    # an interrupted run's earlier parts count too: provenance reports the whole run's time
+    earlier = {"seconds": saved.get("elapsed", 0.0), "resumed": saved.get("resumed", 0) + 1} if saved else {
+        "seconds": 0.0, "resumed": 0}
+    save = lambda: _save_checkpoint(checkpoint, fingerprint, slots, pending, done, snapshots,
+                                    elapsed=earlier["seconds"] + time.monotonic() - started, resumed=earlier["resumed"])
     if saved is not None:
         slots, pending, done, snapshots = saved["slots"], saved["pending"], saved["done"], saved["snapshots"]
         slots.params = {k: v.to(device) for k, v in slots.params.items()}
@@ -263,13 +258,13 @@ def run_grid(spec: GridSpec, checkpoint: str | os.PathLike | None = None, checkp
     total = len(cells) * spec.iterations
     finished_work = len(done) * spec.iterations + sum(
         it for c, it in zip(slots.cell, slots.iteration) if c >= 0)
-    bar = tqdm(total=total, initial=finished_work, disable=not progress, unit="cell-it",
-               desc=f"{spec.model} {spec.order}-order grid", smoothing=0.05)
+    bar = progress_bar(total=total, initial=finished_work, disable=not progress, unit="cell-it",
+                       desc=f"{spec.model} {spec.order}-order grid", smoothing=0.05)
     last_save, steps = time.monotonic(), 0
     with _deferred_interrupts() as stop:
         while any(c >= 0 for c in slots.cell):
             if stop.requested or (max_steps is not None and steps >= max_steps):
-                _save_checkpoint(checkpoint, fingerprint, slots, pending, done, snapshots)
+                save()
                 bar.close()
                 if stop.requested:
                     raise KeyboardInterrupt(f"grid interrupted; resume file: {checkpoint}")
@@ -306,11 +301,13 @@ def run_grid(spec: GridSpec, checkpoint: str | os.PathLike | None = None, checkp
             bar.update(live)
             steps += 1
             if checkpoint is not None and time.monotonic() - last_save > checkpoint_every:
-                _save_checkpoint(checkpoint, fingerprint, slots, pending, done, snapshots)
+                save()
                 last_save = time.monotonic()
     bar.close()
 
     _evaluate(spec, model, done, dtype, device, n_slots, cell_seed)
+    if timing is not None:
+        timing.update(earlier_seconds=earlier["seconds"], resumed=earlier["resumed"])
     rows = [_public(done[c], c, keep_params) for c in range(len(cells))]
     if snapshot_every:
         for c, row in enumerate(rows):
@@ -391,7 +388,7 @@ def _to(tree, device):
     return _tree_map(lambda t: t.to(device), tree)
 
 
-def _save_checkpoint(path, fingerprint, slots: _Slots, pending, done, snapshots) -> None:
+def _save_checkpoint(path, fingerprint, slots: _Slots, pending, done, snapshots, elapsed: float, resumed: int) -> None:
     if path is None:
         return
     path = Path(path)
@@ -401,7 +398,7 @@ def _save_checkpoint(path, fingerprint, slots: _Slots, pending, done, snapshots)
                  cell=list(slots.cell), iteration=list(slots.iteration))
     tmp = path.with_suffix(path.suffix + ".tmp")
     torch.save({"fingerprint": fingerprint, "slots": asdict(cpu), "pending": pending, "done": done,
-                "snapshots": snapshots}, tmp)
+                "snapshots": snapshots, "elapsed": elapsed, "resumed": resumed}, tmp)
     os.replace(tmp, path)  # atomic: an interruption leaves the old checkpoint or the new one
 
 

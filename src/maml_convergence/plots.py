@@ -1,4 +1,4 @@
-"""Shared figure plumbing: style, grid heatmaps on log axes, provenance stamp, saving.
+"""Shared figure plumbing: a notebook's inputs, style, grid heatmaps on log axes, provenance stamp, saving.
 
 The notebooks under ``notebooks/`` draw the figures; this module holds what they share.
 """
@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from types import SimpleNamespace
 
 import matplotlib
 
@@ -14,8 +15,25 @@ matplotlib.use("Agg")  # the workflow runs headless; notebooks opened by hand st
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import seaborn as sns  # noqa: E402
+from matplotlib.colors import LogNorm  # noqa: E402
 
 from .provenance import stamp as stamp_text  # noqa: E402
+from .stability import stability_brackets  # noqa: E402
+
+
+def notebook_io(injected, default_input: dict, **default_wildcards) -> SimpleNamespace:
+    """What a figure notebook reads and writes.
+
+    Run by the workflow, Snakemake injects a ``snakemake`` object (its rule's input, output,
+    wildcards): pass it on. Opened by hand, there is none: read the workflow's results from the
+    repository (``default_input``, paths relative to it), show the figure, write nothing.
+    """
+    if injected is not None:
+        return injected
+    root = Path.cwd().parent if Path.cwd().name == "notebooks" else Path.cwd()
+    inputs = {k: str(root / v) if isinstance(v, str) else [str(root / p) for p in v] for k, v in default_input.items()}
+    return SimpleNamespace(input=SimpleNamespace(**inputs), output=SimpleNamespace(png=None, pdf=None),
+                           wildcards=SimpleNamespace(**default_wildcards))
 
 
 def style() -> None:
@@ -36,6 +54,26 @@ def grid_matrix(grid, value: str):
     """(alphas, betas, matrix[beta, alpha]) from a tidy grid table."""
     table = grid.pivot(index="beta", columns="alpha", values=value).sort_index().sort_index(axis=1)
     return table.columns.to_numpy(), table.index.to_numpy(), table.to_numpy()
+
+
+def loss_heatmap(ax, grid, colorbar_label: str = "final training loss"):
+    """Fig. 4a/4b/4c: the final loss of every stable cell on a log colour scale over log (alpha, beta)
+    axes, unstable cells blank, and a dashed line at the largest stable beta of the smallest alpha
+    (the paper's reference). Returns the grid's alphas and betas."""
+    alphas, betas, m = grid_matrix(grid.assign(loss=grid.final_loss.where(grid.status == "ok")), "loss")
+    if np.isfinite(m).any():
+        mesh = ax.pcolormesh(log_edges(alphas), log_edges(betas), np.ma.masked_invalid(m),
+                             norm=LogNorm(vmin=np.nanmin(m), vmax=np.nanmax(m)), cmap="viridis")
+        ax.figure.colorbar(mesh, ax=ax, label=colorbar_label)
+    else:
+        ax.text(0.5, 0.5, "no cell trained stably", transform=ax.transAxes, ha="center", va="center")
+    brackets = stability_brackets(grid)
+    if np.isfinite(brackets.last_ok.iloc[0]):
+        ax.axhline(brackets.last_ok.iloc[0], color="k", ls="--", lw=1.2,
+                   label=rf"largest stable $\beta$ at $\alpha$ = {brackets.alpha.iloc[0]:g}")
+    ax.set(xscale="log", yscale="log", xlabel=r"inner learning rate $\alpha$", ylabel=r"meta-learning rate $\beta$",
+           xlim=log_edges(alphas)[[0, -1]], ylim=log_edges(betas)[[0, -1]])
+    return alphas, betas
 
 
 def stamp(fig, provenance: dict, extra: str = "") -> None:

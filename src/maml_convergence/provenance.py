@@ -12,6 +12,8 @@ from pathlib import Path
 
 import torch
 
+from .config import ConfigError
+
 ROOT = Path(__file__).resolve().parents[2]
 PACKAGES = ("torch", "numpy", "pandas", "matplotlib", "higher", "snakemake", "maml-convergence")
 
@@ -20,7 +22,7 @@ def resolve_device(name: str) -> str:
     if name == "auto":
         return "cuda" if torch.cuda.is_available() else "cpu"
     if name == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError("config asks for device 'cuda' but torch sees no CUDA device")
+        raise ConfigError("config key 'device': 'cuda', but torch sees no CUDA device here (use auto or cpu)")
     return name
 
 
@@ -61,8 +63,12 @@ def versions() -> dict:
     return out
 
 
-def record(experiment: str, config: dict, device: str, wall_seconds: float, **extra) -> dict:
-    return {"experiment": experiment, "seed": config.get("seed"), "config": config,
+def record(experiment: str, config: dict, device: str, wall_seconds: float, workflow_config: dict | None = None,
+           **extra) -> dict:
+    """``config``: what the step read; ``workflow_config``: the whole configuration of the run it was part of."""
+    whole = workflow_config if workflow_config is not None else config
+    return {"experiment": experiment, "seed": config.get("seed", whole.get("seed")), "config": config,
+            "workflow_config": whole,
             "device": device_description(device), "git_commit": git_commit(), "versions": versions(),
             "wall_seconds": round(wall_seconds, 3), "torch_threads": torch.get_num_threads(),
             "command": " ".join(sys.argv), **_gpu_memory(device), **extra}

@@ -3,14 +3,15 @@
 # chunks to GPUs or cluster nodes (profiles/local-gpu, profiles/slurm); the merge checks that
 # every cell came back exactly once.
 
+
 rule image_chunk:
     input:
-        data=lambda w: PREPARED[w.dataset],
+        data=rules.dataset.output[0],
     output:
         grid="results/{dataset}/chunks/{chunk}.csv",
         provenance="results/{dataset}/chunks/{chunk}.json",
     params:
-        config=CONFIG_JSON,
+        config=lambda w: step_config("image-grid", w.dataset),
         chunks=lambda w: config[w.dataset]["chunks"],
         checkpoint="results/{dataset}/chunks/{chunk}.ckpt",
     wildcard_constraints:
@@ -18,7 +19,7 @@ rule image_chunk:
         chunk=r"\d+",
     log:
         "logs/{dataset}_chunk{chunk}.log",
-    threads: workflow.cores
+    threads: ALL_CORES
     resources:
         mem_mb=16000,
         runtime=lambda w: 60 if w.dataset == "omniglot" else 24 * 60,
@@ -26,19 +27,19 @@ rule image_chunk:
         ENV
     shell:
         "maml-convergence image-grid --config-json {params.config:q} --dataset {wildcards.dataset}"
-        " --chunk {wildcards.chunk} --chunks {params.chunks} --data {input.data} --out {output.grid}"
+        " --chunk {wildcards.chunk} --chunks {params.chunks} --dataset-record {input.data} --out {output.grid}"
         " --provenance {output.provenance} --checkpoint {params.checkpoint} 2>&1 | tee {log}"
 
 
 rule image_grid:
     input:
         unpack(image_chunks),
-        data=lambda w: PREPARED[w.dataset],
+        data=rules.dataset.output[0],
     output:
         grid="results/{dataset}/grid.csv",
-        provenance="results/{dataset}/provenance.json",
+        provenance=report("results/{dataset}/provenance.json", caption="report/provenance.rst", category="Provenance"),
     params:
-        config=CONFIG_JSON,
+        config=lambda w: step_config("image-merge", w.dataset),
     wildcard_constraints:
         dataset="omniglot|miniimagenet",
     log:
@@ -47,35 +48,23 @@ rule image_grid:
         ENV
     shell:
         "maml-convergence image-merge --config-json {params.config:q} --dataset {wildcards.dataset}"
-        " --chunks {input.grids} --chunk-provenance {input.provenance} --data {input.data} --out {output.grid}"
-        " --provenance {output.provenance} 2>&1 | tee {log}"
+        " --chunks {input.grids} --chunk-provenance {input.provenance} --dataset-record {input.data}"
+        " --out {output.grid} --provenance {output.provenance} 2>&1 | tee {log}"
 
 
-rule fig4b:
+rule fig4bc:
     input:
-        grid="results/omniglot/grid.csv",
-        provenance="results/omniglot/provenance.json",
+        grid=lambda w: rules.image_grid.output.grid.format(dataset=FEW_SHOT_FIGURES[w.fig]),
+        provenance=lambda w: rules.image_grid.output.provenance.format(dataset=FEW_SHOT_FIGURES[w.fig]),
     output:
-        png="figures/fig4b.png",
-        pdf="figures/fig4b.pdf",
+        png=report("figures/{fig}.png", caption="report/fig4bc.rst", category="Figures",
+                   labels={"figure": "{fig}"}),
+        pdf="figures/{fig}.pdf",
+    wildcard_constraints:
+        fig="fig4b|fig4c",
     log:
-        notebook="results/notebooks/fig4b.ipynb",
+        notebook="results/notebooks/{fig}.ipynb",
     conda:
         ENV
     notebook:
-        "../notebooks/fig4b.ipynb"
-
-
-rule fig4c:
-    input:
-        grid="results/miniimagenet/grid.csv",
-        provenance="results/miniimagenet/provenance.json",
-    output:
-        png="figures/fig4c.png",
-        pdf="figures/fig4c.pdf",
-    log:
-        notebook="results/notebooks/fig4c.ipynb",
-    conda:
-        ENV
-    notebook:
-        "../notebooks/fig4c.ipynb"
+        "../notebooks/fig4bc.ipynb"

@@ -1,0 +1,50 @@
+# Fig. 4a: sinusoid regression (Section 4.1), the full (alpha, beta) grid, and the Hessian
+# spectrum at a meta-trained point for the paper's theory drawn over it.
+
+
+rule sinusoid_grid:
+    output:
+        grid="results/sinusoid/grid.csv",
+        provenance=report("results/sinusoid/provenance.json", caption="report/provenance.rst", category="Provenance"),
+    params:
+        config=step_config("sinusoid-grid"),
+        checkpoint="results/sinusoid/grid.ckpt",
+    log:
+        "logs/sinusoid_grid.log",
+    threads: ALL_CORES
+    resources:
+        mem_mb=4000,
+    conda:
+        ENV
+    shell:
+        "maml-convergence sinusoid-grid --config-json {params.config:q} --out {output.grid}"
+        " --provenance {output.provenance} --checkpoint {params.checkpoint} 2>&1 | tee {log}"
+
+
+rule sinusoid_reference:
+    output:
+        "results/sinusoid/reference.json",
+    params:
+        config=step_config("sinusoid-reference"),
+    log:
+        "logs/sinusoid_reference.log",
+    conda:
+        ENV
+    shell:
+        "maml-convergence sinusoid-reference --config-json {params.config:q} --out {output} 2>&1 | tee {log}"
+
+
+rule fig4a:
+    input:
+        grid=rules.sinusoid_grid.output.grid,
+        provenance=rules.sinusoid_grid.output.provenance,
+        reference=rules.sinusoid_reference.output[0],
+    output:
+        png=report("figures/fig4a.png", caption="report/fig4a.rst", category="Figures", labels={"figure": "fig4a"}),
+        pdf="figures/fig4a.pdf",
+    log:
+        notebook="results/notebooks/fig4a.ipynb",
+    conda:
+        ENV
+    notebook:
+        "../notebooks/fig4a.ipynb"
