@@ -1,5 +1,7 @@
 # The claims table: verdicts computed from the results above, never typed in. It reads only the
 # `claims` section of the config; every other setting comes from its inputs' provenance.
+# figures/claims.json (committed, beside CLAIMS.md) holds every number; tests/test_reproduce.py
+# recomputes the cheap ones and holds them to it.
 
 
 rule claims:
@@ -11,6 +13,8 @@ rule claims:
         fig5=rules.fig5_analysis.output.table,
         fig5_provenance=rules.fig5_analysis.output.provenance,
         fig1=rules.fig1_runs.output.table,
+        fig2=rules.fig2_theory.output.curves,
+        fig2_provenance=rules.fig2_theory.output.provenance,
         linear=rules.fig3.input.grids,
         linear_provenance=rules.fig3.input.provenance,
         sinusoid=rules.sinusoid_grid.output.grid,
@@ -20,7 +24,7 @@ rule claims:
         miniimagenet=expand(rules.image_grid.output.grid, dataset="miniimagenet"),
         miniimagenet_provenance=expand(rules.image_grid.output.provenance, dataset="miniimagenet"),
     output:
-        json=report("results/claims.json", caption="report/claims.rst", category="Claims"),
+        json=report("figures/claims.json", caption="report/claims.rst", category="Claims"),
         md=report("figures/CLAIMS.md", caption="report/claims.rst", category="Claims"),
     params:
         config=step_config("claims"),
@@ -31,6 +35,7 @@ rule claims:
     shell:
         "maml-convergence claims --config-json {params.config:q} --linear-reference {input.reference}"
         " --linear-audit {input.audit} --sinusoid-reference {input.sinusoid_reference} --fig5 {input.fig5}"
-        " --fig1 {input.fig1} --omniglot-grid {input.omniglot} --miniimagenet-grid {input.miniimagenet}"
+        " --fig1 {input.fig1} --fig2 {input.fig2} --omniglot-grid {input.omniglot}"
+        " --miniimagenet-grid {input.miniimagenet}"
         " --linear-grids {input.linear} --sinusoid-grid {input.sinusoid}"
         " --out-json {output.json} --out-md {output.md} 2>&1 | tee {log}"

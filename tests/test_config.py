@@ -111,7 +111,7 @@ def test_reading_a_config_loads_no_engine():
 
 def test_paper_scale_is_read_off_the_default_config(cfg):
     scale = config.paper_scale()
-    assert scale["sinusoid"] == {"alphas": 36, "betas": 27, "iterations": 500}
+    assert scale["sinusoid"] == {"alphas": 37, "betas": 27, "iterations": 500, "seeds": 5}
     assert scale["omniglot"] == {"alphas": len(config.grid_values(cfg["omniglot"])[0]),
                                  "betas": len(config.grid_values(cfg["omniglot"])[1]), "iterations": 100}
     assert scale["fig1"] == {"seeds": len(cfg["fig1"]["seeds"]), "iterations": cfg["fig1"]["iterations"]}
@@ -127,8 +127,10 @@ def test_quick_config_is_valid_and_smaller(root):
 def test_default_config_has_the_papers_settings(cfg):
     s = cfg["sinusoid"]
     assert (s["iterations"], s["tasks"], s["k_support"], s["inner_steps"], s["optimizer"]) == (500, 100, 10, 1, "sgd")
-    assert [len(v) for v in config.grid_values(s)] == [36, 27]
-    assert [len(v) for v in config.grid_values(cfg["linear"])] == [36, 32]
+    assert [len(v) for v in config.grid_values(s)] == [37, 27]  # the paper's 36 alphas and alpha = 0
+    assert [len(v) for v in config.grid_values(cfg["linear"])] == [37, 32]
+    assert config.grid_values(s)[0][:2] == [0.0, 1e-4]
+    assert len(cfg["sinusoid"]["seeds"]) >= 5 and len(cfg["linear"]["seeds"]) >= 5
     assert cfg["linear"]["reference"] == {"alpha": 0.05, "beta": 0.7}
 
 

@@ -178,3 +178,23 @@ def test_image_grid_cells_equal_a_plain_loop_and_slots_do_not_matter(fake_omnigl
         assert rel_err(row["final_params"], params) <= 1e-12
         assert rel_err(other["final_params"], params) <= 1e-12
         assert row["final_loss"] == pytest.approx(other["final_loss"], rel=1e-12)
+
+
+def test_query_accuracy_is_the_share_classified_right_after_adaptation():
+    """Against the same adaptation written with plain autograd, one task at a time."""
+    model, params, batch = setup(tasks=3, query=4)
+    alpha, steps = 0.4, 2
+    right = []
+    for t in range(3):
+        p = {k: v.clone().requires_grad_(True) for k, v in params.items()}
+        for _ in range(steps):
+            grads = torch.autograd.grad(maml.task_loss(model, p, batch.xs[t], batch.ys[t]), list(p.values()))
+            p = {k: v - alpha * g for (k, v), g in zip(p.items(), grads)}
+        logits = torch.func.functional_call(model, p, (batch.xq[t],))
+        right.append((logits.argmax(-1) == batch.yq[t]).double().mean())
+    assert float(maml.query_accuracy(model, params, batch, alpha, steps)) == pytest.approx(float(sum(right) / 3),
+                                                                                        abs=1e-12)
+    # without adaptation it is the plain accuracy of the initial parameters (batch norm: each task's own batch)
+    plain = sum((torch.func.functional_call(model, params, (xq,)).argmax(-1) == yq).double().mean()
+                for xq, yq in zip(batch.xq, batch.yq)) / 3
+    assert float(maml.query_accuracy(model, params, batch, 0.0, steps)) == pytest.approx(float(plain), abs=1e-12)

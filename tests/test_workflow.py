@@ -100,14 +100,14 @@ def quick_run(root, bin_dir, tmp_path_factory):
 
 
 def test_quick_run_writes_every_figure_and_the_claims(quick_run):
-    for rel in FIGURES + RESULTS + ["results/claims.json", "figures/CLAIMS.md"]:
+    for rel in FIGURES + RESULTS + ["figures/claims.json", "figures/CLAIMS.md"]:
         path = quick_run / rel
         assert path.exists() and path.stat().st_size > 0, rel
     assert (quick_run / "figures/fig4a.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    claims = json.loads((quick_run / "results/claims.json").read_text())
+    claims = json.loads((quick_run / "figures/claims.json").read_text())
     ids = {c["id"] for c in claims["claims"]}
     assert {"C1", "C2-alpha-second", "C2-beta-second", "C2-alpha-first", "C2-beta-first", "C3", "C4", "C5", "C6",
-            "A-sinusoid",
+            "C7-omniglot", "C7-miniimagenet", "A-sinusoid",
             "A-paper-second", "A-exact-second", "A-paper-first", "A-exact-first"} <= ids
     assert all(c["verdict"] in {"holds", "fails", "inconclusive"} for c in claims["claims"])
     assert [c["id"] for c in claims["claims"] if "LESS than" not in c["rests_on"]] == []  # quick runs say so
@@ -128,6 +128,23 @@ def test_quick_run_results_have_provenance(quick_run, root):
     assert len(grid) == prov["cells"] and set(grid.status) <= {"ok", "diverged"}
     assert grid.loc[grid.status == "ok", "final_loss"].notna().all()
     assert grid.loc[grid.status == "diverged", "final_loss"].isna().all()
+
+
+def test_every_grid_has_alpha_zero_and_the_repeated_ones_every_seed(quick_run, root):
+    quick = yaml.safe_load((root / "config/quick.yaml").read_text())
+    for name, seeds in (("linear/second", quick["linear"]["seeds"]), ("sinusoid", quick["sinusoid"]["seeds"]),
+                        ("omniglot", None), ("miniimagenet", None)):
+        grid = pd.read_csv(quick_run / f"results/{name}/grid.csv")
+        assert grid.alpha.min() == 0.0, name
+        if seeds:
+            assert sorted(grid.seed.unique()) == seeds and grid.groupby("seed").size().nunique() == 1, name
+    omniglot = pd.read_csv(quick_run / "results/omniglot/grid.csv")
+    trained = omniglot[omniglot.status == "ok"]
+    assert trained[["final_accuracy", "heldout_accuracy", "heldout_loss"]].notna().all().all()
+    assert trained.final_accuracy.between(0, 1).all()
+    assert "heldout_accuracy" not in pd.read_csv(quick_run / "results/miniimagenet/grid.csv")  # no held-out split
+    c3 = next(c for c in json.loads((quick_run / "figures/claims.json").read_text())["claims"] if c["id"] == "C3")
+    assert f"of {len(quick['sinusoid']['seeds'])} seeds" in c3["summary"] and "vs alpha = 0" in c3["summary"]
 
 
 def test_logs_hold_progress_lines_not_carriage_return_frames(quick_run):
@@ -241,8 +258,8 @@ def test_the_report_has_every_figure_with_its_caption_and_the_claims(root, bin_d
     html = re.sub(r"(\\n|\s)+", " ", (quick_run / "report.html").read_text())
     for fig in ("fig1", "fig2", "fig3", "fig4a", "fig4b", "fig4c", "fig5"):
         assert f"{fig}.png" in html
-    for feeds in ("claim C1", "claims C2-alpha, C2-beta", "claims C3 and A-sinusoid", "claim C4", "claim C5",
-                  "claim C6"):
+    for feeds in ("claim C1", "claims C2-alpha, C2-beta", "claims C3 and A-sinusoid", "claims C4 and C7-omniglot",
+                  "claims C5 and C7-miniimagenet", "claim C6"):
         assert f"Feeds {feeds}" in html  # each figure's caption names the claim it feeds
     assert "60 iterations" in html  # captions give the settings of this run (config/quick.yaml's fig1)
     assert "CLAIMS.md" in html and "provenance.json" in html

@@ -6,6 +6,7 @@ each claim in the generated table, so a reader can check them by hand.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 from pathlib import Path
@@ -15,25 +16,80 @@ import pandas as pd
 
 from . import theory
 from .config import paper_scale
-from .stability import FEW_SHOT_RISE, chance_level_note, few_shot_stability, stability_brackets
+from .stability import DEFINITIONS, DIVERGED_MULTIPLE, RISE, TRAINED_DROP, few_shot_outcomes, few_shot_stability, \
+    stability_brackets
 
 CONSISTENT_SHARE = 0.9  # beta_c 'holds' when theory lies inside the measured bracket in >= 90% of columns
 FAIL_SHARE = 0.5        # and 'fails' below 50%
+AGREE = 0.8             # over seeds (data draws): the verdict that at least 80% of them share, else inconclusive
+UNIT = {"linear": "draws", "sinusoid": "seeds"}  # what the repetitions of a grid are called
+
+
+def _seeds(grid: pd.DataFrame) -> int:
+    return grid.seed.nunique() if "seed" in grid else 1
 
 
 def _at_paper_scale(kind: str, grid: pd.DataFrame, iterations: int) -> bool:
     """The paper's scale is config/config.yaml's. The paper gives the image grids' ranges and
     iterations, not their resolution; that file uses {1..9} x 10^k over them, as for the sinusoid."""
     p = paper_scale()[kind]
-    return (grid.alpha.nunique(), grid.beta.nunique(), iterations) == (p["alphas"], p["betas"], p["iterations"])
+    return ((grid.alpha.nunique(), grid.beta.nunique(), iterations) == (p["alphas"], p["betas"], p["iterations"])
+            and _seeds(grid) >= p.get("seeds", 1))
 
 
 def _scale_note(kind: str, grid: pd.DataFrame, iterations: int) -> str:
     p = paper_scale()[kind]
-    note = f"{grid.alpha.nunique()}x{grid.beta.nunique()} cells, {iterations} iterations"
+    repeats = lambda n: f" x {n} {UNIT[kind]}" if kind in UNIT else ""
+    note = f"{grid.alpha.nunique()}x{grid.beta.nunique()} cells{repeats(_seeds(grid))}, {iterations} iterations"
     if not _at_paper_scale(kind, grid, iterations):
-        note += f" (LESS than the paper's {p['alphas']}x{p['betas']} cells, {p['iterations']} iterations)"
+        note += (f" (LESS than the paper's {p['alphas']}x{p['betas']} cells{repeats(p.get('seeds'))}, "
+                 f"{p['iterations']} iterations)")
     return note
+
+
+def _overall(verdicts: list[str]) -> str:
+    """The verdict that at least AGREE of the seeds (data draws) share, else inconclusive."""
+    for v in ("holds", "fails"):
+        if verdicts.count(v) >= AGREE * len(verdicts):
+            return v
+    return "inconclusive"
+
+
+def _tally(verdicts: list[str]) -> str:
+    return ", ".join(f"{v} in {verdicts.count(v)}" for v in ("holds", "fails", "inconclusive")
+                     if verdicts.count(v)) + f" of {len(verdicts)}"
+
+
+def _spread(values) -> str:
+    v = np.asarray([x for x in values if x is not None and np.isfinite(x)], dtype=float)
+    return f"{v.min():.3g}-{v.max():.3g} (median {np.median(v):.3g})" if len(v) else "n/a"
+
+
+def _per_seed(unit: str, table: pd.DataFrame, claim_of_one, rests_on: str | None = None, spread_of=None) -> dict:
+    """A claim judged on each seed (data draw) of a table on its own, then over all of them.
+
+    ``claim_of_one(seed, rows of that seed)`` returns the claim's row for one seed; the result
+    is the first seed's row with the verdict that AGREE of the seeds share, their tally, and the
+    spread of ``spread_of = (name, measured -> number)`` over the seeds. ``rests_on`` defaults to
+    the first seed's, with the number of seeds.
+    """
+    rows = [{**claim_of_one(seed, t), "seed": None if seed is None else int(seed)} for seed, t in
+            (table.groupby("seed") if "seed" in table else [(None, table)])]
+    rests_on = rests_on or rows[0]["rests_on"] + f", {len(rows)} {unit}s"
+    first = {k: v for k, v in rows[0].items() if k != "seed"}
+    if len(rows) == 1:
+        return {**first, "rests_on": rests_on}
+    verdicts = [r["verdict"] for r in rows]
+    spread = f"; {spread_of[0]} over the {unit}s: {_spread(spread_of[1](r['measured']) for r in rows)}" \
+        if spread_of else ""
+    return {**first, "verdict": _overall(verdicts),
+            "summary": f"{unit} {rows[0]['seed']}: {first['summary']}; over {len(rows)} {unit}s: {_tally(verdicts)}"
+                       + spread,
+            "measured": {"per_seed": [{"seed": r["seed"], "verdict": r["verdict"], "summary": r["summary"],
+                                       **r["measured"]} for r in rows]},
+            "rule": f"{first['rule']}; judged on each {unit} on its own, then holds (fails) if at least {AGREE:.0%} "
+                    f"of the {unit}s hold (fail), else inconclusive",
+            "rests_on": rests_on}
 
 
 def _inside_bracket(bound: float, r, beta_max: float) -> bool:
@@ -119,69 +175,164 @@ def _alpha_c_claim(order: str, grid: pd.DataFrame, eig, iterations: int, success
     }
 
 
-def _edge_claim(cid: str, claim: str, kind: str, grid: pd.DataFrame, iterations: int, near_edge_factor: float,
-                device: str = "") -> dict:
-    """Two readings of 'largest stable beta', since single late blow-ups make the edge ragged:
-    the largest beta below the column's first divergence, and the largest beta that trains at all."""
+BASELINES = ("alpha=0", "smallest alpha")  # the paper's reading first; the smallest alpha > 0 as a second
+
+
+def edge_ratios(grid: pd.DataFrame, near_edge_factor: float) -> dict:
+    """How much larger a beta trains near the alpha edge than at a baseline alpha, in one grid.
+
+    edge = the largest alpha > 0 where some beta is stable; window = alphas in [edge /
+    near_edge_factor, edge]. 'Largest stable beta' is read two ways, since single late blow-ups
+    make the edge ragged: the largest beta below the column's first divergence, and the largest
+    beta that is stable at all. For each baseline (alpha = 0, the paper's; the smallest alpha > 0)
+    and each reading: ratio = (largest over the window) / (at the baseline); the baseline's verdict
+    holds if both ratios > 1, fails if both < 1, and is inconclusive otherwise or when a beta is
+    missing.
+    """
     br = stability_brackets(grid)
-    largest_ok = grid[grid.status == "ok"].groupby("alpha").beta.max()
-    br["max_ok"] = br.alpha.map(largest_ok)
-    unstable = ("diverged" if kind == "sinusoid" else
-                f"diverged, or training loss ended > {FEW_SHOT_RISE:.0%} above the initial parameters' loss on "
-                "the same fixed task batch")
-    base = {"id": cid, "claim": claim,
-            "rule": f"unstable = {unstable}; edge = largest alpha where some beta trains; ratio = (largest stable "
-                    f"beta over alpha in [edge/{near_edge_factor:g}, edge]) / (largest stable beta at the smallest "
-                    "alpha), read both as 'below the first divergence' and as 'largest that trains'; holds if both "
-                    "ratios > 1, fails if both < 1, else inconclusive",
-            "rests_on": _scale_note(kind, grid, iterations)
-            + (f", {device}" if device else "")}
-    smallest = br.iloc[0]
-    trained = br[br.any_ok]
-    if not len(trained) or math.isnan(smallest.last_ok):
-        return {**base, "verdict": "inconclusive", "measured": {"brackets": br.to_dict("records")},
-                "summary": "no stable beta at the smallest alpha, or at no alpha at all"}
-    edge = trained.alpha.max()
-    window = trained[trained.alpha >= edge / near_edge_factor]
-    ratios = {}
-    for reading in ("last_ok", "max_ok"):
-        best = window.loc[window[reading].idxmax()]
-        ratios[reading] = {"alpha": best.alpha, "beta": best[reading], "smallest_alpha_beta": smallest[reading],
-                           "ratio": best[reading] / smallest[reading]}
-    r = [v["ratio"] for v in ratios.values()]
-    verdict = "holds" if min(r) > 1 + 1e-9 else "fails" if max(r) < 1 - 1e-9 else "inconclusive"
-    a, b = ratios["last_ok"], ratios["max_ok"]
-    return {**base, "verdict": verdict,
-            "measured": {"alpha_edge": edge, "alpha_smallest": smallest.alpha, "below_first_divergence": a,
-                         "largest_trained": b, "brackets": br.to_dict("records")},
-            "summary": (f"edge alpha {edge:g}; below first divergence: beta {a['beta']:g} at alpha={a['alpha']:g} vs "
-                        f"{a['smallest_alpha_beta']:g} at alpha={smallest.alpha:g} (ratio {a['ratio']:.3g}); largest "
-                        f"trained: {b['beta']:g} at alpha={b['alpha']:g} vs {b['smallest_alpha_beta']:g} "
-                        f"(ratio {b['ratio']:.3g})")}
+    br["max_ok"] = br.alpha.map(grid[grid.status == "ok"].groupby("alpha").beta.max())
+    stable = br[br.any_ok & (br.alpha > 0)]
+    out = {"alpha_edge": math.nan, "baselines": {}, "brackets": br.to_dict("records")}
+    if not len(stable):
+        return out
+    edge = stable.alpha.max()
+    window = stable[stable.alpha >= edge / near_edge_factor]
+    out["alpha_edge"] = edge
+    for name, base in zip(BASELINES, (br[br.alpha == 0], br[br.alpha > 0])):
+        if not len(base):
+            continue
+        base = base.iloc[0]
+        readings = {}
+        for reading, label in (("last_ok", "below_first_divergence"), ("max_ok", "largest_stable")):
+            best = window.loc[window[reading].idxmax()] if window[reading].notna().any() else None
+            beta = best[reading] if best is not None else math.nan
+            readings[label] = {"alpha": best.alpha if best is not None else math.nan, "beta": beta,
+                               "base_alpha": base.alpha, "base_beta": base[reading], "ratio": beta / base[reading]}
+        r = [v["ratio"] for v in readings.values()]
+        verdict = ("inconclusive" if not all(np.isfinite(r)) else "holds" if min(r) > 1 + 1e-9
+                   else "fails" if max(r) < 1 - 1e-9 else "inconclusive")
+        out["baselines"][name] = {"verdict": verdict, **readings}
+    return out
+
+
+def _edge_verdict(e: dict, baseline: str = "alpha=0") -> str:
+    return e["baselines"].get(baseline, {}).get("verdict", "inconclusive")
+
+
+def _edge_text(e: dict, baseline: str) -> str:
+    if baseline not in e["baselines"]:
+        return "no alpha > 0 has a stable beta"
+    b = e["baselines"][baseline]
+    a, m = b["below_first_divergence"], b["largest_stable"]
+    return (f"edge alpha {e['alpha_edge']:g}; below first divergence beta {a['beta']:g} at alpha={a['alpha']:g} vs "
+            f"{a['base_beta']:g} at alpha={a['base_alpha']:g} (ratio {a['ratio']:.3g}); largest stable "
+            f"{m['beta']:g} at alpha={m['alpha']:g} vs {m['base_beta']:g} (ratio {m['ratio']:.3g})")
+
+
+def _edge_rule(unstable: str, near_edge_factor: float) -> str:
+    return (f"unstable = {unstable}; edge = largest alpha > 0 where some beta is stable; ratio = (largest stable beta "
+            f"over alpha in [edge/{near_edge_factor:g}, edge]) / (largest stable beta at alpha = 0; second reading: at "
+            "the smallest alpha > 0), 'largest stable' read both below the column's first divergence and as the "
+            "largest stable at all; holds if both ratios > 1, fails if both < 1, else inconclusive")
 
 
 def _c3(grid: pd.DataFrame, iterations: int, near_edge_factor: float) -> dict:
-    return _edge_claim("C3", "sinusoid: near the divergence edge of alpha, a larger beta trains than at the smallest "
-                             "alpha (Fig. 4a)", "sinusoid", grid, iterations, near_edge_factor)
+    """C3 on every seed of the sinusoid grid: against alpha = 0, and against the smallest alpha > 0."""
+    seeds = grid.groupby("seed") if "seed" in grid else [(0, grid)]
+    per_seed = {int(seed): edge_ratios(g, near_edge_factor) for seed, g in seeds}
+    first = next(iter(per_seed))
+    parts = []
+    for baseline in BASELINES:
+        verdicts = [_edge_verdict(e, baseline) for e in per_seed.values()]
+        ratios = [[e["baselines"].get(baseline, {}).get(k, {}).get("ratio") for e in per_seed.values()]
+                  for k in ("below_first_divergence", "largest_stable")]
+        parts.append(f"vs {baseline.replace('=', ' = ')}: {_tally(verdicts)} seeds (ratio below first divergence "
+                     f"{_spread(ratios[0])}, largest stable {_spread(ratios[1])})")
+    verdict = _overall([_edge_verdict(e) for e in per_seed.values()])
+    return {"id": "C3", "claim": "sinusoid: near the divergence edge of alpha, a larger beta trains than at alpha = 0 "
+                                 "(Fig. 4a)",
+            "verdict": verdict,
+            "summary": "; ".join(parts) + f"; seed {first} vs alpha = 0: {_edge_text(per_seed[first], 'alpha=0')}",
+            "measured": {"per_seed": [{"seed": seed, "verdict": _edge_verdict(e), **{k: v for k, v in e.items()
+                                       if k != "brackets" or seed == first}} for seed, e in per_seed.items()]},
+            "rule": _edge_rule("diverged", near_edge_factor) + f"; judged on each seed, then holds (fails) if at "
+                                                               f"least {AGREE:.0%} of the seeds hold (fail) against "
+                                                               "alpha = 0, else inconclusive",
+            "rests_on": _scale_note("sinusoid", grid, iterations)}
 
 
 FEW_SHOT_CLAIMS = {"omniglot": ("C4", "Omniglot: near the divergence edge of alpha, a larger beta trains than at "
-                                      "the smallest alpha (Fig. 4b)"),
+                                      "alpha = 0 (Fig. 4b)"),
                    "miniimagenet": ("C5", "MiniImagenet: near the divergence edge of alpha, a larger beta trains "
-                                          "than at the smallest alpha (Fig. 4c)")}
+                                          "than at alpha = 0 (Fig. 4c)")}
+GUIDELINE_CLAIMS = {"omniglot": "C7-omniglot", "miniimagenet": "C7-miniimagenet"}
+
+
+def _definitions_text(n_way: int) -> str:
+    return (f"(a) not diverged: unstable if diverged or its final loss > {DIVERGED_MULTIPLE:g} ln {n_way}; (b) not "
+            f"unstable: also unstable if its loss ended > {RISE:.0%} above its start; (c) trained: stable only if "
+            f"its loss ended >= {TRAINED_DROP:.0%} below its start (start and end on the same fixed task batch)")
+
+
+def _few_shot_rests_on(dataset: str, grid: pd.DataFrame, prov: dict) -> str:
+    note = _scale_note(dataset, grid, prov["iterations"]) + f", {prov['device']}"
+    if not _at_paper_scale(dataset, grid, prov["iterations"]):
+        note += (f"; the paper-scale grid: `snakemake --cores all results/{dataset}/grid.csv` "
+                 "(with `--profile profiles/slurm` or `profiles/local-gpu`)")
+    return note
 
 
 def _few_shot_claim(dataset: str, grid_path, near_edge_factor: float) -> dict:
+    """C4/C5 under each of the three definitions of a stable cell (stability.DEFINITIONS)."""
     prov = _provenance(grid_path)
-    grid = few_shot_stability(pd.read_csv(grid_path))
+    raw, n_way = pd.read_csv(grid_path), prov["config"][dataset]["n_way"]
+    per_def = {d: edge_ratios(few_shot_stability(raw, n_way, d), near_edge_factor) for d in DEFINITIONS}
+    verdicts = {d: _edge_verdict(e) for d, e in per_def.items()}
+    agree = len(set(verdicts.values())) == 1
     cid, claim = FEW_SHOT_CLAIMS[dataset]
-    row = _edge_claim(cid, claim, dataset, grid, prov["iterations"], near_edge_factor, prov["device"])
-    if "alpha_smallest" in row["measured"]:
-        row["summary"] += chance_level_note(grid, row["measured"], prov["config"][dataset]["n_way"])
-    if not _at_paper_scale(dataset, grid, prov["iterations"]):
-        row["rests_on"] += (f"; the paper-scale grid: `snakemake --cores all results/{dataset}/grid.csv` "
-                            "(with `--profile profiles/slurm` or `profiles/local-gpu`)")
-    return row
+    summary = "; ".join(f"({d}) {DEFINITIONS[d][0]}: {verdicts[d]} vs alpha = 0 ({_edge_text(e, 'alpha=0')}), "
+                        f"{_edge_verdict(e, 'smallest alpha')} vs the smallest alpha" for d, e in per_def.items())
+    return {"id": cid, "claim": claim, "verdict": verdicts["a"] if agree else "inconclusive",
+            "summary": summary + ("" if agree else "; the verdict DEPENDS ON THE DEFINITION of a stable cell"),
+            "measured": {"definitions": {d: {"verdict": verdicts[d], **e} for d, e in per_def.items()}},
+            "rule": _edge_rule(_definitions_text(n_way), near_edge_factor)
+                    + "; judged under each definition: the claim's verdict if all three agree, else inconclusive",
+            "rests_on": _few_shot_rests_on(dataset, raw, prov)}
+
+
+def _guideline_claim(dataset: str, grid_path, near_edge_factor: float) -> dict:
+    """The paper's guideline itself: is the best cell near the largest alpha that trains?"""
+    prov = _provenance(grid_path)
+    raw, n_way = pd.read_csv(grid_path), prov["config"][dataset]["n_way"]
+    outcome = few_shot_outcomes(raw, n_way)
+    accuracy = "heldout_accuracy" if raw.get("heldout_accuracy", pd.Series(dtype=float)).notna().any() \
+        else "final_accuracy"
+    base = {"id": GUIDELINE_CLAIMS[dataset],
+            "claim": f"{'Omniglot' if dataset == 'omniglot' else 'MiniImagenet'}: the guideline (first the largest "
+                     "alpha that trains, then beta): the best cell, by training loss and by accuracy, lies near that "
+                     "alpha",
+            "rule": f"edge = largest alpha where some beta trains ((c) above); near = alpha in "
+                    f"[edge/{near_edge_factor:g}, edge]; best = lowest final training loss, and highest "
+                    f"{accuracy.replace('_', ' ')}, over the cells that did not diverge ((a)); holds if both best "
+                    "cells are near the edge, fails if neither is, else inconclusive",
+            "rests_on": _few_shot_rests_on(dataset, raw, prov)}
+    trains = raw[(outcome == "trained") & (raw.alpha > 0)]
+    alive = raw[outcome != "diverged"]
+    if not len(trains) or not len(alive) or alive.get(accuracy, pd.Series(dtype=float)).isna().all():
+        return {**base, "verdict": "inconclusive", "summary": "no cell with alpha > 0 trained", "measured": {}}
+    edge = trains.alpha.max()
+    near = lambda a: edge / near_edge_factor <= a <= edge
+    best = {"loss": alive.loc[alive.final_loss.idxmin()], "accuracy": alive.loc[alive[accuracy].idxmax()]}
+    flags = [near(b.alpha) for b in best.values()]
+    verdict = "holds" if all(flags) else "fails" if not any(flags) else "inconclusive"
+    text = lambda b: (f"alpha={b.alpha:g}, beta={b.beta:g} (loss {b.final_loss:.3g}, {accuracy.replace('_', ' ')} "
+                      f"{b[accuracy]:.3f})")
+    return {**base, "verdict": verdict,
+            "summary": f"edge alpha {edge:g}; best by loss {text(best['loss'])}; best by accuracy "
+                       f"{text(best['accuracy'])}",
+            "measured": {"alpha_edge": edge, "accuracy_column": accuracy,
+                         **{k: {"alpha": b.alpha, "beta": b.beta, "final_loss": b.final_loss,
+                                "accuracy": b[accuracy], "near_edge": near(b.alpha)} for k, b in best.items()}}}
 
 
 AUDIT_SLACK, AUDIT_FAILS = 0.001, 0.10  # formula vs bisected boundary: bracket slack, failure threshold
@@ -337,40 +488,73 @@ def _provenance(result_path) -> dict:
     return json.loads((Path(result_path).parent / "provenance.json").read_text())
 
 
+def linear_claims(grid: pd.DataFrame, order: str, iterations: int, success_loss: float, eig: dict) -> list[dict]:
+    """C2-alpha and C2-beta of one MAML order, on every data draw (``eig``: each draw's spectrum)."""
+    note = _scale_note("linear", grid, iterations)
+    return [_per_seed("draw", grid, lambda s, g: _alpha_c_claim(order, g, eig[s], iterations, success_loss), note),
+            _per_seed("draw", grid, lambda s, g: _beta_c_claim(order, g, eig[s], iterations), note,
+                      ("share of columns inside", lambda m: m["share_inside"]))]
+
+
+def audit_claims(table: pd.DataFrame, eig: dict, audit_cfg: dict) -> list[dict]:
+    """The audit's rows (each formula against the bisected boundary, and past alpha_c), per order."""
+    rows = []
+    for order in table.order.unique():
+        t = table[table.order == order]
+        for formula in ("paper", "exact"):
+            rows.append(_per_seed("draw", t, lambda s, d: _audit_formula(d, order, formula, eig[s], audit_cfg),
+                                  spread_of=("max |rel. error|", lambda m: m["max_relative_error"])))
+        rows.append(_per_seed("draw", t, lambda s, d: _audit_past_alpha_c(d, order, eig[s], audit_cfg)))
+    return rows
+
+
+def fig2_numbers(curves: pd.DataFrame) -> dict:
+    """What Fig. 2 shows, as numbers: beta_c at alpha = 0 for each eigenvalue, and the table's sha256
+    (pure float64 arithmetic: the same bytes on any machine)."""
+    at_zero = curves[curves.alpha == 0].set_index("lambda").beta_c
+    return {"beta_c_at_alpha_0": {f"{lam:g}": float(b) for lam, b in at_zero.items()},
+            "curves_sha256": hashlib.sha256(curves.to_csv(index=False).encode()).hexdigest()}
+
+
 def evaluate(cfg: dict, reference_path, linear_grid_paths, sinusoid_grid_path, audit_path=None,
-             sinusoid_reference_path=None, fig5_path=None, fig1_path=None, few_shot_grid_paths=None) -> dict:
+             sinusoid_reference_path=None, fig5_path=None, fig1_path=None, few_shot_grid_paths=None,
+             fig2_path=None) -> dict:
     """Every claim, from the result files. ``cfg`` needs only its ``claims`` section: every other
     setting is read from the provenance of the result it belongs to, so a verdict always uses the
     settings its numbers were computed with."""
     near_edge_factor = cfg["claims"]["near_edge_factor"]
-    ref = json.loads(Path(reference_path).read_text())
-    eig = np.asarray(ref["eigenvalues"])
-    claims = []
+    reference = json.loads(Path(reference_path).read_text())
+    eig = {d["seed"]: np.asarray(d["eigenvalues"]) for d in reference["draws"]}
+    claims, settings = [], {"claims": cfg["claims"]}
     for path in linear_grid_paths:
         prov = _provenance(path)
-        grid = pd.read_csv(path)
-        claims.append(_alpha_c_claim(prov["order"], grid, eig, prov["iterations"],
-                                     prov["config"]["linear"]["success_loss"]))
-        claims.append(_beta_c_claim(prov["order"], grid, eig, prov["iterations"]))
+        settings["linear"] = prov["config"]["linear"]
+        claims += linear_claims(pd.read_csv(path), prov["order"], prov["iterations"],
+                                settings["linear"]["success_loss"], eig)
     sin_prov = _provenance(sinusoid_grid_path)
     sin_grid = pd.read_csv(sinusoid_grid_path)
+    settings["sinusoid"] = sin_prov["config"]["sinusoid"]
     claims.append(_c3(sin_grid, sin_prov["iterations"], near_edge_factor))
-    for dataset, path in (few_shot_grid_paths or {}).items():
-        claims.append(_few_shot_claim(dataset, path, near_edge_factor))
+    few_shot = (few_shot_grid_paths or {}).items()
+    claims += [_few_shot_claim(dataset, path, near_edge_factor) for dataset, path in few_shot]
+    claims += [_guideline_claim(dataset, path, near_edge_factor) for dataset, path in few_shot]
+    settings.update({dataset: _provenance(path)["config"][dataset] for dataset, path in few_shot})
     if audit_path is not None:
         table, audit_cfg = pd.read_csv(audit_path), _provenance(audit_path)["config"]["audit"]
-        for order in table.order.unique():
-            for formula in ("paper", "exact"):
-                claims.append(_audit_formula(table, order, formula, eig, audit_cfg))
-            claims.append(_audit_past_alpha_c(table, order, eig, audit_cfg))
+        settings["audit"] = audit_cfg
+        claims += audit_claims(table, eig, audit_cfg)
     if sinusoid_reference_path is not None:
-        claims.append(_sinusoid_theory(sin_grid, json.loads(Path(sinusoid_reference_path).read_text()),
-                                       sin_prov["iterations"]))
+        ref = json.loads(Path(sinusoid_reference_path).read_text())
+        seed_grid = sin_grid[sin_grid.seed == ref["seed"]] if "seed" in sin_grid else sin_grid
+        claims.append(_sinusoid_theory(seed_grid, ref, sin_prov["iterations"]))
     if fig1_path is not None:
         claims.insert(0, _c1(pd.read_csv(fig1_path)))
     if fig5_path is not None:
         claims.append(_c6(pd.read_csv(fig5_path), _provenance(fig5_path)["config"]))
-    return {"eigenvalues": eig.tolist(), "claims": claims,
+    if fig2_path is not None:
+        settings["fig2"] = _provenance(fig2_path)["config"]["fig2"]
+    return {"eigenvalues": {int(s): e.tolist() for s, e in eig.items()}, "claims": claims, "settings": settings,
+            "fig2": fig2_numbers(pd.read_csv(fig2_path)) if fig2_path is not None else None,
             "sources": {"linear_reference": str(reference_path), "linear_grids": list(map(str, linear_grid_paths)),
                         "sinusoid_grid": str(sinusoid_grid_path), "linear_audit": str(audit_path),
                         "sinusoid_reference": str(sinusoid_reference_path), "fig5": str(fig5_path),
@@ -381,8 +565,10 @@ def to_markdown(result: dict) -> str:
     lines = ["# Claims: verdicts from this repository's own results",
              "",
              "Generated by the workflow (`snakemake --cores all`, rule `claims`) from `results/`; "
-             "never edited by hand. Hessian eigenvalues at the linear-regression reference point: "
-             + ", ".join(f"{e:.4g}" for e in result["eigenvalues"]) + ".",
+             "never edited by hand; `figures/claims.json` holds the same with every number, and a test "
+             "recomputes the cheap ones. Hessian eigenvalues at the linear-regression reference point, per data "
+             "draw: " + "; ".join(f"draw {s}: " + ", ".join(f"{e:.4g}" for e in eig)
+                                  for s, eig in result["eigenvalues"].items()) + ".",
              "",
              "| id | claim | verdict | measured | rule | rests on |",
              "|---|---|---|---|---|---|"]

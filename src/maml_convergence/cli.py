@@ -63,7 +63,7 @@ def _write_grid(args, spec, cfg, device):
     frame = experiments.grid_frame(rows)
     provenance.atomic_write_text(args.out, frame.to_csv(index=False))
     prov = _record(args, cfg, device, wall, timing, cells=len(rows), iterations=spec.iterations, order=spec.order,
-                   fingerprint=spec.fingerprint(), diverged=int((frame.status == "diverged").sum()))
+                   seeds=spec.seeds, fingerprint=spec.fingerprint(), diverged=int((frame.status == "diverged").sum()))
     provenance.write_json(args.provenance, prov)
     _done(args)
     print(f"[{args.experiment}] {len(rows)} cells x {spec.iterations} iterations in {prov['wall_seconds']:.1f} s "
@@ -109,17 +109,18 @@ def cmd_sinusoid_grid(args):
     cfg = _config(args)
     args.experiment = "sinusoid"
     device = provenance.resolve_device(cfg["device"])
-    _write_grid(args, experiments.sinusoid_spec(cfg, device), cfg, device)
+    _write_grid(args, experiments.sinusoid_grid_spec(cfg, device), cfg, device)
 
 
 def cmd_linear_audit(args):
     cfg = _config(args)
     device = provenance.resolve_device(cfg["device"])
-    eig = json.loads(Path(args.linear_reference).read_text())["eigenvalues"]
+    reference = json.loads(Path(args.linear_reference).read_text())
     start = time.perf_counter()
-    table = experiments.linear_audit(cfg, device, eig)
+    table = experiments.linear_audit(cfg, device, reference)
     provenance.atomic_write_text(args.out, table.to_csv(index=False))
-    provenance.write_json(args.provenance, _record(args, cfg, device, time.perf_counter() - start, eigenvalues=eig))
+    spectra = {d["seed"]: d["eigenvalues"] for d in reference["draws"]}
+    provenance.write_json(args.provenance, _record(args, cfg, device, time.perf_counter() - start, eigenvalues=spectra))
 
 
 def cmd_sinusoid_reference(args):
@@ -241,7 +242,7 @@ def cmd_claims(args):
     result = claims.evaluate(cfg, args.linear_reference, args.linear_grids, args.sinusoid_grid,
                              args.linear_audit, args.sinusoid_reference, args.fig5, args.fig1,
                              {k: v for k, v in (("omniglot", args.omniglot_grid),
-                                                ("miniimagenet", args.miniimagenet_grid)) if v})
+                                                ("miniimagenet", args.miniimagenet_grid)) if v}, args.fig2)
     provenance.write_json(args.out_json, result)
     provenance.atomic_write_text(args.out_md, claims.to_markdown(result))
     for row in result["claims"]:
@@ -304,6 +305,7 @@ def build_parser() -> argparse.ArgumentParser:
     s = add("claims", cmd_claims, "verdicts on the paper's claims", out=False)
     s.add_argument("--fig5", help="Fig. 5 curvature table (claim C6)")
     s.add_argument("--fig1", help="Fig. 1 gradient table (claim C1)")
+    s.add_argument("--fig2", help="Fig. 2 curves (their numbers are kept beside the claims)")
     s.add_argument("--omniglot-grid", help="Fig. 4b grid (claim C4)")
     s.add_argument("--miniimagenet-grid", help="Fig. 4c grid (claim C5)")
     s.add_argument("--linear-reference", required=True)

@@ -216,7 +216,9 @@ def decade_grid(lo: float, hi: float, mantissas=tuple(range(1, 10))) -> list[flo
 
 
 def grid_values(section: dict) -> tuple[list[float], list[float]]:
-    return (decade_grid(*section["alpha_range"], section["mantissas"]),
+    """The grid's alphas and betas: alpha = 0 (joint training, the paper's baseline) and the
+    {1..9} x 10^k values inside the alpha range, and those inside the beta range."""
+    return ([0.0] + decade_grid(*section["alpha_range"], section["mantissas"]),
             decade_grid(*section["beta_range"], section["mantissas"]))
 
 
@@ -227,6 +229,8 @@ def paper_scale() -> dict:
     cfg = load()
     scale = {k: {"alphas": len(a), "betas": len(b), "iterations": cfg[k]["iterations"]}
              for k in ("linear", "sinusoid", "omniglot", "miniimagenet") for a, b in [grid_values(cfg[k])]}
+    for k in ("linear", "sinusoid"):
+        scale[k]["seeds"] = len(cfg[k]["seeds"])
     scale["fig1"] = {"seeds": len(cfg["fig1"]["seeds"]), "iterations": cfg["fig1"]["iterations"]}
     scale["fig5"] = {"iterations": cfg["fig5"]["iterations"], "tasks": cfg["sinusoid"]["tasks"]}
     scale["audit"] = {k: cfg["audit"][k] for k in ("iterations", "rounds", "points")}

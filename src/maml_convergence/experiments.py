@@ -17,8 +17,8 @@ from .grid import EVAL_STREAM, GridSpec, eval_batch, run_grid
 from .progress import progress_bar
 from .tasks import FewShotTasks, LinearRegressionTask, SinusoidTasks
 
-GRID_COLUMNS = ["cell", "alpha", "beta", "status", "diverged_at", "iterations_run", "initial_loss",
-                "last_loss", "final_loss", "final_plain_loss"]
+GRID_COLUMNS = ["cell", "alpha", "beta", "seed", "status", "diverged_at", "iterations_run", "initial_loss",
+                "last_loss", "final_loss", "final_plain_loss", "final_accuracy", "heldout_loss", "heldout_accuracy"]
 
 
 def fig2_curves(cfg: dict) -> pd.DataFrame:
@@ -31,20 +31,21 @@ def fig2_curves(cfg: dict) -> pd.DataFrame:
     return pd.concat(frames, ignore_index=True)
 
 
-def linear_problem(cfg: dict) -> LinearRegressionTask:
-    return LinearRegressionTask(points=cfg["linear"]["points"], seed=cfg["seed"])
-
-
-def linear_spec(cfg: dict, order: str, device: str) -> GridSpec:
+def linear_spec(cfg: dict, order: str, device: str, seed: int | None = None) -> GridSpec:
+    """Fig. 3's grid for every data draw of ``linear.seeds`` in one vectorised run (cells
+    (alpha, beta, seed)), or for draw ``seed`` alone."""
     sec = cfg["linear"]
     alphas, betas = grid_values(sec)
-    return GridSpec(model="linear", problem=linear_problem(cfg), alphas=alphas, betas=betas,
-                    iterations=sec["iterations"], order=order, optimizer="sgd",
-                    blowup_factor=cfg["divergence"]["blowup_factor"], init_seed=cfg["seed"],
-                    dtype="float64", device=device, slots=sec["slots"], compile=False)
+    first = sec["seeds"][0] if seed is None else seed
+    return GridSpec(model="linear", problem=LinearRegressionTask(points=sec["points"], seed=first), alphas=alphas,
+                    betas=betas, iterations=sec["iterations"], order=order, optimizer="sgd",
+                    blowup_factor=cfg["divergence"]["blowup_factor"], init_seed=first, dtype="float64",
+                    device=device, slots=sec["slots"], compile=False,
+                    seeds=list(sec["seeds"]) if seed is None else None)
 
 
 def sinusoid_spec(cfg: dict, device: str) -> GridSpec:
+    """One sinusoid run at the config's ``seed`` (the reference point, Fig. 1 and 5 build on it)."""
     sec = cfg["sinusoid"]
     alphas, betas = grid_values(sec)
     problem = SinusoidTasks(tasks=sec["tasks"], k_support=sec["k_support"], k_query=sec["k_query"],
@@ -54,6 +55,14 @@ def sinusoid_spec(cfg: dict, device: str) -> GridSpec:
                     optimizer=sec["optimizer"], blowup_factor=cfg["divergence"]["blowup_factor"],
                     init_seed=cfg["seed"], dtype="float32", device=device, slots=sec["slots"],
                     compile=sec["compile"])
+
+
+def sinusoid_grid_spec(cfg: dict, device: str) -> GridSpec:
+    """Fig. 4a's grid, once for every seed of ``sinusoid.seeds``, in one vectorised run."""
+    spec = sinusoid_spec(cfg, device)
+    spec.seeds = list(cfg["sinusoid"]["seeds"])
+    spec.problem, spec.init_seed = dataclasses.replace(spec.problem, seed=spec.seeds[0]), spec.seeds[0]
+    return spec
 
 
 IMAGE_DATASETS = {"omniglot": "omniglot_cnn", "miniimagenet": "miniimagenet_cnn"}
@@ -75,7 +84,8 @@ def image_spec(cfg: dict, dataset: str, device: str, chunk: int | None = None, c
     alphas, betas = grid_values(sec)
     problem = FewShotTasks(dataset=dataset, path=data_path or prepared_path(cfg, dataset), split="train",
                            n_way=sec["n_way"], k_shot=sec["k_shot"], k_query=sec["k_query"],
-                           tasks=sec["tasks"], eval_tasks=sec["eval_tasks"], seed=cfg["seed"])
+                           tasks=sec["tasks"], eval_tasks=sec["eval_tasks"], heldout_tasks=sec["heldout_tasks"],
+                           seed=cfg["seed"])
     pairs = [(a, b) for a in alphas for b in betas]
     if chunks is not None:
         if not 0 <= chunk < chunks:
@@ -117,44 +127,54 @@ def merge_chunks(frames: list[pd.DataFrame], cfg: dict, dataset: str) -> pd.Data
 
 
 def grid_frame(rows: list[dict]) -> pd.DataFrame:
-    return pd.DataFrame(rows)[GRID_COLUMNS]
+    """The grid's table: the columns of GRID_COLUMNS that its rows have (seed: grids over several
+    seeds; accuracies: classification)."""
+    frame = pd.DataFrame(rows)
+    return frame[[c for c in GRID_COLUMNS if c in frame]]
 
 
 def linear_reference(cfg: dict, device: str, order: str = "second") -> dict:
-    """Train at the paper's reference (alpha, beta) and return the Hessian spectrum there.
+    """Train every data draw at the paper's reference (alpha, beta); the Hessian spectrum there.
 
     The paper reads lambda_i off the Hessian of the training loss 'at the end of the
     training, where alpha = 5e-2 and beta = 7e-1' (Appendix C). For this quadratic the
     Hessian is the same everywhere; we still evaluate it at the trained point, as the paper does.
+    Each draw (``linear.seeds``) is its own task, so it has its own spectrum.
     """
-    sec = cfg["linear"]
+    ref = cfg["linear"]["reference"]
     spec = linear_spec(cfg, order, device)
-    spec.alphas, spec.betas, spec.slots = [sec["reference"]["alpha"]], [sec["reference"]["beta"]], 1
-    (row,) = run_grid(spec, progress=False, keep_params=True)
-    if row["status"] != "ok":
-        raise RuntimeError(f"the reference run (alpha={spec.alphas[0]}, beta={spec.betas[0]}) diverged at "
-                           f"iteration {row['diverged_at']}; its Hessian is not defined")
+    spec.alphas, spec.betas, spec.slots = [ref["alpha"]], [ref["beta"]], len(spec.seeds)
     model = models.build("linear")
-    batch = spec.problem.sample(0, dtype=torch.float64)
-    eig = curvature.loss_hessian_eigenvalues(model, row["final_params"], batch.xs[0], batch.ys[0])
-    x = batch.xs[0, :, 0].double()
-    closed_form = 2 * np.array([[float((x * x).mean()), float(x.mean())], [float(x.mean()), 1.0]])
-    return {"alpha": spec.alphas[0], "beta": spec.betas[0], "order": order,
-            "final_loss": row["final_loss"], "final_plain_loss": row["final_plain_loss"],
-            "params": {k: v.reshape(-1).tolist() for k, v in row["final_params"].items()},
-            "eigenvalues": eig.tolist(),
-            "closed_form_eigenvalues": np.linalg.eigvalsh(closed_form).tolist(),
-            "alpha_c": theory.paper_alpha_c(eig)}
+    draws = []
+    for row in run_grid(spec, progress=False, keep_params=True):
+        if row["status"] != "ok":
+            raise RuntimeError(f"the reference run of draw {row['seed']} (alpha={ref['alpha']}, beta={ref['beta']}) "
+                               f"diverged at iteration {row['diverged_at']}; its Hessian is not defined")
+        batch = dataclasses.replace(spec.problem, seed=row["seed"]).sample(0, dtype=torch.float64)
+        eig = curvature.loss_hessian_eigenvalues(model, row["final_params"], batch.xs[0], batch.ys[0])
+        x = batch.xs[0, :, 0].double()
+        closed_form = 2 * np.array([[float((x * x).mean()), float(x.mean())], [float(x.mean()), 1.0]])
+        draws.append({"seed": row["seed"], "final_loss": row["final_loss"], "final_plain_loss": row["final_plain_loss"],
+                      "params": {k: v.reshape(-1).tolist() for k, v in row["final_params"].items()},
+                      "eigenvalues": eig.tolist(), "closed_form_eigenvalues": np.linalg.eigvalsh(closed_form).tolist(),
+                      "alpha_c": theory.paper_alpha_c(eig)})
+    return {"alpha": ref["alpha"], "beta": ref["beta"], "order": order, "draws": draws}
 
 
-def linear_audit(cfg: dict, device: str, eigenvalues) -> pd.DataFrame:
-    """Bisected stability boundary of linear-regression MAML, both orders, with both theories."""
+def linear_audit(cfg: dict, device: str, reference: dict) -> pd.DataFrame:
+    """Bisected stability boundary of linear-regression MAML, every draw and both orders, with both
+    theories (each draw's own spectrum, from ``linear_reference``)."""
     sec = cfg["audit"]
-    alphas = audit.audit_alphas(grid_values(cfg["linear"])[0], eigenvalues)
-    tables = [audit.boundary_table(linear_spec(cfg, order, device), eigenvalues, order, alphas,
-                                   beta_range=tuple(sec["beta_range"]), points=sec["points"], rounds=sec["rounds"],
-                                   iterations=sec["iterations"])
-              for order in cfg["linear"]["orders"]]
+    tables = []
+    for draw in reference["draws"]:
+        eig = draw["eigenvalues"]
+        alphas = audit.audit_alphas(grid_values(cfg["linear"])[0], eig)
+        for order in cfg["linear"]["orders"]:
+            table = audit.boundary_table(linear_spec(cfg, order, device, seed=draw["seed"]), eig, order, alphas,
+                                         beta_range=tuple(sec["beta_range"]), points=sec["points"],
+                                         rounds=sec["rounds"], iterations=sec["iterations"])
+            table.insert(0, "seed", draw["seed"])
+            tables.append(table)
     return pd.concat(tables, ignore_index=True)
 
 
@@ -180,7 +200,7 @@ def sinusoid_reference(cfg: dict, device: str) -> dict:
         return torch.func.vmap(lambda x, y: maml.task_loss(model, p, x, y))(batch.xs, batch.ys).mean()
 
     eig = torch.linalg.eigvalsh(curvature.flat_hessian(loss, params)).numpy()
-    return {"alpha": ref["alpha"], "beta": ref["beta"], "iterations": spec.iterations,
+    return {"alpha": ref["alpha"], "beta": ref["beta"], "seed": spec.problem.seed, "iterations": spec.iterations,
             "final_loss": row["final_loss"], "eigenvalues": eig.tolist(),
             "lambda_max": float(eig.max()), "alpha_c": theory.paper_alpha_c(eig),
             "negative_eigenvalues": int((eig < 0).sum())}

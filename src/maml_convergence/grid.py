@@ -351,30 +351,49 @@ def _public(row, c, keep_params):
 
 
 def _evaluate(spec: GridSpec, model, done: dict, dtype, device, chunk: int, cell_seed: list[int]) -> None:
-    """Final meta-loss and plain loss of every surviving cell on one fixed batch of tasks (its seed's)."""
-    batches = [eval_batch(problem, dtype, device) for problem, _ in spec.seed_problems()]
+    """Final meta-loss and plain loss of every surviving cell on one fixed batch of tasks (its seed's);
+    for classification also the query accuracy after adaptation there and, when the problem has
+    held-out tasks, the meta-loss and accuracy on a fixed batch of them."""
+    problems = [problem for problem, _ in spec.seed_problems()]
+    batches = [eval_batch(problem, dtype, device) for problem in problems]
+    classify = isinstance(spec.problem, FewShotTasks)
+    heldout = [heldout_batch(problem, dtype, device) for problem in problems] if classify and \
+        spec.problem.heldout_tasks else None
     ok = [c for c, r in sorted(done.items()) if r["status"] == "ok"]
 
-    def losses(params, alpha, xs, ys, xq, yq):
-        meta = maml.meta_loss(model, params, Batch(xs, ys, xq, yq), alpha, spec.inner_steps, spec.task_loop)
+    def scores(params, alpha, xs, ys, xq, yq):
+        batch = Batch(xs, ys, xq, yq)
+        meta = maml.meta_loss(model, params, batch, alpha, spec.inner_steps, spec.task_loop)
         plain = vmap(lambda x, y: maml.task_loss(model, params, x, y))(xq, yq).mean()
-        return meta, plain
+        if not classify:
+            return meta, plain
+        return meta, plain, maml.query_accuracy(model, params, batch, alpha, spec.inner_steps)
 
-    vlosses = _over_slots(losses, chunk)
+    def heldout_scores(params, alpha, xs, ys, xq, yq):
+        batch = Batch(xs, ys, xq, yq)
+        return (maml.meta_loss(model, params, batch, alpha, spec.inner_steps, spec.task_loop),
+                maml.query_accuracy(model, params, batch, alpha, spec.inner_steps))
+
+    vscores, vheldout = _over_slots(scores, chunk), _over_slots(heldout_scores, chunk)
     for i in range(0, len(ok), chunk):
         ids = ok[i:i + chunk]
         params = {k: torch.stack([done[c]["final_params"][k] for c in ids]).to(device)
                   for k in done[ids[0]]["final_params"]}
         alpha = torch.tensor([done[c]["alpha"] for c in ids], dtype=dtype, device=device)
         data = _stack_batches([batches[cell_seed[c]] for c in ids])
-        meta, plain = (t.double().cpu() for t in vlosses(params, alpha, data.xs, data.ys, data.xq, data.yq))
+        out = [t.double().cpu() for t in vscores(params, alpha, data.xs, data.ys, data.xq, data.yq)]
+        if heldout is not None:
+            data = _stack_batches([heldout[cell_seed[c]] for c in ids])
+            out += [t.double().cpu() for t in vheldout(params, alpha, data.xs, data.ys, data.xq, data.yq)]
         for j, c in enumerate(ids):
             r = done[c]
-            m = meta[j].item()
+            m = out[0][j].item()
             if not math.isfinite(m) or m > spec.blowup_factor * r["initial_loss"]:
                 r.update(status="diverged", diverged_at=spec.iterations)
-            else:
-                r.update(final_loss=m, final_plain_loss=plain[j].item())
+                continue
+            r.update(final_loss=m, final_plain_loss=out[1][j].item())
+            names = ("final_accuracy", "heldout_loss", "heldout_accuracy")[:len(out) - 2]
+            r.update({name: out[2 + k][j].item() for k, name in enumerate(names)})
 
 
 def eval_batch(problem, dtype, device) -> Batch:
@@ -382,6 +401,11 @@ def eval_batch(problem, dtype, device) -> Batch:
     if isinstance(problem, FewShotTasks):
         return problem.sample(EVAL_STREAM, dtype=dtype, device=device, tasks=problem.eval_tasks)
     return problem.sample(EVAL_STREAM, dtype=dtype).to(device)
+
+
+def heldout_batch(problem: FewShotTasks, dtype, device) -> Batch:
+    """The fixed batch of held-out tasks every cell's final accuracy is measured on."""
+    return problem.heldout().sample(EVAL_STREAM, dtype=dtype, device=device, tasks=problem.heldout_tasks)
 
 
 def _to(tree, device):

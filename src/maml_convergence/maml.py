@@ -80,6 +80,14 @@ def meta_loss(model, params: Params, batch: Batch, alpha, inner_steps: int = 1,
     return vmap(one_task)(batch.xs, batch.ys, batch.xq, batch.yq).mean()
 
 
+def query_accuracy(model, params: Params, batch: Batch, alpha, inner_steps: int = 1) -> torch.Tensor:
+    """Mean over tasks of the share of query examples classified right after adaptation."""
+    adapted = vmap(lambda xs, ys: adapt(model, params, xs, ys, alpha, inner_steps))(batch.xs, batch.ys)
+    hits = [(functional_call(model, p, (xq,)).argmax(-1) == yq).to(xq.dtype).mean()
+            for p, xq, yq in zip(_unstack(adapted), batch.xq, batch.yq)]
+    return torch.stack(hits).mean()
+
+
 def _unstack(stacked: Params) -> list[Params]:
     # unbind, not [t] indexing: its backward is one stack, where T selects would
     # each scatter into a zero tensor of the full stacked size

@@ -16,6 +16,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import seaborn as sns  # noqa: E402
 from matplotlib.colors import LogNorm  # noqa: E402
+from matplotlib.patches import Rectangle  # noqa: E402
+from mpl_toolkits.axes_grid1 import make_axes_locatable  # noqa: E402
 
 from .provenance import stamp as stamp_text  # noqa: E402
 from .stability import stability_brackets  # noqa: E402
@@ -56,24 +58,79 @@ def grid_matrix(grid, value: str):
     return table.columns.to_numpy(), table.index.to_numpy(), table.to_numpy()
 
 
-def loss_heatmap(ax, grid, colorbar_label: str = "final training loss"):
-    """Fig. 4a/4b/4c: the final loss of every stable cell on a log colour scale over log (alpha, beta)
-    axes, unstable cells blank, and a dashed line at the largest stable beta of the smallest alpha
-    (the paper's reference). Returns the grid's alphas and betas."""
-    alphas, betas, m = grid_matrix(grid.assign(loss=grid.final_loss.where(grid.status == "ok")), "loss")
-    if np.isfinite(m).any():
-        mesh = ax.pcolormesh(log_edges(alphas), log_edges(betas), np.ma.masked_invalid(m),
-                             norm=LogNorm(vmin=np.nanmin(m), vmax=np.nanmax(m)), cmap="viridis")
-        ax.figure.colorbar(mesh, ax=ax, label=colorbar_label)
+class CellMap:
+    """An (alpha, beta) grid drawn as the paper draws it: alpha > 0 on log axes (``ax``), alpha = 0
+    (joint training, the paper's baseline) as a narrow strip left of them (``strip``, None when
+    the grid has no alpha = 0 column). ``cell(alpha, beta)`` is where a cell lies: (axes, x0, x1,
+    y0, y1)."""
+
+    def __init__(self, ax, alphas, betas):
+        self.ax, self.alphas, self.betas = ax, np.asarray(alphas), np.asarray(betas)
+        self.positive = self.alphas[self.alphas > 0]
+        self.x_edges, self.y_edges = log_edges(self.positive), log_edges(self.betas)
+        self.divider = make_axes_locatable(ax)
+        self.strip = None
+        if (self.alphas == 0).any():
+            self.strip = self.divider.append_axes("left", size="4%", pad=0.06, sharey=ax)
+            self.strip.set(xlim=(0, 1), xticks=[0.5], xticklabels=["0"])
+            ax.tick_params(labelleft=False)
+        ax.set(xscale="log", yscale="log", xlim=self.x_edges[[0, -1]], ylim=self.y_edges[[0, -1]])
+        (self.strip or ax).set_ylabel(r"meta-learning rate $\beta$")
+        ax.set_xlabel(r"inner learning rate $\alpha$")
+
+    def draw(self, matrix, **mesh):
+        """``matrix[beta, alpha]`` (columns in the order of ``alphas``) as coloured cells."""
+        m = np.ma.masked_invalid(np.asarray(matrix, dtype=float))
+        positive = self.ax.pcolormesh(self.x_edges, self.y_edges, m[:, self.alphas > 0], **mesh)
+        if self.strip is not None:
+            self.strip.pcolormesh([0, 1], self.y_edges, m[:, self.alphas == 0], **mesh)
+        return positive
+
+    def hline(self, beta, **line):
+        for a in (self.ax, self.strip):
+            if a is not None:
+                a.axhline(beta, **line)
+
+    def colorbar(self, mesh, label: str):
+        self.ax.figure.colorbar(mesh, cax=self.divider.append_axes("right", size="4%", pad=0.1), label=label)
+
+    def cell(self, alpha, beta):
+        j = int(np.searchsorted(self.betas, beta))
+        if alpha == 0:
+            return self.strip, 0.0, 1.0, self.y_edges[j], self.y_edges[j + 1]
+        i = int(np.searchsorted(self.positive, alpha))
+        return self.ax, self.x_edges[i], self.x_edges[i + 1], self.y_edges[j], self.y_edges[j + 1]
+
+    def mark(self, cells, **patch):
+        """A rectangle over each (alpha, beta) of ``cells``: outlines, hatching."""
+        for alpha, beta in cells:
+            ax, x0, x1, y0, y1 = self.cell(alpha, beta)
+            ax.add_patch(Rectangle((x0, y0), x1 - x0, y1 - y0, fill=False, **patch))
+
+
+def cell_map(ax, grid, value: str, **mesh) -> tuple[CellMap, object]:
+    """``value`` of every cell of a tidy grid table drawn on a CellMap; returns it and the mesh."""
+    alphas, betas, m = grid_matrix(grid, value)
+    cells = CellMap(ax, alphas, betas)
+    return cells, cells.draw(m, **mesh)
+
+
+def loss_heatmap(ax, grid, colorbar_label: str = "final training loss") -> CellMap:
+    """Fig. 4a/4b/4c: the final loss of every stable cell on a log colour scale (unstable cells blank),
+    and a dashed line at the largest stable beta of alpha = 0 (the paper's reference)."""
+    loss = grid.final_loss.where(grid.status == "ok")
+    finite = loss[np.isfinite(loss)]
+    norm = LogNorm(vmin=finite.min(), vmax=finite.max()) if len(finite) else None
+    cells, mesh = cell_map(ax, grid.assign(loss=loss), "loss", norm=norm, cmap="viridis")
+    if len(finite):
+        cells.colorbar(mesh, colorbar_label)
     else:
         ax.text(0.5, 0.5, "no cell trained stably", transform=ax.transAxes, ha="center", va="center")
     brackets = stability_brackets(grid)
     if np.isfinite(brackets.last_ok.iloc[0]):
-        ax.axhline(brackets.last_ok.iloc[0], color="k", ls="--", lw=1.2,
-                   label=rf"largest stable $\beta$ at $\alpha$ = {brackets.alpha.iloc[0]:g}")
-    ax.set(xscale="log", yscale="log", xlabel=r"inner learning rate $\alpha$", ylabel=r"meta-learning rate $\beta$",
-           xlim=log_edges(alphas)[[0, -1]], ylim=log_edges(betas)[[0, -1]])
-    return alphas, betas
+        cells.hline(brackets.last_ok.iloc[0], color="k", ls="--", lw=1.2,
+                    label=rf"largest stable $\beta$ at $\alpha$ = {brackets.alpha.iloc[0]:g}")
+    return cells
 
 
 def stamp(fig, provenance: dict, extra: str = "") -> None:

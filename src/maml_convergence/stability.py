@@ -1,15 +1,38 @@
 """How stable is a cell of an (alpha, beta) grid? The readings the claims and the figures share.
 
-``stability_brackets`` reads the boundary off a grid column by column; ``few_shot_stability``
-says when a classifier counts as unstable; ``chance_level_note`` names compared cells that
-collapsed to chance level, which no rule here counts as unstable.
+``stability_brackets`` reads the boundary off a grid column by column. For few-shot
+classification, where cross-entropy grows only linearly in the logits and rarely blows up the
+way a regression loss does, ``few_shot_outcomes`` sorts every cell into one of four outcomes
+by rules fixed before the data they judge (the README states them too):
+
+    diverged  the run diverged (not finite, or its loss grew ``blowup_factor`` times), or its
+              final loss is above DIVERGED_MULTIPLE x ln(n_way), chance level
+    rose      not diverged, but its final loss ended more than RISE above where it started
+    trained   its final loss ended at least TRAINED_DROP below where it started
+    flat      none of these: it neither diverged nor learned (a classifier stuck near chance)
+
+Start and end are the meta-loss of the initial and of the final parameters on the same fixed
+batch of tasks (``initial_eval_loss``, ``final_loss``). Three definitions of a stable cell
+follow, and ``few_shot_stability`` marks every other cell as diverged:
+
+    (a) "not diverged"   stable unless diverged
+    (b) "not unstable"   stable unless diverged or rose
+    (c) "trained"        stable only if trained
 """
 
 from __future__ import annotations
 
 import math
 
+import numpy as np
 import pandas as pd
+
+DIVERGED_MULTIPLE = 3.0   # (a): a final loss above 3 ln(n_way) is far worse than guessing
+RISE = 0.02               # (b): ended more than 2 % above its start (2 %: cells at chance do not flip on rounding)
+TRAINED_DROP = 0.10       # (c): ended at least 10 % below its start
+DEFINITIONS = {"a": ("not diverged", {"rose", "trained", "flat"}),
+               "b": ("not unstable", {"trained", "flat"}),
+               "c": ("trained", {"trained"})}
 
 
 def stability_brackets(grid: pd.DataFrame) -> pd.DataFrame:
@@ -28,45 +51,19 @@ def stability_brackets(grid: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows).sort_values("alpha").reset_index(drop=True)
 
 
-FEW_SHOT_RISE = 0.02  # a classifier is unstable when its loss ends more than 2 % above its start
+def few_shot_outcomes(grid: pd.DataFrame, n_way: int) -> pd.Series:
+    """Each cell's outcome: diverged, rose, trained or flat (see the module's docstring)."""
+    start = grid["initial_eval_loss"] if "initial_eval_loss" in grid else grid["initial_loss"]
+    end = grid.final_loss
+    diverged = (grid.status == "diverged") | ~np.isfinite(end) | (end > DIVERGED_MULTIPLE * math.log(n_way))
+    outcome = np.where(diverged, "diverged", np.where(end > start * (1 + RISE), "rose",
+                       np.where(end <= start * (1 - TRAINED_DROP), "trained", "flat")))
+    return pd.Series(outcome, index=grid.index, name="outcome")
 
 
-def few_shot_stability(grid: pd.DataFrame) -> pd.DataFrame:
-    """The grid with a cell counted as diverged when its training loss ended above where it began.
-
-    Cross-entropy grows only linearly in the logits, so an unstable classifier can climb
-    from 1.6 to 12 in 100 iterations without ever reaching the 1000x blow-up that marks
-    divergence in regression; a loss that went up over meta-training is the sign. Start and
-    end are compared on the same fixed batch of tasks (``initial_eval_loss``, the initial
-    parameters' loss at the cell's alpha), with 2 % slack so that cells that barely moved
-    from chance level do not flip on rounding.
-    """
-    out = grid.copy()
-    start = out["initial_eval_loss"] if "initial_eval_loss" in out else out["initial_loss"]
-    worse = (out.status == "ok") & ~(out.final_loss <= start * (1 + FEW_SHOT_RISE))
-    out.loc[worse, "status"] = "diverged"
+def few_shot_stability(grid: pd.DataFrame, n_way: int, definition: str = "b") -> pd.DataFrame:
+    """The grid with every cell that is not stable under ``definition`` ('a', 'b' or 'c') marked
+    diverged, and its outcome in a column of its own."""
+    out = grid.assign(outcome=few_shot_outcomes(grid, n_way))
+    out.loc[~out.outcome.isin(DEFINITIONS[definition][1]), "status"] = "diverged"
     return out
-
-
-CHANCE_TOL = 1e-3  # |plain loss - ln(ways)| below this: the network outputs the same logits for every class
-
-
-def chance_level_note(grid: pd.DataFrame, measured: dict, ways: int) -> str:
-    """Which of the cells a few-shot verdict compares ended at chance level.
-
-    A large meta-step can collapse the classifier to one output for every image (loss ln 5,
-    gradients zero): it neither diverges nor rises above a start that was near chance anyway,
-    so the stability rule counts it as stable. Saying so keeps a verdict from resting unseen on it.
-    """
-    cells = set()
-    for reading in (measured["below_first_divergence"], measured["largest_trained"]):
-        cells |= {(measured["alpha_smallest"], reading["smallest_alpha_beta"]), (reading["alpha"], reading["beta"])}
-    flat = []
-    for alpha, beta in sorted(cells):
-        row = grid[(grid.alpha == alpha) & (grid.beta == beta)]
-        if len(row) and abs(float(row.final_plain_loss.iloc[0]) - math.log(ways)) < CHANCE_TOL:
-            flat.append(f"alpha={alpha:g}, beta={beta:g}")
-    if not flat:
-        return ""
-    return (f"; compared cells at chance level (plain loss ln {ways} +- {CHANCE_TOL:g}, one output for every class, "
-            f"counted as stable by the rule): {'; '.join(flat)}")

@@ -8,6 +8,7 @@ share one task stream and a resumed run sees the tasks it would have seen.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass
 
@@ -102,6 +103,7 @@ class FewShotTasks:
     k_query: int = 15
     tasks: int = 32
     eval_tasks: int = 32         # tasks in the fixed batch the final training loss is measured on
+    heldout_tasks: int = 0       # tasks from the held-out split the final accuracy is measured on (0: none)
     seed: int = 0
 
     def classes(self) -> torch.Tensor:
@@ -127,6 +129,10 @@ class FewShotTasks:
     def sample(self, iteration: int, dtype=torch.float32, device=None, tasks: int | None = None) -> Batch:
         cls, rot, img = self.episode_indices(iteration, tasks)
         return _episode_batch(self.classes(), self.dataset, cls, rot, img, self.k_shot, dtype, device)
+
+    def heldout(self) -> "FewShotTasks":
+        """The same episodes drawn from the held-out test classes (Omniglot: the 323 test characters)."""
+        return dataclasses.replace(self, split="test")
 
 
 class FewShotStream:

@@ -1,0 +1,88 @@
+"""The claim rules on small grids whose answers are known: the alpha = 0 baseline, verdicts over
+seeds, the three few-shot definitions, and the guideline row."""
+
+import json
+import math
+
+import pandas as pd
+import pytest
+
+from maml_convergence import claims
+
+
+def grid_of(stable: dict[float, list[float]], betas=(0.1, 0.3, 1.0, 3.0)) -> pd.DataFrame:
+    """Every (alpha, beta) cell; ok where beta is listed for that alpha, else diverged."""
+    rows = [{"alpha": a, "beta": b, "status": "ok" if b in ok else "diverged",
+             "final_loss": 1.0 if b in ok else math.nan} for a, ok in stable.items() for b in betas]
+    return pd.DataFrame(rows)
+
+
+def test_the_edge_is_compared_with_alpha_zero_and_with_the_smallest_alpha():
+    grid = grid_of({0.0: [0.1, 0.3], 0.01: [0.1], 0.1: [0.1, 0.3, 1.0], 0.3: [0.1]})
+    e = claims.edge_ratios(grid, near_edge_factor=3.0)
+    assert e["alpha_edge"] == 0.3
+    zero, smallest = e["baselines"]["alpha=0"], e["baselines"]["smallest alpha"]
+    assert (zero["below_first_divergence"]["beta"], zero["below_first_divergence"]["base_beta"]) == (1.0, 0.3)
+    assert zero["verdict"] == "holds" and zero["largest_stable"]["ratio"] == pytest.approx(1.0 / 0.3)
+    assert smallest["below_first_divergence"]["base_alpha"] == 0.01 and smallest["verdict"] == "holds"
+    # at alpha = 0 as large a beta as anywhere: the paper's reading fails to hold
+    assert claims.edge_ratios(grid_of({0.0: [0.1, 0.3, 1.0, 3.0], 0.1: [0.1, 0.3]}), 3.0)["baselines"][
+        "alpha=0"]["verdict"] == "fails"
+
+
+def test_a_missing_baseline_is_inconclusive_not_a_division_by_nothing():
+    e = claims.edge_ratios(grid_of({0.0: [], 0.1: [0.1, 0.3]}), 3.0)
+    assert e["baselines"]["alpha=0"]["verdict"] == "inconclusive"
+    assert claims.edge_ratios(grid_of({0.0: [0.1], 0.1: []}), 3.0)["baselines"] == {}
+
+
+@pytest.mark.parametrize("verdicts,overall", [(["holds"] * 4 + ["fails"], "holds"),
+                                              (["holds"] * 3 + ["fails"] * 2, "inconclusive"),
+                                              (["fails"] * 5, "fails"), (["inconclusive"] * 5, "inconclusive")])
+def test_over_seeds_a_verdict_needs_four_in_five(verdicts, overall):
+    assert claims._overall(verdicts) == overall
+
+
+def test_c3_is_stated_per_seed_and_overall():
+    holds = grid_of({0.0: [0.1], 0.1: [0.1, 0.3], 0.3: [0.1]})
+    fails = grid_of({0.0: [0.1, 0.3, 1.0], 0.1: [0.1], 0.3: [0.1]})
+    grid = pd.concat([holds.assign(seed=s) for s in range(4)] + [fails.assign(seed=4)], ignore_index=True)
+    row = claims._c3(grid, 500, 3.0)
+    assert row["verdict"] == "holds"
+    assert "vs alpha = 0: holds in 4, fails in 1 of 5 seeds" in row["summary"]
+    assert [s["verdict"] for s in row["measured"]["per_seed"]] == ["holds"] * 4 + ["fails"]
+
+
+def write_grid(tmp_path, grid, n_way=5):
+    path = tmp_path / "omniglot" / "grid.csv"
+    path.parent.mkdir(parents=True)
+    grid.to_csv(path, index=False)
+    prov = {"iterations": 100, "device": "cpu: test", "config": {"omniglot": {"n_way": n_way}}}
+    (path.parent / "provenance.json").write_text(json.dumps(prov))
+    return path
+
+
+def few_shot(cells):
+    """cells: (alpha, beta, final loss); every start is ln 5 (chance level)."""
+    grid = pd.DataFrame(cells, columns=["alpha", "beta", "final_loss"])
+    return grid.assign(status="ok", initial_loss=math.log(5), initial_eval_loss=math.log(5),
+                       final_accuracy=1 / grid.final_loss, heldout_accuracy=math.nan)
+
+
+def test_a_few_shot_verdict_that_depends_on_the_definition_says_so(tmp_path):
+    # alpha = 0 stays flat up to beta = 3 (stable under a and b, not trained); near the edge beta = 1 trains
+    grid = few_shot([(0.0, 1.0, 1.6), (0.0, 3.0, 1.61), (0.0, 10.0, 9.0),
+                     (1.0, 1.0, 1.0), (1.0, 3.0, 9.0), (1.0, 10.0, 9.0)])
+    row = claims._few_shot_claim("omniglot", write_grid(tmp_path, grid), 3.0)
+    per = {d: v["verdict"] for d, v in row["measured"]["definitions"].items()}
+    assert per == {"a": "fails", "b": "fails", "c": "inconclusive"}  # (c): nothing trains at alpha = 0
+    assert row["verdict"] == "inconclusive" and "DEPENDS ON THE DEFINITION" in row["summary"]
+
+
+def test_the_guideline_row_asks_whether_the_best_cell_is_near_the_edge(tmp_path):
+    grid = few_shot([(0.0, 1.0, 1.5), (0.1, 1.0, 1.2), (1.0, 1.0, 0.8), (1.0, 3.0, 1.0), (3.0, 1.0, 1.3)])
+    row = claims._guideline_claim("omniglot", write_grid(tmp_path, grid), 3.0)
+    assert row["measured"]["alpha_edge"] == 3.0 and row["measured"]["accuracy_column"] == "final_accuracy"
+    assert row["measured"]["loss"]["alpha"] == 1.0 and row["verdict"] == "holds"
+    far = few_shot([(0.0, 1.0, 0.5), (1.0, 1.0, 1.4), (3.0, 1.0, 1.4)])
+    assert claims._guideline_claim("omniglot", write_grid(tmp_path / "far", far), 3.0)["verdict"] == "fails"

@@ -1,0 +1,110 @@
+"""The committed numbers come out again.
+
+figures/claims.json (and the CLAIMS.md written from it) is what the workflow computed at the
+paper's settings. Here the cheap parts are recomputed from scratch, at those settings, and held
+to it: Fig. 2's curves; the linear-regression reference spectra and both Fig. 3 grids of every
+data draw (claims C2-*); the audit's bisection of the first data draw (claims A-*, which the
+committed table states per draw). All of it is float64 arithmetic on the CPU: verdicts and the
+summaries' text must be identical, and every number within RTOL (what differs between BLAS
+builds and thread counts, nothing more). The sinusoid grid (float32, about 140 s a seed here)
+and the long runs of Fig. 1 and 5 are not recomputed.
+"""
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from maml_convergence import claims, config, experiments
+from maml_convergence.grid import run_grid
+
+ROOT = Path(__file__).resolve().parents[1]
+COMMITTED = ROOT / "figures" / "claims.json"
+RTOL = 1e-9
+
+
+@pytest.fixture(scope="module")
+def committed() -> dict:
+    return json.loads(COMMITTED.read_text())
+
+
+@pytest.fixture(scope="module")
+def paper():
+    return config.load()
+
+
+def same_numbers(got, want, path="") -> list[str]:
+    """Where two JSON-like trees differ: structure and strings exactly, numbers within RTOL."""
+    if isinstance(want, dict):
+        if not isinstance(got, dict) or set(got) != set(want):
+            return [f"{path}: keys {sorted(got) if isinstance(got, dict) else got} != {sorted(want)}"]
+        return [d for k in want for d in same_numbers(got[k], want[k], f"{path}.{k}")]
+    if isinstance(want, list):
+        if not isinstance(got, list) or len(got) != len(want):
+            return [f"{path}: {got} != {want}"]
+        return [d for i, (g, w) in enumerate(zip(got, want)) for d in same_numbers(g, w, f"{path}[{i}]")]
+    if isinstance(want, float) or isinstance(got, float):
+        g, w = float("nan" if got is None else got), float("nan" if want is None else want)
+        ok = (math.isnan(g) and math.isnan(w)) or g == w or abs(g - w) <= RTOL * max(abs(g), abs(w))
+        return [] if ok else [f"{path}: {got!r} != {want!r}"]
+    return [] if got == want else [f"{path}: {got!r} != {want!r}"]
+
+
+def json_round_trip(tree):
+    """As the claims step writes it (numpy numbers, NaN and tuples become what figures/claims.json holds)."""
+    return json.loads(json.dumps(tree, default=str))
+
+
+def test_claims_md_is_the_committed_numbers(committed):
+    assert (ROOT / "figures" / "CLAIMS.md").read_text() == claims.to_markdown(committed)
+
+
+def test_the_committed_numbers_were_computed_at_the_papers_settings(committed, paper):
+    for section in ("linear", "audit", "fig2"):
+        assert committed["settings"][section] == paper[section], f"figures/claims.json: {section} is not the paper's"
+
+
+def test_fig2_comes_out_again(committed, paper):
+    assert same_numbers(claims.fig2_numbers(experiments.fig2_curves(paper)), committed["fig2"]) == []
+
+
+@pytest.fixture(scope="module")
+def reference(paper):
+    return experiments.linear_reference(paper, "cpu")
+
+
+def spectra(reference) -> dict:
+    return {d["seed"]: np.asarray(d["eigenvalues"]) for d in reference["draws"]}
+
+
+def test_the_reference_spectra_come_out_again(committed, reference):
+    got = {str(s): e.tolist() for s, e in spectra(reference).items()}
+    assert same_numbers(got, committed["eigenvalues"]) == []
+
+
+@pytest.mark.parametrize("order", ["second", "first"])
+def test_the_fig3_grids_and_claims_c2_come_out_again(committed, paper, reference, order, tmp_path):
+    spec = experiments.linear_spec(paper, order, "cpu")
+    path = tmp_path / "grid.csv"
+    experiments.grid_frame(run_grid(spec, progress=False)).to_csv(path, index=False)  # as the workflow writes it
+    rows = claims.linear_claims(pd.read_csv(path), order, spec.iterations, paper["linear"]["success_loss"],
+                                spectra(reference))
+    want = {c["id"]: c for c in committed["claims"]}
+    for row in json_round_trip(rows):
+        assert same_numbers(row, want[row["id"]], row["id"]) == []
+
+
+def test_the_audit_of_the_first_draw_comes_out_again(committed, paper, reference, tmp_path):
+    first = dict(reference, draws=reference["draws"][:1])
+    experiments.linear_audit(paper, "cpu", first).to_csv(tmp_path / "audit.csv", index=False)
+    table = pd.read_csv(tmp_path / "audit.csv")
+    want = {c["id"]: c for c in committed["claims"]}
+    rows = json_round_trip(claims.audit_claims(table, spectra(first), paper["audit"]))
+    assert len(rows) == 6
+    for row in rows:
+        committed_first = want[row["id"]]["measured"]["per_seed"][0]
+        got = {"verdict": row["verdict"], "summary": row["summary"], **row["measured"]}
+        assert same_numbers({**got, "seed": committed_first["seed"]}, committed_first, row["id"]) == []
