@@ -1,45 +1,67 @@
 #!/usr/bin/env bash
-# Fig. 4b at the paper's scale on one GPU, without Snakemake: the same commands the workflow's
-# chunk jobs run (rules/images.smk), one chunk after the other, then the merge.
+# One run on a lent GPU, under 10 minutes: the image-grid benchmark first, then as much of the
+# paper's Omniglot grid (35 x 34 cells x 100 iterations, config/config.yaml) as the time left
+# allows, chunk after chunk, each chunk's rows and provenance appended to the outputs as soon as
+# it is done (a chunk cut off by the deadline is dropped whole, never half-written).
 #
-#   bash benchmarks/omniglot_gpu.sh [OUTDIR [CONFIGFILE...]]
+#   bash benchmarks/omniglot_gpu.sh [OUTDIR [SECONDS [CHUNKS]]]   # default: $OUT or results/gpu, 540 s, 64
+#   CONFIGFILE=config/quick.yaml bash benchmarks/omniglot_gpu.sh /tmp/try 120 2   # the mechanics, on a CPU
 #
-# Needs data/prepared/omniglot.npz (`maml-convergence prepare-data --dataset omniglot --out omniglot.json`).
-# CONFIGFILEs are merged over config/config.yaml as with --configfile (config/quick.yaml tries the
-# script on a CPU).
-# First a coarse grid (mantissas {1, 3}: 7 x 7 cells), so that a result exists even if the
-# machine is taken back; then the configured grid (the paper's: 34 x 34 cells x 100 iterations).
-# With Snakemake on a GPU box the same work is `snakemake --profile profiles/local-gpu`.
-set -euo pipefail
-OUTDIR=${1:-results/gpu}
-shift || true
+# Outputs (4 files, as the device tool brings back at most 8): benchmark.txt (its last line is
+# the benchmark's JSON), omniglot_paper_chunks.csv (the cells done, the grid's columns plus
+# `chunk`), omniglot_paper_chunks.jsonl (one provenance record per chunk), run.log.
+#
+# The GPU machine has no internet, no snakemake and no jsonschema, and the offline mirror does
+# not travel: carry the prepared dataset and wheels (the README's "Running on a lent GPU" has the
+# two commands). A chunk is every CHUNKS-th cell (rule image_chunk's split), so the cells done
+# spread over the whole grid. On a machine with Snakemake the same work is
+# `snakemake --profile profiles/local-gpu results/omniglot/grid.csv`.
+set -uo pipefail
+OUTDIR=${1:-${OUT:-results/gpu}}
+BUDGET=${2:-540}
+CHUNKS=${3:-64}
 PY=${PYTHON:-python3}
-mkdir -p "$OUTDIR" results/omniglot/chunks
-printf 'omniglot: {mantissas: [1, 3]}\n' > "$OUTDIR/coarse.yaml"
+DATA=${DATA:-data/prepared/omniglot.npz}
+export PYTHONPATH="$PWD/src${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1
+export MAML_CONVERGENCE_COMMIT=${MAML_CONVERGENCE_COMMIT:-$(git rev-parse --short=10 HEAD 2>/dev/null || echo unknown)}
+deadline=$(( $(date +%s) + BUDGET ))
+mkdir -p "$OUTDIR" results/gpu-chunks
+exec > >(tee -a "$OUTDIR/run.log") 2>&1
 $PY -c 'import torch; print("torch", torch.__version__, "|", torch.cuda.get_device_name() if torch.cuda.is_available() else "no GPU")'
+[ -f "$DATA" ] || { echo "no prepared dataset at $DATA: carry it (README: Running on a lent GPU)"; exit 2; }
 
 start=$(date +%s)
-coarse() {
-    $PY -m maml_convergence image-grid --configfile "$@" "$OUTDIR/coarse.yaml" --dataset omniglot \
-        --out "$OUTDIR/omniglot_coarse_grid.csv" --provenance "$OUTDIR/omniglot_coarse_provenance.json"
-}
-if ! coarse "$@"; then  # most likely out of GPU memory: fewer cells per vectorised step
-    echo "coarse grid failed; retrying with 4 cells per step"
-    printf 'omniglot: {gpu_slots: 4}\n' > "$OUTDIR/slots.yaml"
-    set -- "$@" "$OUTDIR/slots.yaml"
-    coarse "$@"
-fi
-echo "coarse grid: $(( $(date +%s) - start )) s"
+CONFIG=(${CONFIGFILE:+--configfile "$CONFIGFILE"})
+timeout $(( BUDGET / 3 )) $PY benchmarks/image_grid.py --steps 10 "${CONFIG[@]}" | tee "$OUTDIR/benchmark.txt"
+echo "benchmark: $(( $(date +%s) - start )) s"
 
-CHUNKS=$($PY -c 'import sys; from maml_convergence import config; print(config.load(*sys.argv[1:])["omniglot"]["chunks"])' "$@")
-start=$(date +%s)
-for i in $(seq 0 $((CHUNKS - 1))); do
-    $PY -m maml_convergence image-grid --configfile "$@" --dataset omniglot --chunk "$i" --chunks "$CHUNKS" \
-        --out "results/omniglot/chunks/$i.csv" --provenance "results/omniglot/chunks/$i.json" \
-        --checkpoint "results/omniglot/chunks/$i.ckpt"
+for i in $(seq 0 $(( CHUNKS - 1 ))); do
+    left=$(( deadline - $(date +%s) ))
+    if [ "$left" -lt 30 ]; then
+        echo "stopping before chunk $i: ${left} s left"
+        break
+    fi
+    part=results/gpu-chunks/$i
+    if timeout "$left" $PY -m maml_convergence image-grid "${CONFIG[@]}" --dataset omniglot --chunk "$i" \
+            --chunks "$CHUNKS" --data "$DATA" --out "$part.csv" --provenance "$part.json" --checkpoint "$part.ckpt"; then
+        $PY - "$part.csv" "$part.json" "$i" "$OUTDIR" <<'EOF'
+import json, sys
+from pathlib import Path
+import pandas as pd
+table, prov, chunk, out = sys.argv[1], sys.argv[2], int(sys.argv[3]), Path(sys.argv[4])
+rows = pd.read_csv(table).assign(chunk=chunk)
+csv = out / "omniglot_paper_chunks.csv"
+if csv.exists():  # a chunk whose cells all diverged has no accuracy columns: align on names
+    rows = pd.concat([pd.read_csv(csv), rows], ignore_index=True)
+rows.to_csv(csv.with_suffix(".part"), index=False)
+csv.with_suffix(".part").replace(csv)
+with open(out / "omniglot_paper_chunks.jsonl", "a") as f:
+    f.write(json.dumps({"chunk": chunk, **json.loads(Path(prov).read_text())}) + "\n")
+print(f"chunk {chunk} saved ({len(rows)} cells in all)")
+EOF
+    else
+        echo "chunk $i did not finish (deadline or error); its rows are not kept"
+        break
+    fi
 done
-$PY -m maml_convergence image-merge --configfile "$@" --dataset omniglot \
-    --chunks $(seq -f "results/omniglot/chunks/%g.csv" 0 $((CHUNKS - 1))) \
-    --chunk-provenance $(seq -f "results/omniglot/chunks/%g.json" 0 $((CHUNKS - 1))) \
-    --out "$OUTDIR/omniglot_grid.csv" --provenance "$OUTDIR/omniglot_provenance.json"
-echo "paper grid: $(( $(date +%s) - start )) s"
+echo "done: $(( $(date +%s) - start )) s"

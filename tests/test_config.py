@@ -93,12 +93,12 @@ def test_command_line_strings_are_read_as_the_schema_wants(cfg):
 
 def test_a_step_validates_only_the_sections_it_reads(cfg):
     step = config.step_config(cfg, "sinusoid-grid")
-    assert set(step) == {"sinusoid", "seed", "device", "divergence", "checkpoint_every"}
+    assert set(step) == {"sinusoid", "backend", "seed", "device", "divergence", "checkpoint_every"}
     assert config.validate(copy.deepcopy(step), sections=config.step_sections("sinusoid-grid")) == step
     step.pop("divergence")
     with pytest.raises(config.ConfigError, match="'divergence': required by this step but missing"):
         config.validate(step, sections=config.step_sections("sinusoid-grid"))
-    assert set(config.step_config(cfg, "image-grid", "omniglot")) == {"omniglot", "data", "seed", "device",
+    assert set(config.step_config(cfg, "image-grid", "omniglot")) == {"omniglot", "data", "backend", "seed", "device",
                                                                        "divergence", "checkpoint_every"}
     assert config.step_config(cfg, "claims") == {"claims": cfg["claims"]}
 

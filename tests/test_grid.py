@@ -63,6 +63,25 @@ def test_grid_cells_equal_single_runs(optimizer, order):
             torch.testing.assert_close(r["final_params"][k], params[k], rtol=1e-10, atol=1e-12)
 
 
+@pytest.mark.parametrize("optimizer,order", [("sgd", "second"), ("adam", "first")])
+def test_the_higher_backend_trains_the_same_cells(optimizer, order, tmp_path):
+    """backend: higher trains one cell at a time with the reference implementation: the same
+    rows as the engine (float64), diverged cells included, and it resumes like the engine."""
+    spec = sinusoid_spec(alphas=[0.0, 0.1], betas=[0.01, 50.0], optimizer=optimizer, order=order, seeds=[5, 6])
+    engine = run_grid(spec, progress=False)
+    reference = dataclasses.replace(spec, backend="higher")
+    ckpt = tmp_path / "grid.ckpt"
+    assert run_grid(reference, checkpoint=ckpt, checkpoint_every=0.0, progress=False, max_steps=9) is None
+    rows = run_grid(reference, checkpoint=ckpt, progress=False)
+    assert [r["status"] for r in rows] == [r["status"] for r in engine] and "diverged" in {r["status"] for r in rows}
+    for got, want in zip(rows, engine):
+        assert got["diverged_at"] == want["diverged_at"]
+        for key in ("initial_loss", "last_loss", "final_loss", "final_plain_loss"):
+            assert got[key] == pytest.approx(want[key], rel=1e-10, nan_ok=True), key
+    with pytest.raises(ValueError, match="backend"):
+        run_grid(dataclasses.replace(spec, backend="jax"), progress=False)
+
+
 def test_diverging_cell_is_recorded_and_does_not_touch_others():
     calm = sinusoid_spec(alphas=[0.01], betas=[0.01, 0.05])
     stormy = sinusoid_spec(alphas=[0.01], betas=[0.01, 50.0, 0.05], slots=3)
@@ -103,13 +122,13 @@ def test_interrupted_run_resumes_to_identical_results(tmp_path):
     assert run_grid(spec, checkpoint=ckpt, checkpoint_every=0.0, progress=False, max_steps=5) is None
     assert ckpt.exists()
     first_part = torch.load(ckpt, weights_only=False)["elapsed"]
-    timing = {}
-    resumed = run_grid(spec, checkpoint=ckpt, checkpoint_every=0.0, progress=False, timing=timing)
+    run_info = {}
+    resumed = run_grid(spec, checkpoint=ckpt, checkpoint_every=0.0, progress=False, run_info=run_info)
     assert same_rows(resumed, full)
     # the provenance of a resumed run counts the interrupted part and says it resumed
-    assert timing == {"earlier_seconds": first_part, "resumed": 1} and first_part > 0
+    assert run_info == {"earlier_seconds": first_part, "resumed": 1} and first_part > 0
     fresh = {}
-    run_grid(spec, progress=False, timing=fresh)
+    run_grid(spec, progress=False, run_info=fresh)
     assert fresh == {"earlier_seconds": 0.0, "resumed": 0}
 
 

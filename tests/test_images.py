@@ -101,8 +101,24 @@ def test_task_loop_equals_vmap(order):
     torch.testing.assert_close(l_loop, l_vmap, rtol=1e-12, atol=0)
 
 
-def test_second_order_cnn_gradient_is_gradient_of_maml_objective():
-    model, params, batch = setup()
+@pytest.mark.parametrize("inner_steps", [1, 2])
+@pytest.mark.parametrize("order", ["second", "first"])
+@pytest.mark.parametrize("name", ["omniglot_cnn", "miniimagenet_cnn"])
+def test_the_unfold_convolution_is_the_same_function(name, order, inner_steps):
+    """The grid's other convolution (im2col and a matrix product, for GPUs): the same meta-gradient,
+    vmapped over tasks as a GPU grid runs it."""
+    native, params, batch = setup(name)
+    unfold = models.build(name, conv="unfold").double()
+    g_native, l_native = maml.meta_gradient(native, params, batch, 0.4, inner_steps, order, task_loop=False)
+    g_unfold, l_unfold = maml.meta_gradient(unfold, params, batch, 0.4, inner_steps, order, task_loop=False)
+    assert rel_err(g_unfold, g_native) <= 1e-10
+    assert abs(float(l_unfold) - float(l_native)) <= 1e-10 * abs(float(l_native))
+
+
+@pytest.mark.parametrize("conv", ["native", "unfold"])
+def test_second_order_cnn_gradient_is_gradient_of_maml_objective(conv):
+    _, params, batch = setup()
+    model = models.build("omniglot_cnn", conv=conv).double()
     grads, _ = maml.meta_gradient(model, params, batch, 0.4, 2, "second", task_loop=True)
     gen = torch.Generator().manual_seed(3)
     for _ in range(2):
@@ -178,6 +194,21 @@ def test_image_grid_cells_equal_a_plain_loop_and_slots_do_not_matter(fake_omnigl
         assert rel_err(row["final_params"], params) <= 1e-12
         assert rel_err(other["final_params"], params) <= 1e-12
         assert row["final_loss"] == pytest.approx(other["final_loss"], rel=1e-12)
+
+
+def test_an_image_grid_runs_the_convolution_it_is_given_with_the_same_results(fake_omniglot):
+    problem = FewShotTasks("omniglot", fake_omniglot, tasks=2, k_query=2, eval_tasks=2)
+    spec = GridSpec(model="omniglot_cnn", problem=problem, alphas=[0.0, 0.5], betas=[0.3, 30.0], iterations=2,
+                    inner_steps=2, dtype="float64", slots=2, conv="native")
+    native = run_grid(spec, progress=False, keep_params=True)
+    for conv in ("unfold", "auto"):  # auto is native on a CPU
+        info = {}
+        rows = run_grid(dataclasses.replace(spec, conv=conv), progress=False, keep_params=True, run_info=info)
+        assert info["conv"] == ("unfold" if conv == "unfold" else "native")
+        for row, other in zip(rows, native):
+            assert row["status"] == other["status"]
+            if row["status"] == "ok":
+                assert rel_err(row["final_params"], other["final_params"]) <= 1e-10
 
 
 def test_query_accuracy_is_the_share_classified_right_after_adaptation():

@@ -120,7 +120,7 @@ def test_quick_run_results_have_provenance(quick_run, root):
     for key in ("config", "workflow_config", "seed", "versions", "git_commit", "device", "wall_seconds", "fingerprint"):
         assert key in prov
     # the step ran with the sections it reads; the whole config of the run is recorded beside them
-    assert set(prov["config"]) == {"sinusoid", "seed", "device", "divergence", "checkpoint_every"}
+    assert set(prov["config"]) == {"sinusoid", "backend", "seed", "device", "divergence", "checkpoint_every"}
     quick = yaml.safe_load((root / "config/quick.yaml").read_text())
     assert prov["workflow_config"]["fig5"]["iterations"] == quick["fig5"]["iterations"]
     assert prov["resumed"] == 0
@@ -174,6 +174,14 @@ def test_a_change_reruns_the_steps_that_read_it_and_what_draws_on_them(root, bin
     proc = snakemake(root, bin_dir, quick_run, "-n", "--config", "fig2={eigenvalues: [1, 2, 4], alpha_points: 600}")
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert scheduled(proc) == {"fig2_theory": 1, "fig2": 1, "all": 1}
+
+
+def test_training_the_grids_with_the_reference_backend_reruns_the_grids_and_what_draws_on_them(root, bin_dir,
+                                                                                             quick_run):
+    proc = snakemake(root, bin_dir, quick_run, "-n", "--config", "backend=higher")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert set(scheduled(proc)) == {"linear_grid", "sinusoid_grid", "image_chunk", "image_grid", "fig3", "fig4a",
+                                    "fig4bc", "claims", "all"}
 
 
 def test_moving_the_checkout_reruns_nothing(root, bin_dir, quick_run, tmp_path):

@@ -42,8 +42,8 @@ def _scale_note(kind: str, grid: pd.DataFrame, iterations: int) -> str:
     repeats = lambda n: f" x {n} {UNIT[kind]}" if kind in UNIT else ""
     note = f"{grid.alpha.nunique()}x{grid.beta.nunique()} cells{repeats(_seeds(grid))}, {iterations} iterations"
     if not _at_paper_scale(kind, grid, iterations):
-        note += (f" (LESS than the paper's {p['alphas']}x{p['betas']} cells{repeats(p.get('seeds'))}, "
-                 f"{p['iterations']} iterations)")
+        note += (f" (LESS than the paper-scale run of config/config.yaml: {p['alphas']}x{p['betas']} cells"
+                 f"{repeats(p.get('seeds'))}, {p['iterations']} iterations)")
     return note
 
 
@@ -332,7 +332,7 @@ def _guideline_claim(dataset: str, grid_path, near_edge_factor: float) -> dict:
                        f"{text(best['accuracy'])}",
             "measured": {"alpha_edge": edge, "accuracy_column": accuracy,
                          **{k: {"alpha": b.alpha, "beta": b.beta, "final_loss": b.final_loss,
-                                "accuracy": b[accuracy], "near_edge": near(b.alpha)} for k, b in best.items()}}}
+                                "accuracy": b[accuracy], "near_edge": bool(near(b.alpha))} for k, b in best.items()}}}
 
 
 AUDIT_SLACK, AUDIT_FAILS = 0.001, 0.10  # formula vs bisected boundary: bracket slack, failure threshold

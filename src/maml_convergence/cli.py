@@ -45,24 +45,23 @@ def _config(args) -> dict:
     return config_mod.step_config(cfg, step, dataset)
 
 
-def _record(args, cfg: dict, device: str, wall_seconds: float, timing: dict | None = None, **extra) -> dict:
-    """Provenance of this step: the config it read, the whole config of its run, and for a run that
-    resumed after an interruption, how often and the time of all its parts."""
-    resumed = {}
-    if timing:
-        wall_seconds += timing["earlier_seconds"]
-        resumed = {"resumed": timing["resumed"]}
+def _record(args, cfg: dict, device: str, wall_seconds: float, run_info: dict | None = None, **extra) -> dict:
+    """Provenance of this step: the config it read, the whole config of its run, and what the run
+    reported of itself (``run_grid``'s ``run_info``): for a run that resumed after an interruption,
+    how often and the time of all its parts; the convolution a grid chose."""
+    info = dict(run_info or {})
+    wall_seconds += info.pop("earlier_seconds", 0.0)
     return provenance.record(args.experiment, cfg, device, wall_seconds, workflow_config=args.workflow_config,
-                             **resumed, **extra)
+                             **info, **extra)
 
 
 def _write_grid(args, spec, cfg, device):
-    start, timing = time.perf_counter(), {}
-    rows = run_grid(spec, checkpoint=_ckpt(args), checkpoint_every=cfg["checkpoint_every"], timing=timing)
+    start, run_info = time.perf_counter(), {}
+    rows = run_grid(spec, checkpoint=_ckpt(args), checkpoint_every=cfg["checkpoint_every"], run_info=run_info)
     wall = time.perf_counter() - start
     frame = experiments.grid_frame(rows)
     provenance.atomic_write_text(args.out, frame.to_csv(index=False))
-    prov = _record(args, cfg, device, wall, timing, cells=len(rows), iterations=spec.iterations, order=spec.order,
+    prov = _record(args, cfg, device, wall, run_info, cells=len(rows), iterations=spec.iterations, order=spec.order,
                    seeds=spec.seeds, fingerprint=spec.fingerprint(), diverged=int((frame.status == "diverged").sum()))
     provenance.write_json(args.provenance, prov)
     _done(args)
@@ -130,10 +129,10 @@ def cmd_sinusoid_reference(args):
 def cmd_fig1(args):
     cfg = _config(args)
     device = provenance.resolve_device(cfg["device"])
-    start, timing = time.perf_counter(), {}
-    table = experiments.fig1_runs(cfg, device, checkpoint=_ckpt(args), timing=timing)
+    start, run_info = time.perf_counter(), {}
+    table = experiments.fig1_runs(cfg, device, checkpoint=_ckpt(args), run_info=run_info)
     provenance.atomic_write_text(args.out, table.to_csv(index=False))
-    provenance.write_json(args.provenance, _record(args, cfg, device, time.perf_counter() - start, timing,
+    provenance.write_json(args.provenance, _record(args, cfg, device, time.perf_counter() - start, run_info,
                                                    seeds=cfg["fig1"]["seeds"], iterations=cfg["fig1"]["iterations"]))
     _done(args)
 
@@ -141,9 +140,9 @@ def cmd_fig1(args):
 def cmd_fig5_train(args):
     cfg = _config(args)
     device = provenance.resolve_device(cfg["device"])
-    start, timing = time.perf_counter(), {}
-    out = experiments.fig5_train(cfg, device, checkpoint=_ckpt(args), timing=timing)
-    out["provenance"] = _record(args, cfg, device, time.perf_counter() - start, timing)
+    start, run_info = time.perf_counter(), {}
+    out = experiments.fig5_train(cfg, device, checkpoint=_ckpt(args), run_info=run_info)
+    out["provenance"] = _record(args, cfg, device, time.perf_counter() - start, run_info)
     path = Path(args.out)
     path.parent.mkdir(parents=True, exist_ok=True)
     torch.save(out, path.with_name(path.name + ".tmp"))
@@ -160,15 +159,15 @@ def cmd_fig5_analysis(args):
         print(f"[fig5] resuming: {len(kept['done'])} snapshots already analysed")
     else:
         kept = {"done": {}, "elapsed": 0.0, "resumed": -1}
-    timing = {"earlier_seconds": kept["elapsed"], "resumed": kept["resumed"] + 1}
+    run_info = {"earlier_seconds": kept["elapsed"], "resumed": kept["resumed"] + 1}
     start, first_new = time.perf_counter(), len(kept["done"])
-    save = lambda d: torch.save({"fingerprint": saved["fingerprint"], "done": d, "resumed": timing["resumed"],
-                                 "elapsed": timing["earlier_seconds"] + time.perf_counter() - start}, partial)
+    save = lambda d: torch.save({"fingerprint": saved["fingerprint"], "done": d, "resumed": run_info["resumed"],
+                                 "elapsed": run_info["earlier_seconds"] + time.perf_counter() - start}, partial)
     rows = experiments.fig5_analysis(cfg, saved["snapshots"], kept["done"], on_done=save)
     wall = time.perf_counter() - start
     provenance.atomic_write_text(args.out, pd.DataFrame(rows).to_csv(index=False))
     provenance.write_json(args.provenance, _record(
-        args, cfg, "cpu", wall, timing, train=saved["provenance"], iterations=cfg["fig5"]["iterations"],
+        args, cfg, "cpu", wall, run_info, train=saved["provenance"], iterations=cfg["fig5"]["iterations"],
         seconds_per_snapshot=wall / max(1, len(saved["snapshots"]) - first_new)))
     partial.unlink(missing_ok=True)
 

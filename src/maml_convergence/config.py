@@ -29,15 +29,15 @@ _RUN = ("seed", "device", "divergence", "checkpoint_every")
 STEP_SECTIONS = {
     "fig2": ("fig2",),
     "linear-reference": ("linear", *_RUN),
-    "linear-grid": ("linear", *_RUN),
+    "linear-grid": ("linear", "backend", *_RUN),
     "linear-audit": ("linear", "audit", *_RUN),
-    "sinusoid-grid": ("sinusoid", *_RUN),
+    "sinusoid-grid": ("sinusoid", "backend", *_RUN),
     "sinusoid-reference": ("sinusoid", *_RUN),
     "fig1": ("fig1", "sinusoid", *_RUN),
     "fig5-train": ("fig5", "sinusoid", *_RUN),
     "fig5-analysis": ("fig5", "sinusoid", *_RUN),
     "prepare-data": ("data",),
-    "image-grid": ("omniglot", "miniimagenet", "data", *_RUN),
+    "image-grid": ("omniglot", "miniimagenet", "data", "backend", *_RUN),
     "image-merge": ("omniglot", "miniimagenet", "data", *_RUN),
     "claims": ("claims",),
 }

@@ -41,7 +41,7 @@ def linear_spec(cfg: dict, order: str, device: str, seed: int | None = None) -> 
                     betas=betas, iterations=sec["iterations"], order=order, optimizer="sgd",
                     blowup_factor=cfg["divergence"]["blowup_factor"], init_seed=first, dtype="float64",
                     device=device, slots=sec["slots"], compile=False,
-                    seeds=list(sec["seeds"]) if seed is None else None)
+                    seeds=list(sec["seeds"]) if seed is None else None, backend=cfg.get("backend", "engine"))
 
 
 def sinusoid_spec(cfg: dict, device: str) -> GridSpec:
@@ -62,6 +62,8 @@ def sinusoid_grid_spec(cfg: dict, device: str) -> GridSpec:
     spec = sinusoid_spec(cfg, device)
     spec.seeds = list(cfg["sinusoid"]["seeds"])
     spec.problem, spec.init_seed = dataclasses.replace(spec.problem, seed=spec.seeds[0]), spec.seeds[0]
+    spec.backend = cfg.get("backend", "engine")
+    spec.compile = spec.compile and spec.backend == "engine"
     return spec
 
 
@@ -96,7 +98,7 @@ def image_spec(cfg: dict, dataset: str, device: str, chunk: int | None = None, c
                     iterations=sec["iterations"], inner_steps=sec["inner_steps"], order=sec["order"],
                     optimizer="sgd", blowup_factor=cfg["divergence"]["blowup_factor"], init_seed=cfg["seed"],
                     dtype="float32", device=device, slots=sec["gpu_slots"] if on_gpu else 1,
-                    task_loop=not on_gpu)
+                    task_loop=not on_gpu, backend=cfg.get("backend", "engine"), conv="auto")
 
 
 def initial_eval_losses(cfg: dict, dataset: str, alphas, device: str, data_path: str | None = None) -> dict:
@@ -215,10 +217,10 @@ def fig5_spec(cfg: dict, device: str) -> GridSpec:
     return spec
 
 
-def fig5_train(cfg: dict, device: str, checkpoint=None, timing: dict | None = None) -> dict:
+def fig5_train(cfg: dict, device: str, checkpoint=None, run_info: dict | None = None) -> dict:
     spec = fig5_spec(cfg, device)
     (row,) = run_grid(spec, checkpoint=checkpoint, checkpoint_every=cfg["checkpoint_every"],
-                      snapshot_every=cfg["fig5"]["snapshot_every"], timing=timing)
+                      snapshot_every=cfg["fig5"]["snapshot_every"], run_info=run_info)
     if row["status"] != "ok":
         raise RuntimeError(f"the Fig. 5 run diverged at iteration {row['diverged_at']}")
     return {"snapshots": row["snapshots"], "final_loss": row["final_loss"], "fingerprint": spec.fingerprint()}
@@ -278,12 +280,12 @@ def task_gradient_stats(model, params, xs, ys) -> tuple[float, float]:
     return float(sq.sqrt().mean()), float(pair_sum / (n * (n - 1)))
 
 
-def fig1_runs(cfg: dict, device: str, checkpoint=None, timing: dict | None = None) -> pd.DataFrame:
+def fig1_runs(cfg: dict, device: str, checkpoint=None, run_info: dict | None = None) -> pd.DataFrame:
     """Train both alphas for every seed, then measure the task gradients at every recorded
     iteration, on the meta-batch of that iteration (training tasks) and on a fixed held-out batch."""
     spec = fig1_spec(cfg, device)
     rows = run_grid(spec, checkpoint=checkpoint, checkpoint_every=cfg["checkpoint_every"],
-                    snapshot_every=cfg["fig1"]["record_every"], timing=timing)
+                    snapshot_every=cfg["fig1"]["record_every"], run_info=run_info)
     model = models.build("sinusoid_mlp")
     out = []
     for row in rows:

@@ -18,6 +18,7 @@ a rerun resume where the last one stopped, with identical results.
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import hashlib
 import json
@@ -60,6 +61,12 @@ class GridSpec:
     seeds: list[int] | None = None
     # Run a cell's tasks one after the other (vmap only the inner steps): faster for CNNs on CPU.
     task_loop: bool = False
+    # "engine": torch.func, cells vmapped in slots; "higher": the reference implementation
+    # (higher_backend), one cell and one task at a time, to cross-check cells with plain code.
+    backend: str = "engine"
+    # The CNNs' convolution (models.ConvNet): "native", "unfold", or "auto": on a GPU whichever
+    # runs this grid's meta-step faster, timed at the start; on a CPU native. None: no CNN.
+    conv: str | None = None
 
     def cells(self) -> list[tuple]:
         pairs = [tuple(p) for p in self.pairs] if self.pairs is not None else [
@@ -78,7 +85,7 @@ class GridSpec:
         """Identifies the computation; slots, device and compile do not change results' meaning."""
         d = asdict(self)
         d["problem"] = {"kind": type(self.problem).__name__, **asdict(self.problem)}
-        for k in ("slots", "device", "compile", "task_loop"):
+        for k in ("slots", "device", "compile", "task_loop", "conv"):
             d.pop(k)
         return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:16]
 
@@ -184,15 +191,16 @@ def _tree_map(fn, tree):
 def run_grid(spec: GridSpec, checkpoint: str | os.PathLike | None = None, checkpoint_every: float = 30.0,
              progress: bool = True, max_steps: int | None = None,
              keep_params: bool = False, snapshot_every: int | None = None,
-             timing: dict | None = None) -> list[dict] | None:
+             run_info: dict | None = None) -> list[dict] | None:
     """Train every cell of ``spec``; return one result row per cell (alpha-major order).
 
     With ``max_steps`` the run stops early (after writing its checkpoint) and returns None:
     this is how tests simulate an interruption. ``keep_params`` adds each surviving cell's
     final parameters to its row (``final_params``); ``snapshot_every`` adds ``snapshots``,
     the parameters at every multiple of that many iterations (0 and the last included).
-    ``timing``, when given, receives ``earlier_seconds`` (time spent by the interrupted parts
-    this run resumed from, 0 for a fresh run) and ``resumed`` (how many times it resumed).
+    ``run_info``, when given, receives ``earlier_seconds`` (time spent by the interrupted parts
+    this run resumed from, 0 for a fresh run), ``resumed`` (how many times it resumed) and, for a
+    CNN, ``conv`` (the convolution it ran, see ``GridSpec.conv``).
     """
     dtype = getattr(torch, spec.dtype)
     device = torch.device(spec.device)
@@ -204,10 +212,11 @@ def run_grid(spec: GridSpec, checkpoint: str | os.PathLike | None = None, checkp
     cells = spec.cells()
     seed_index = {seed: i for i, seed in enumerate(spec.seeds or [])}
     cell_seed = [seed_index[c[2]] if spec.seeds is not None else 0 for c in cells]
-    n_slots = max(1, min(spec.slots, len(cells)))
-
-    step = _over_slots(maml.make_meta_step(model, spec.inner_steps, spec.order, spec.optimizer, spec.task_loop),
-                       n_slots)
+    n_slots = 1 if spec.backend == "higher" else max(1, min(spec.slots, len(cells)))
+    conv = _choose_conv(spec, dtype, device, n_slots, theta0[0], state0, stream)
+    if conv is not None:
+        model = models.build(spec.model, conv=conv).to(device)
+    step = _over_slots(_meta_step(spec, model, dtype), n_slots)
 
     def advance(params, opt_state, xs, ys, xq, yq, alpha, beta, init_loss, first):
         new_params, new_state, loss = step(params, opt_state, xs, ys, xq, yq, alpha, beta)
@@ -306,13 +315,59 @@ def run_grid(spec: GridSpec, checkpoint: str | os.PathLike | None = None, checkp
     bar.close()
 
     _evaluate(spec, model, done, dtype, device, n_slots, cell_seed)
-    if timing is not None:
-        timing.update(earlier_seconds=earlier["seconds"], resumed=earlier["resumed"])
+    if run_info is not None:
+        run_info.update(earlier_seconds=earlier["seconds"], resumed=earlier["resumed"], **(
+            {"conv": conv} if conv is not None else {}))
     rows = [_public(done[c], c, keep_params) for c in range(len(cells))]
     if snapshot_every:
         for c, row in enumerate(rows):
             row["snapshots"] = snapshots.get(c, {})
     return rows
+
+
+def _choose_conv(spec: GridSpec, dtype, device, n_slots: int, theta0, state0, stream) -> str | None:
+    """The convolution this grid runs: the spec's, or for "auto" on a GPU the one whose meta-step
+    over a full set of slots is faster (one warm-up and three timed steps each; both compute the
+    same function, tests/test_images.py holds them together). On a CPU "auto" is "native"."""
+    if spec.conv != "auto":
+        return spec.conv
+    if device.type != "cuda" or spec.backend != "engine":
+        return "native"
+    batch = stream.get([(0, 0)] * n_slots)
+    params, state = _stack(theta0, n_slots), _stack(state0, n_slots)
+    rates = torch.full((n_slots,), 0.1, dtype=dtype, device=device)
+    seconds = {}
+    for conv in models.ConvNet.CONVS:
+        step = _over_slots(_meta_step(spec, models.build(spec.model, conv=conv).to(device), dtype), n_slots)
+        step(params, state, batch.xs, batch.ys, batch.xq, batch.yq, rates, rates)
+        torch.cuda.synchronize(device)
+        start = time.perf_counter()
+        for _ in range(3):
+            step(params, state, batch.xs, batch.ys, batch.xq, batch.yq, rates, rates)
+        torch.cuda.synchronize(device)
+        seconds[conv] = (time.perf_counter() - start) / 3
+    print("[grid] convolution per meta-step: " + ", ".join(f"{c} {s:.3f} s" for c, s in seconds.items()))
+    return min(seconds, key=seconds.get)
+
+
+def _meta_step(spec: GridSpec, model, dtype):
+    """One meta-iteration of one cell, (params, state, xs, ys, xq, yq, alpha, beta) -> (params, state, loss),
+    by the engine or by the reference implementation; the meta-optimiser's update is the same."""
+    if spec.backend == "engine":
+        return maml.make_meta_step(model, spec.inner_steps, spec.order, spec.optimizer, spec.task_loop)
+    if spec.backend != "higher":
+        raise ValueError(f"backend must be 'engine' or 'higher', got {spec.backend!r}")
+    from . import higher_backend  # only here: machines without `higher` still run the engine
+
+    model = copy.deepcopy(model).to(dtype)  # higher trains the module's own parameters: give them the grid's dtype
+
+    def step(params, state, xs, ys, xq, yq, alpha, beta):
+        grads, loss = higher_backend.meta_gradient(model, params, Batch(xs, ys, xq, yq), float(alpha),
+                                                   spec.inner_steps, spec.order)
+        params, state = maml.optimizer_update(params, grads, state, beta, spec.optimizer)
+        return params, state, loss.to(device=xs.device, dtype=dtype)
+
+    return step
 
 
 class _deferred_interrupts:

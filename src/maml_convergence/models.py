@@ -52,17 +52,37 @@ class TaskBatchNorm(nn.Module):
         return torch.addcmul(self.bias.view(1, -1, 1, 1) - mean * scale, x, scale)
 
 
+def unfold_conv2d(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, stride: int, padding: int):
+    """A convolution as im2col and one matrix product: the same function as F.conv2d.
+
+    vmapped over cells and tasks, F.conv2d with per-(cell, task) weights becomes one grouped
+    convolution with cells x tasks groups; this form becomes one batched matrix product instead,
+    the shape GPUs' matrix units are built for. The grid picks whichever is faster on its device.
+    """
+    n, _, h, w = x.shape
+    k = weight.shape[-1]
+    cols = F.unfold(x, k, padding=padding, stride=stride)                     # (n, c k k, positions)
+    out = torch.matmul(weight.flatten(1), cols) + bias.view(-1, 1)           # (n, filters, positions)
+    return out.view(n, weight.shape[0], (h + 2 * padding - k) // stride + 1, (w + 2 * padding - k) // stride + 1)
+
+
 class ConvNet(nn.Module):
     """The 4-block CNN of Vinyals et al. (2016) as used by Finn et al. (2017).
 
     Each block is conv 3x3 -> batch norm -> ReLU, then either a stride of 2 in the
     convolution (Omniglot: 64 filters, features averaged over space at the end, as in
     Finn et al.'s code) or 2x2 max-pooling (MiniImagenet: 32 filters, flattened).
+    ``conv``: "native" (F.conv2d) or "unfold" (``unfold_conv2d``), the same function.
     """
 
-    def __init__(self, in_channels: int, filters: int, ways: int, image_size: int, strided: bool):
+    CONVS = ("native", "unfold")
+
+    def __init__(self, in_channels: int, filters: int, ways: int, image_size: int, strided: bool,
+                 conv: str = "native"):
         super().__init__()
-        self.strided = strided
+        if conv not in self.CONVS:
+            raise ValueError(f"conv must be one of {self.CONVS}, got {conv!r}")
+        self.strided, self.conv = strided, conv
         blocks, c = [], in_channels
         for _ in range(4):
             conv = nn.Conv2d(c, filters, 3, stride=2 if strided else 1, padding=1)
@@ -90,25 +110,31 @@ class ConvNet(nn.Module):
             pass
         h = x
         for layer in self.features:
-            h = layer(h, fused=differentiated_once) if isinstance(layer, TaskBatchNorm) else layer(h)
+            if isinstance(layer, TaskBatchNorm):
+                h = layer(h, fused=differentiated_once)
+            elif isinstance(layer, nn.Conv2d) and self.conv == "unfold":
+                h = unfold_conv2d(h, layer.weight, layer.bias, layer.stride[0], layer.padding[0])
+            else:
+                h = layer(h)
         h = h.mean(dim=(2, 3)) if self.strided else h.flatten(1)
         return self.head(h)
 
 
-def omniglot_cnn(ways: int = 5) -> nn.Module:
-    return ConvNet(in_channels=1, filters=64, ways=ways, image_size=28, strided=True)
+def omniglot_cnn(ways: int = 5, conv: str = "native") -> nn.Module:
+    return ConvNet(in_channels=1, filters=64, ways=ways, image_size=28, strided=True, conv=conv)
 
 
-def miniimagenet_cnn(ways: int = 5) -> nn.Module:
-    return ConvNet(in_channels=3, filters=32, ways=ways, image_size=84, strided=False)
+def miniimagenet_cnn(ways: int = 5, conv: str = "native") -> nn.Module:
+    return ConvNet(in_channels=3, filters=32, ways=ways, image_size=84, strided=False, conv=conv)
 
 
 MODELS = {"sinusoid_mlp": sinusoid_mlp, "linear": linear_model,
           "omniglot_cnn": omniglot_cnn, "miniimagenet_cnn": miniimagenet_cnn}
 
 
-def build(name: str) -> nn.Module:
-    return MODELS[name]()
+def build(name: str, conv: str | None = None) -> nn.Module:
+    """The named model; ``conv`` picks the CNNs' convolution (see ConvNet), the others have none."""
+    return MODELS[name]() if conv is None else MODELS[name](conv=conv)
 
 
 def initial_params(model: nn.Module, seed: int, dtype=torch.float32) -> dict[str, torch.Tensor]:
