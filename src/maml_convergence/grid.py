@@ -32,6 +32,7 @@ from pathlib import Path
 
 import torch
 from torch.func import vmap
+
 from . import maml, models
 from .progress import progress_bar
 from .tasks import Batch, FewShotStream, FewShotTasks, LinearRegressionTask, SinusoidTasks
@@ -359,7 +360,7 @@ def _meta_step(spec: GridSpec, model, dtype):
         raise ValueError(f"backend must be 'engine' or 'higher', got {spec.backend!r}")
     from . import higher_backend  # only here: machines without `higher` still run the engine
 
-    model = copy.deepcopy(model).to(dtype)  # higher trains the module's own parameters: give them the grid's dtype
+    model = copy.deepcopy(model).to(dtype)  # higher trains the module's own parameters: in the grid's dtype
 
     def step(params, state, xs, ys, xq, yq, alpha, beta):
         grads, loss = higher_backend.meta_gradient(model, params, Batch(xs, ys, xq, yq), float(alpha),
