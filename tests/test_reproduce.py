@@ -6,7 +6,7 @@ to it: Fig. 2's curves; the linear-regression reference spectra and both Fig. 3 
 data draw (claims C2-*); the audit's bisection of the first data draw (claims A-*, which the
 committed table states per draw). All of it is float64 arithmetic on the CPU: verdicts and the
 summaries' text must be identical, and every number within RTOL (what differs between BLAS
-builds and thread counts, nothing more). The sinusoid grid (float32, about 140 s a seed here)
+builds and thread counts, nothing more). The sinusoid grid (float32, about 200 s a seed here)
 and the long runs of Fig. 1 and 5 are not recomputed.
 """
 
