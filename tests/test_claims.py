@@ -86,3 +86,14 @@ def test_the_guideline_row_asks_whether_the_best_cell_is_near_the_edge(tmp_path)
     assert row["measured"]["loss"]["alpha"] == 1.0 and row["verdict"] == "holds"
     far = few_shot([(0.0, 1.0, 0.5), (1.0, 1.0, 1.4), (3.0, 1.0, 1.4)])
     assert claims._guideline_claim("omniglot", write_grid(tmp_path / "far", far), 3.0)["verdict"] == "fails"
+
+
+def test_the_sinusoid_theory_is_read_on_the_seed_that_trained_its_hessian_point():
+    # eigenvalues 1 and 4: alpha_c = 0.25, paper bound at alpha = 0.1 is 2/(4 - 0.4) = 0.556, in (0.3, 1.0)
+    inside, outside = grid_of({0.0: [0.1, 0.3], 0.1: [0.1, 0.3]}), grid_of({0.0: [0.1], 0.1: [0.1]})
+    grid = pd.concat([outside.assign(seed=0), inside.assign(seed=1)], ignore_index=True)
+    ref = {"eigenvalues": [1.0, 4.0], "alpha": 0.01, "beta": 0.01, "iterations": 500}
+    assert claims._sinusoid_theory(grid, {**ref, "seed": 1}, 500)["verdict"] == "holds"
+    row = claims._sinusoid_theory(grid, {**ref, "seed": 0}, 500)
+    assert row["verdict"] == "fails"
+    assert "2x4 cells x 2 seeds, 500 iterations" in row["rests_on"] and "read on seed 0" in row["rests_on"]
