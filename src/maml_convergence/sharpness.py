@@ -1,0 +1,105 @@
+"""Sharpness of the MAML objective, matrix-free, and a monitor that tracks it during training.
+
+Gradient descent with step beta on an objective whose Hessian has top eigenvalue lambda_max is
+stable near a point only while lambda_max < 2 / beta. For MAML the objective is
+F(theta) = E_tasks L_q(theta - alpha grad L_s(theta)), so the bound that matters is on F's
+Hessian, not on the loss Hessian H the paper reads it from: on a quadratic with the same data in
+both steps, F's Hessian is (I - alpha H) H (I - alpha H), whose eigenvalues lambda (1 - alpha lambda)^2
+give the exact second-order bound of ``theory.exact_beta_bound``. During training the sharpness
+moves; Cohen et al. (2021) found full-batch gradient descent drives it up to 2 / beta and holds it
+there ("the edge of stability"), where a fixed-Hessian picture no longer describes the run.
+
+Only Hessian-vector products are formed (forward-over-reverse through the inner steps), and the
+top eigenvalues come from Lanczos: memory grows with the parameters, not with their square.
+The query pass is differentiated here more than once, so the model runs its plain forward
+(never its ``first_order_kwargs``). First-order MAML's update is not the gradient of any
+objective, so it has no sharpness in this sense; ``theory.exact_beta_bound(alpha, eig, "first")``
+is its bound on a quadratic.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+from torch.func import vmap
+
+from . import maml
+from .curvature import _flat_task_fn, hvp, lanczos_top
+from .tasks import Batch
+
+
+def maml_objective(model, batch: Batch, alpha: float, inner_steps: int = 1):
+    """F(params): the mean over the batch's tasks of the query loss after ``inner_steps`` inner steps."""
+    def objective(params):
+        def one_task(xs, ys, xq, yq):
+            adapted = maml.adapt(model, params, xs, ys, alpha, inner_steps)
+            return maml.task_loss(model, adapted, xq, yq)
+        return vmap(one_task)(batch.xs, batch.ys, batch.xq, batch.yq).mean()
+    return objective
+
+
+def task_averaged_loss(model, batch: Batch):
+    """L(params): the loss on every example of the batch's tasks (support and query), averaged over tasks."""
+    def loss(params):
+        both = lambda xs, ys, xq, yq: (maml.task_loss(model, params, xs, ys) + maml.task_loss(model, params, xq, yq)) / 2
+        return vmap(both)(batch.xs, batch.ys, batch.xq, batch.yq).mean()
+    return loss
+
+
+def top_hessian_eigenvalues(loss_of_params, params: dict[str, torch.Tensor], k: int = 1, iterations: int = 40,
+                            seed: int = 0) -> list[float]:
+    """The ``k`` largest Hessian eigenvalues of ``loss_of_params`` at ``params``, by Lanczos on
+    Hessian-vector products (``iterations`` of them)."""
+    f, theta = _flat_task_fn(loss_of_params, {name: p.detach() for name, p in params.items()})
+    return lanczos_top(lambda v: hvp(f, theta, v).detach(), theta.numel(), k, iterations, theta.dtype, seed)
+
+
+def maml_sharpness(model, params, batch: Batch, alpha: float, inner_steps: int = 1, k: int = 1,
+                   iterations: int = 40, seed: int = 0) -> list[float]:
+    """Top ``k`` eigenvalues of the MAML objective's Hessian at ``params`` on ``batch``."""
+    return top_hessian_eigenvalues(maml_objective(model, batch, alpha, inner_steps), params, k, iterations, seed)
+
+
+def loss_sharpness(model, params, batch: Batch, k: int = 1, iterations: int = 40, seed: int = 0) -> list[float]:
+    """Top ``k`` eigenvalues of the task-averaged loss Hessian (the paper's H) at ``params`` on ``batch``."""
+    return top_hessian_eigenvalues(task_averaged_loss(model, batch), params, k, iterations, seed)
+
+
+@dataclass
+class SharpnessMonitor:
+    """Call it every training step with the current parameters and meta-batch; every ``every``
+    steps it records the MAML objective's sharpness against 2 / beta.
+
+        monitor = SharpnessMonitor(model, alpha=0.01, beta=0.1, every=100)
+        for step in range(n):
+            batch = sample(step)
+            params = train_step(params, batch)
+            monitor(step, params, batch)
+        monitor.history[-1]  # {'step': ..., 'lambda_max': ..., 'two_over_beta': 20.0, 'ratio': ...}
+
+    ``ratio`` = lambda_max / (2 / beta): near 1 the run sits at the edge of stability; above 1 a
+    fixed-Hessian analysis predicts divergence from here.
+    """
+
+    model: torch.nn.Module
+    alpha: float
+    beta: float
+    every: int = 100
+    inner_steps: int = 1
+    iterations: int = 20
+    history: list[dict] = field(default_factory=list)
+
+    def __post_init__(self):
+        if not self.every >= 1 or not self.beta > 0:
+            raise ValueError(f"SharpnessMonitor: every must be >= 1 and beta > 0, got every={self.every}, "
+                             f"beta={self.beta}")
+
+    def __call__(self, step: int, params, batch: Batch) -> float | None:
+        if step % self.every:
+            return None
+        lam = maml_sharpness(self.model, params, batch, self.alpha, self.inner_steps, 1, self.iterations, seed=step)[0]
+        self.history.append({"step": step, "lambda_max": lam, "two_over_beta": 2 / self.beta,
+                             "ratio": lam * self.beta / 2})
+        return lam
+

@@ -1,0 +1,61 @@
+"""The MAML objective's sharpness, matrix-free: a closed form on the quadratic, the dense Hessian
+on a small network, and the monitor's record."""
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from maml_convergence import curvature, models, sharpness, theory
+from maml_convergence.tasks import LinearRegressionTask, SinusoidTasks
+
+
+@pytest.fixture(scope="module")
+def quadratic():
+    model = models.linear_model().double()
+    params = models.initial_params(model, seed=0, dtype=torch.float64)
+    batch = LinearRegressionTask(seed=0).sample(dtype=torch.float64)
+    eig = curvature.loss_hessian_eigenvalues(model, params, batch.xs[0], batch.ys[0])
+    return model, params, batch, eig
+
+
+@pytest.mark.parametrize("share_of_alpha_c", [0.0, 0.3, 0.9, 1.4])
+def test_on_the_quadratic_the_maml_hessian_has_eigenvalues_lambda_times_one_minus_alpha_lambda_squared(
+        quadratic, share_of_alpha_c):
+    model, params, batch, eig = quadratic
+    alpha = share_of_alpha_c / eig.max()
+    got = sharpness.maml_sharpness(model, params, batch, alpha, k=2)
+    want = sorted(eig * (1 - alpha * eig) ** 2, reverse=True)
+    np.testing.assert_allclose(got, want, rtol=1e-10, atol=1e-12)
+    # so 2 / sharpness is the exact second-order bound, not the paper's 2 / (lambda - alpha lambda^2)
+    assert 2 / got[0] == pytest.approx(theory.exact_beta_bound(alpha, eig, "second"), rel=1e-10)
+    assert sharpness.loss_sharpness(model, params, batch, k=2) == pytest.approx(sorted(eig, reverse=True), rel=1e-10)
+
+
+def test_lanczos_finds_the_top_eigenvalues_of_the_dense_maml_hessian_of_a_network():
+    model = nn.Sequential(nn.Linear(1, 8), nn.Tanh(), nn.Linear(8, 8), nn.Tanh(), nn.Linear(8, 1)).double()
+    params = models.initial_params(model, seed=3, dtype=torch.float64)
+    batch = SinusoidTasks(tasks=6, seed=1).sample(0, dtype=torch.float64)
+    alpha = 0.05
+    dense = curvature.flat_hessian(sharpness.maml_objective(model, batch, alpha, inner_steps=2), params)
+    want = torch.linalg.eigvalsh(dense).flip(0)[:2].tolist()
+    got = sharpness.maml_sharpness(model, params, batch, alpha, inner_steps=2, k=2, iterations=60)
+    np.testing.assert_allclose(got, want, rtol=1e-8)
+
+
+def test_the_monitor_records_every_n_steps_against_two_over_beta(quadratic):
+    model, params, batch, eig = quadratic
+    monitor = sharpness.SharpnessMonitor(model, alpha=0.01, beta=0.5, every=3)
+    seen = [monitor(step, params, batch) for step in range(7)]
+    assert [s is not None for s in seen] == [True, False, False, True, False, False, True]
+    assert [h["step"] for h in monitor.history] == [0, 3, 6]
+    lam = eig.max() * (1 - 0.01 * eig.max()) ** 2
+    assert monitor.history[-1]["lambda_max"] == pytest.approx(lam, rel=1e-10)
+    assert monitor.history[-1]["two_over_beta"] == 4.0
+    assert monitor.history[-1]["ratio"] == pytest.approx(lam * 0.5 / 2, rel=1e-10)
+
+
+@pytest.mark.parametrize("every,beta", [(0, 0.1), (10, 0.0), (10, float("nan"))])
+def test_the_monitor_refuses_settings_that_mean_nothing(quadratic, every, beta):
+    with pytest.raises(ValueError, match="every must be >= 1 and beta > 0"):
+        sharpness.SharpnessMonitor(quadratic[0], alpha=0.01, beta=beta, every=every)
