@@ -11,10 +11,10 @@ there ("the edge of stability"), where a fixed-Hessian picture no longer describ
 
 Only Hessian-vector products are formed (forward-over-reverse through the inner steps), and the
 top eigenvalues come from Lanczos: memory grows with the parameters, not with their square.
-The query pass is differentiated here more than once, so the model runs its plain forward
-(never its ``first_order_kwargs``). First-order MAML's update is not the gradient of any
-objective, so it has no sharpness in this sense; ``theory.exact_beta_bound(alpha, eig, "first")``
-is its bound on a quadratic.
+The query pass is differentiated here more than once, so the meta-loss runs the model's plain
+forward (``differentiated_once=False``, never its ``first_order_kwargs``). First-order MAML's
+update is not the gradient of any objective, so it has no sharpness in this sense;
+``theory.exact_beta_bound(alpha, eig, "first")`` is its bound on a quadratic.
 """
 
 from __future__ import annotations
@@ -31,19 +31,15 @@ from .tasks import Batch
 
 def maml_objective(model, batch: Batch, alpha: float, inner_steps: int = 1):
     """F(params): the mean over the batch's tasks of the query loss after ``inner_steps`` inner steps."""
-    def objective(params):
-        def one_task(xs, ys, xq, yq):
-            adapted = maml.adapt(model, params, xs, ys, alpha, inner_steps)
-            return maml.task_loss(model, adapted, xq, yq)
-        return vmap(one_task)(batch.xs, batch.ys, batch.xq, batch.yq).mean()
-    return objective
+    return lambda params: maml.meta_loss(model, params, batch, alpha, inner_steps, differentiated_once=False)
 
 
 def task_averaged_loss(model, batch: Batch):
     """L(params): the loss on every example of the batch's tasks (support and query), averaged over tasks."""
     def loss(params):
-        both = lambda xs, ys, xq, yq: (maml.task_loss(model, params, xs, ys) + maml.task_loss(model, params, xq, yq)) / 2
-        return vmap(both)(batch.xs, batch.ys, batch.xq, batch.yq).mean()
+        def one_task(xs, ys, xq, yq):
+            return (maml.task_loss(model, params, xs, ys) + maml.task_loss(model, params, xq, yq)) / 2
+        return vmap(one_task)(batch.xs, batch.ys, batch.xq, batch.yq).mean()
     return loss
 
 
