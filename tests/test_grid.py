@@ -3,13 +3,14 @@
 import dataclasses
 import math
 
+import pandas as pd
 import pytest
 import torch
 
 from maml_convergence import maml, models
 from maml_convergence.config import decade_grid
 from maml_convergence.grid import GridSpec, run_grid
-from maml_convergence.tasks import LinearRegressionTask, SinusoidTasks
+from maml_convergence.tasks import LinearRegressionTask, SampledTasks, SinusoidTasks
 
 
 def test_decade_grids_match_the_paper():
@@ -167,3 +168,19 @@ def test_snapshots_survive_an_interruption(tmp_path):
         for it in a["snapshots"]:
             for k in a["snapshots"][it]:
                 assert torch.equal(a["snapshots"][it][k], b["snapshots"][it][k])
+
+
+def test_a_module_of_ones_own_with_a_sampler_trains_the_same_cells_as_the_named_model():
+    """What guideline.suggest runs: a module, a sampler function and explicit initial parameters."""
+    problem = SinusoidTasks(tasks=5, seed=2)
+    cells = [(0.0, 0.1), (0.01, 0.3), (0.3, 3.0)]
+    named = run_grid(GridSpec(model="sinusoid_mlp", problem=problem, alphas=[], betas=[], pairs=cells,
+                              iterations=15, init_seed=4, slots=2), progress=False)
+    module = models.sinusoid_mlp()
+    own = run_grid(GridSpec(model=module, problem=SampledTasks(problem.sample), alphas=[], betas=[], pairs=cells,
+                            iterations=15, slots=2, init_params=models.initial_params(module, 4), loss=maml.mse),
+                   progress=False)
+    assert pd.DataFrame(own).equals(pd.DataFrame(named))  # NaN where both diverged
+    with pytest.raises(ValueError, match="only a grid of a named model"):
+        GridSpec(model=module, problem=SampledTasks(problem.sample), alphas=[0.1], betas=[0.1],
+                 iterations=1).fingerprint()

@@ -229,3 +229,48 @@ def test_query_accuracy_is_the_share_classified_right_after_adaptation():
     plain = sum((torch.func.functional_call(model, params, (xq,)).argmax(-1) == yq).double().mean()
                 for xq, yq in zip(batch.xq, batch.yq)) / 3
     assert float(maml.query_accuracy(model, params, batch, 0.0, steps)) == pytest.approx(float(plain), abs=1e-12)
+
+
+# --- torch's batch norm in a model of one's own (guideline.suggest) ----------------------
+
+def small_cnn(norm: torch.nn.Module) -> torch.nn.Module:
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Conv2d(1, 4, 3, padding=1), norm, torch.nn.ReLU(),
+                                torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten(), torch.nn.Linear(4, 5)).double()
+    for m in model.modules():
+        if isinstance(m, torch.nn.modules.batchnorm._BatchNorm) and m.affine:
+            with torch.no_grad():
+                m.weight.uniform_(0.5, 1.5)
+                m.bias.uniform_(-0.5, 0.5)
+    return model
+
+
+@pytest.mark.parametrize("order", ["second", "first"])
+def test_torch_batch_norm_in_training_mode_is_run_written_out_with_exact_meta_gradients(order):
+    """nn.BatchNorm2d in training mode updates its running statistics in place (torch.func refuses
+    that inside grad): the copy runs it written out, the same function under the same parameter
+    names, and its meta-gradient equals higher's plain-autograd one on the original module."""
+    model = small_cnn(torch.nn.BatchNorm2d(4))
+    written = models.with_task_batch_norm(model)
+    assert isinstance(written[1], models.TaskBatchNorm) and isinstance(model[1], torch.nn.BatchNorm2d)
+    params = {k: v.detach().clone() for k, v in model.named_parameters()}
+    assert list(params) == [k for k, _ in written.named_parameters()]
+    batch = random_episodes(tasks=2, size=8)
+    torch.testing.assert_close(torch.func.functional_call(written, params, (batch.xs[0],)), model(batch.xs[0]),
+                               rtol=1e-12, atol=1e-12)
+    got, _ = maml.meta_gradient(written, params, batch, 0.3, inner_steps=2, order=order)
+    want, _ = higher_backend.meta_gradient(model, params, batch, 0.3, inner_steps=2, order=order)
+    assert rel_err(got, want) <= 1e-10
+
+
+def test_batch_norm_of_any_shape_without_affine_and_in_eval_mode():
+    bn1d = torch.nn.Sequential(torch.nn.Linear(3, 6), torch.nn.BatchNorm1d(6, affine=False), torch.nn.Linear(6, 1))
+    bn1d = bn1d.double()
+    x = torch.randn(9, 3, dtype=F64)
+    written = models.with_task_batch_norm(bn1d)
+    assert isinstance(written[1], models.TaskBatchNorm) and written[1].weight is None
+    torch.testing.assert_close(written(x), bn1d(x), rtol=1e-12, atol=1e-12)
+    frozen = small_cnn(torch.nn.BatchNorm2d(4)).eval()  # running statistics: a fixed affine map, kept
+    assert isinstance(models.with_task_batch_norm(frozen)[1], torch.nn.BatchNorm2d)
+    no_stats = small_cnn(torch.nn.BatchNorm2d(4, track_running_stats=False)).eval()  # batch statistics always
+    assert isinstance(models.with_task_batch_norm(no_stats)[1], models.TaskBatchNorm)

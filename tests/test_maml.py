@@ -123,3 +123,20 @@ def test_unknown_order_is_rejected():
     model, params, batch = setup("linear")
     with pytest.raises(ValueError, match="order"):
         maml.meta_gradient(model, params, batch, 0.1, 1, "third")
+
+
+def test_the_per_task_loss_is_a_parameter_of_the_engine():
+    model = models.sinusoid_mlp().double()
+    params = models.initial_params(model, 0, torch.float64)
+    batch = SinusoidTasks(tasks=3, seed=0).sample(0, dtype=torch.float64)
+    default, value = maml.meta_gradient(model, params, batch, 0.05, inner_steps=2)
+    named, _ = maml.meta_gradient(model, params, batch, 0.05, inner_steps=2, loss=maml.resolve_loss("mse"))
+    # doubling the loss doubles the inner step too: with alpha halved, the meta-gradient doubles
+    doubled, doubled_value = maml.meta_gradient(model, params, batch, 0.025, inner_steps=2,
+                                                loss=lambda p, y: 2 * maml.mse(p, y))
+    for k in default:
+        torch.testing.assert_close(named[k], default[k], rtol=0, atol=0)
+        torch.testing.assert_close(doubled[k], 2 * default[k], rtol=1e-12, atol=1e-14)
+    torch.testing.assert_close(doubled_value, 2 * value, rtol=1e-12, atol=0)
+    with pytest.raises(ValueError, match="loss must be one of"):
+        maml.resolve_loss("hinge")

@@ -27,23 +27,25 @@ import os
 import signal
 import threading
 import time
+from collections import OrderedDict
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Callable
 
 import torch
 from torch.func import vmap
 
 from . import maml, models
 from .progress import progress_bar
-from .tasks import Batch, FewShotStream, FewShotTasks, LinearRegressionTask, SinusoidTasks
+from .tasks import Batch, FewShotStream, FewShotTasks, LinearRegressionTask, SampledTasks, SinusoidTasks
 
 EVAL_STREAM = 2**20 - 1  # task-stream index reserved for the final evaluation batch
 
 
 @dataclass
 class GridSpec:
-    model: str
-    problem: SinusoidTasks | LinearRegressionTask | FewShotTasks
+    model: str | torch.nn.Module  # a name of models.MODELS, or a module of one's own (guideline.suggest)
+    problem: SinusoidTasks | LinearRegressionTask | FewShotTasks | SampledTasks
     alphas: list[float]
     betas: list[float]
     iterations: int
@@ -68,6 +70,11 @@ class GridSpec:
     # The CNNs' convolution (models.ConvNet): "native", "unfold", or "auto": on a GPU whichever
     # runs this grid's meta-step faster, timed at the start; on a CPU native. None: no CNN.
     conv: str | None = None
+    # The per-task loss: a name of maml.LOSSES ("auto": cross-entropy for class labels, else squared error)
+    # or a function (prediction, target) -> scalar.
+    loss: str | Callable = "auto"
+    # The initial parameters of every cell, when they are not drawn from init_seed (a module of one's own).
+    init_params: dict | None = None
 
     def cells(self) -> list[tuple]:
         pairs = [tuple(p) for p in self.pairs] if self.pairs is not None else [
@@ -83,8 +90,15 @@ class GridSpec:
         return [(dataclasses.replace(self.problem, seed=s), s) for s in self.seeds]
 
     def fingerprint(self) -> str:
-        """Identifies the computation; slots, device and compile do not change results' meaning."""
+        """Identifies the computation; slots, device and compile do not change results' meaning.
+        Only a grid of a named model, loss and initialisation has one (and so can resume)."""
+        if not isinstance(self.model, str) or not isinstance(self.loss, str) or self.init_params is not None:
+            raise ValueError("only a grid of a named model, a named loss and seeded initial parameters can be "
+                             "checkpointed")
         d = asdict(self)
+        for k, default in (("loss", "auto"), ("init_params", None)):  # absent from fingerprints made before them
+            if d[k] == default:
+                d.pop(k)
         d["problem"] = {"kind": type(self.problem).__name__, **asdict(self.problem)}
         for k in ("slots", "device", "compile", "task_loop", "conv"):
             d.pop(k)
@@ -161,11 +175,47 @@ class _StackedStream:
         return Batch(*(getattr(self.data, f)[sdx, idx] for f in ("xs", "ys", "xq", "yq")))
 
 
+class _SampledStream:
+    """Batches of a sampler of one's own (``SampledTasks``), made when first asked for; the most recent
+    ones are kept, so slots that walk through the same iterations do not sample them again."""
+
+    KEEP = 64
+
+    def __init__(self, problems, dtype, device):
+        self.problems, self.dtype, self.device = problems, dtype, device
+        self.kept: OrderedDict = OrderedDict()
+
+    def one(self, key) -> Batch:
+        if key in self.kept:
+            self.kept.move_to_end(key)
+        else:
+            self.kept[key] = self.problems[key[0]].sample(key[1], dtype=self.dtype, device=self.device)
+            while len(self.kept) > self.KEEP:
+                self.kept.popitem(last=False)
+        return self.kept[key]
+
+    def get(self, pairs: list[tuple[int, int]]) -> Batch:
+        return _stack_batches([self.one(key) for key in pairs])
+
+
 def _task_stream(spec: GridSpec, dtype, device):
     problems = [p for p, _ in spec.seed_problems()]
     if isinstance(problems[0], FewShotTasks):
         return FewShotStream(problems, dtype, device)
+    if isinstance(problems[0], SampledTasks):
+        return _SampledStream(problems, dtype, device)
     return _StackedStream(problems, spec, dtype, device)
+
+
+def _build(spec: GridSpec, conv: str | None = None) -> torch.nn.Module:
+    return models.build(spec.model, conv=conv) if isinstance(spec.model, str) else spec.model
+
+
+def _initial_params(spec: GridSpec, model, init_seed: int, dtype, device) -> dict:
+    """The parameters every cell of one seed starts from."""
+    if spec.init_params is not None:
+        return {k: v.detach().to(device=device, dtype=dtype) for k, v in spec.init_params.items()}
+    return {k: v.to(device) for k, v in models.initial_params(model, init_seed, dtype).items()}
 
 
 def _over_slots(fn, n_slots: int):
@@ -205,9 +255,9 @@ def run_grid(spec: GridSpec, checkpoint: str | os.PathLike | None = None, checkp
     """
     dtype = getattr(torch, spec.dtype)
     device = torch.device(spec.device)
-    model = models.build(spec.model).to(device)
+    model = _build(spec).to(device)
     per_seed = spec.seed_problems()
-    theta0 = [{k: v.to(device) for k, v in models.initial_params(model, init, dtype).items()} for _, init in per_seed]
+    theta0 = [_initial_params(spec, model, init, dtype, device) for _, init in per_seed]
     state0 = maml.init_optimizer_state(theta0[0], spec.optimizer)
     stream = _task_stream(spec, dtype, device)
     cells = spec.cells()
@@ -216,7 +266,7 @@ def run_grid(spec: GridSpec, checkpoint: str | os.PathLike | None = None, checkp
     n_slots = 1 if spec.backend == "higher" else max(1, min(spec.slots, len(cells)))
     conv = _choose_conv(spec, dtype, device, n_slots, theta0[0], state0, stream)
     if conv is not None:
-        model = models.build(spec.model, conv=conv).to(device)
+        model = _build(spec, conv).to(device)
     step = _over_slots(_meta_step(spec, model, dtype), n_slots)
 
     def advance(params, opt_state, xs, ys, xq, yq, alpha, beta, init_loss, first):
@@ -228,7 +278,7 @@ def run_grid(spec: GridSpec, checkpoint: str | os.PathLike | None = None, checkp
     if spec.compile:
         advance = torch.compile(advance, dynamic=False)
 
-    fingerprint = spec.fingerprint()
+    fingerprint = spec.fingerprint() if checkpoint is not None else None
     saved = _load_checkpoint(checkpoint, fingerprint)
     started = time.monotonic()
     # an interrupted run's earlier parts count too: provenance reports the whole run's time
@@ -355,9 +405,12 @@ def _meta_step(spec: GridSpec, model, dtype):
     """One meta-iteration of one cell, (params, state, xs, ys, xq, yq, alpha, beta) -> (params, state, loss),
     by the engine or by the reference implementation; the meta-optimiser's update is the same."""
     if spec.backend == "engine":
-        return maml.make_meta_step(model, spec.inner_steps, spec.order, spec.optimizer, spec.task_loop)
+        return maml.make_meta_step(model, spec.inner_steps, spec.order, spec.optimizer, spec.task_loop,
+                                   maml.resolve_loss(spec.loss))
     if spec.backend != "higher":
         raise ValueError(f"backend must be 'engine' or 'higher', got {spec.backend!r}")
+    if spec.loss != "auto":
+        raise ValueError("the higher backend trains with the default loss only (loss='auto')")
     from . import higher_backend  # only here: machines without `higher` still run the engine
 
     model = copy.deepcopy(model).to(dtype)  # higher trains the module's own parameters: in the grid's dtype
@@ -412,23 +465,24 @@ def _evaluate(spec: GridSpec, model, done: dict, dtype, device, chunk: int, cell
     held-out tasks, the meta-loss and accuracy on a fixed batch of them."""
     problems = [problem for problem, _ in spec.seed_problems()]
     batches = [eval_batch(problem, dtype, device) for problem in problems]
-    classify = isinstance(spec.problem, FewShotTasks)
-    heldout = [heldout_batch(problem, dtype, device) for problem in problems] if classify and \
-        spec.problem.heldout_tasks else None
+    classify = not batches[0].yq.is_floating_point()  # class labels
+    heldout = [heldout_batch(problem, dtype, device) for problem in problems] if \
+        isinstance(spec.problem, FewShotTasks) and spec.problem.heldout_tasks else None
     ok = [c for c, r in sorted(done.items()) if r["status"] == "ok"]
+    loss = maml.resolve_loss(spec.loss)
 
     def scores(params, alpha, xs, ys, xq, yq):
         batch = Batch(xs, ys, xq, yq)
-        meta = maml.meta_loss(model, params, batch, alpha, spec.inner_steps, spec.task_loop)
-        plain = vmap(lambda x, y: maml.task_loss(model, params, x, y))(xq, yq).mean()
+        meta = maml.meta_loss(model, params, batch, alpha, spec.inner_steps, spec.task_loop, loss=loss)
+        plain = vmap(lambda x, y: maml.task_loss(model, params, x, y, loss))(xq, yq).mean()
         if not classify:
             return meta, plain
-        return meta, plain, maml.query_accuracy(model, params, batch, alpha, spec.inner_steps)
+        return meta, plain, maml.query_accuracy(model, params, batch, alpha, spec.inner_steps, loss)
 
     def heldout_scores(params, alpha, xs, ys, xq, yq):
         batch = Batch(xs, ys, xq, yq)
-        return (maml.meta_loss(model, params, batch, alpha, spec.inner_steps, spec.task_loop),
-                maml.query_accuracy(model, params, batch, alpha, spec.inner_steps))
+        return (maml.meta_loss(model, params, batch, alpha, spec.inner_steps, spec.task_loop, loss=loss),
+                maml.query_accuracy(model, params, batch, alpha, spec.inner_steps, loss))
 
     vscores, vheldout = _over_slots(scores, chunk), _over_slots(heldout_scores, chunk)
     for i in range(0, len(ok), chunk):
@@ -456,6 +510,8 @@ def eval_batch(problem, dtype, device) -> Batch:
     """The fixed batch of tasks every cell's final loss is measured on."""
     if isinstance(problem, FewShotTasks):
         return problem.sample(EVAL_STREAM, dtype=dtype, device=device, tasks=problem.eval_tasks)
+    if isinstance(problem, SampledTasks):
+        return problem.sample(EVAL_STREAM, dtype=dtype, device=device)
     return problem.sample(EVAL_STREAM, dtype=dtype).to(device)
 
 

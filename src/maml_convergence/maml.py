@@ -8,7 +8,8 @@ runs with whatever parameters it is given. The meta-objective of one task is
 and the meta-loss is its mean over the tasks of a batch (``vmap`` over tasks).
 Second-order MAML differentiates through the inner steps; first-order MAML
 evaluates grad L_q at theta' and treats theta' as a constant of theta.
-Everything is written for one cell; ``grid`` vmaps it over (alpha, beta) cells.
+Everything is written for one cell; ``grid`` vmaps it over (alpha, beta) cells. Every function
+takes the per-task ``loss(prediction, target)``; the default, ``loss_fn``, is the paper's.
 """
 
 from __future__ import annotations
@@ -37,12 +38,26 @@ def loss_fn(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     return mse(pred, target)
 
 
-def task_loss(model: torch.nn.Module, params: Params, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    return loss_fn(functional_call(model, params, (x,)), y)
+LOSSES = {"auto": loss_fn, "cross_entropy": F.cross_entropy, "mse": mse}
+
+
+def resolve_loss(loss: str | Callable) -> Callable:
+    """A loss function from a name of ``LOSSES`` or a function (prediction, target) -> scalar."""
+    if callable(loss):
+        return loss
+    if loss not in LOSSES:
+        raise ValueError(f"loss must be one of {sorted(LOSSES)} or a function (prediction, target) -> scalar, "
+                         f"got {loss!r}")
+    return LOSSES[loss]
+
+
+def task_loss(model: torch.nn.Module, params: Params, x: torch.Tensor, y: torch.Tensor,
+              loss: Callable = loss_fn) -> torch.Tensor:
+    return loss(functional_call(model, params, (x,)), y)
 
 
 def query_loss(model: torch.nn.Module, params: Params, x: torch.Tensor, y: torch.Tensor,
-               differentiated_once: bool = True) -> torch.Tensor:
+               differentiated_once: bool = True, loss: Callable = loss_fn) -> torch.Tensor:
     """One task's term of the meta-loss, at its adapted parameters.
 
     The meta-gradient differentiates this pass once and never through an inner step, so a
@@ -52,19 +67,19 @@ def query_loss(model: torch.nn.Module, params: Params, x: torch.Tensor, y: torch
     ``differentiated_once=False`` and gets the plain forward.
     """
     kwargs = getattr(model, "first_order_kwargs", {}) if differentiated_once else {}
-    return loss_fn(functional_call(model, params, (x,), kwargs), y)
+    return loss(functional_call(model, params, (x,), kwargs), y)
 
 
-def adapt(model, params: Params, x, y, alpha, steps: int = 1) -> Params:
+def adapt(model, params: Params, x, y, alpha, steps: int = 1, loss: Callable = loss_fn) -> Params:
     """``steps`` inner SGD steps with rate ``alpha`` on one task's support set."""
     for _ in range(steps):
-        g = grad(lambda p: task_loss(model, p, x, y))(params)
+        g = grad(lambda p: task_loss(model, p, x, y, loss))(params)
         params = {k: p - alpha * g[k] for k, p in params.items()}
     return params
 
 
 def meta_loss(model, params: Params, batch: Batch, alpha, inner_steps: int = 1,
-              task_loop: bool = False, differentiated_once: bool = True) -> torch.Tensor:
+              task_loop: bool = False, differentiated_once: bool = True, loss: Callable = loss_fn) -> torch.Tensor:
     """Mean over tasks of the query loss after adaptation (the MAML objective).
 
     ``task_loop`` vmaps only the inner steps over tasks and scores the adapted
@@ -73,21 +88,23 @@ def meta_loss(model, params: Params, batch: Batch, alpha, inner_steps: int = 1,
     ones vmap turns them into (the small support passes gain from vmap).
     """
     if task_loop:
-        adapted = vmap(lambda xs, ys: adapt(model, params, xs, ys, alpha, inner_steps))(batch.xs, batch.ys)
+        adapted = vmap(lambda xs, ys: adapt(model, params, xs, ys, alpha, inner_steps, loss))(batch.xs, batch.ys)
         per_task = _unstack(adapted)
-        losses = [query_loss(model, p, xq, yq, differentiated_once)
+        losses = [query_loss(model, p, xq, yq, differentiated_once, loss)
                   for p, xq, yq in zip(per_task, batch.xq, batch.yq)]
         return sum(losses) / len(losses)
 
     def one_task(xs, ys, xq, yq):
-        return query_loss(model, adapt(model, params, xs, ys, alpha, inner_steps), xq, yq, differentiated_once)
+        return query_loss(model, adapt(model, params, xs, ys, alpha, inner_steps, loss), xq, yq,
+                          differentiated_once, loss)
 
     return vmap(one_task)(batch.xs, batch.ys, batch.xq, batch.yq).mean()
 
 
-def query_accuracy(model, params: Params, batch: Batch, alpha, inner_steps: int = 1) -> torch.Tensor:
+def query_accuracy(model, params: Params, batch: Batch, alpha, inner_steps: int = 1,
+                   loss: Callable = loss_fn) -> torch.Tensor:
     """Mean over tasks of the share of query examples classified right after adaptation."""
-    adapted = vmap(lambda xs, ys: adapt(model, params, xs, ys, alpha, inner_steps))(batch.xs, batch.ys)
+    adapted = vmap(lambda xs, ys: adapt(model, params, xs, ys, alpha, inner_steps, loss))(batch.xs, batch.ys)
     hits = [(functional_call(model, p, (xq,)).argmax(-1) == yq).to(xq.dtype).mean()
             for p, xq, yq in zip(_unstack(adapted), batch.xq, batch.yq)]
     return torch.stack(hits).mean()
@@ -100,15 +117,15 @@ def _unstack(stacked: Params) -> list[Params]:
     return [dict(zip(keys, values)) for values in zip(*(stacked[k].unbind(0) for k in keys))]
 
 
-def meta_gradient(model, params: Params, batch: Batch, alpha, inner_steps: int = 1,
-                  order: str = "second", task_loop: bool = False) -> tuple[Params, torch.Tensor]:
+def meta_gradient(model, params: Params, batch: Batch, alpha, inner_steps: int = 1, order: str = "second",
+                  task_loop: bool = False, loss: Callable = loss_fn) -> tuple[Params, torch.Tensor]:
     """(gradient of the meta-update, meta-loss) at ``params``."""
     if order == "second":
-        return grad_and_value(lambda p: meta_loss(model, p, batch, alpha, inner_steps, task_loop))(params)
+        return grad_and_value(lambda p: meta_loss(model, p, batch, alpha, inner_steps, task_loop, loss=loss))(params)
     if order != "first":
         raise ValueError(f"order must be one of {ORDERS}, got {order!r}")
-    adapted = vmap(lambda xs, ys: adapt(model, params, xs, ys, alpha, inner_steps))(batch.xs, batch.ys)
-    query_grad = grad_and_value(lambda p, xq, yq: query_loss(model, p, xq, yq))
+    adapted = vmap(lambda xs, ys: adapt(model, params, xs, ys, alpha, inner_steps, loss))(batch.xs, batch.ys)
+    query_grad = grad_and_value(lambda p, xq, yq: query_loss(model, p, xq, yq, loss=loss))
     if task_loop:
         per_task = [query_grad(p, xq, yq) for p, xq, yq in zip(_unstack(adapted), batch.xq, batch.yq)]
         n = len(per_task)
@@ -144,14 +161,14 @@ def optimizer_update(params: Params, grads: Params, state: dict, lr, optimizer: 
 
 
 def make_meta_step(model, inner_steps: int = 1, order: str = "second",
-                   optimizer: str = "sgd", task_loop: bool = False) -> Callable:
+                   optimizer: str = "sgd", task_loop: bool = False, loss: Callable = loss_fn) -> Callable:
     """One meta-iteration of one cell: (params, state, batch, alpha, beta) -> (params, state, loss)."""
     if order not in ORDERS:
         raise ValueError(f"order must be one of {ORDERS}, got {order!r}")
 
     def step(params, state, xs, ys, xq, yq, alpha, beta):
-        grads, loss = meta_gradient(model, params, Batch(xs, ys, xq, yq), alpha, inner_steps, order, task_loop)
+        grads, value = meta_gradient(model, params, Batch(xs, ys, xq, yq), alpha, inner_steps, order, task_loop, loss)
         params, state = optimizer_update(params, grads, state, beta, optimizer)
-        return params, state, loss
+        return params, state, value
 
     return step

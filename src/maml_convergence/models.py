@@ -29,13 +29,15 @@ class TaskBatchNorm(nn.Module):
     running statistics would leak one task's data into the next through the buffers,
     and ``eval()`` would silently switch to averages that MAML never learns with.
     This module has no buffers, so the behaviour cannot change with mode or vmap.
+    Inputs are (batch, channels, ...) of any number of trailing dimensions, as for
+    torch's BatchNorm1d/2d/3d; ``affine=False``: no scale and shift.
     """
 
-    def __init__(self, channels: int, eps: float = 1e-5):
+    def __init__(self, channels: int, eps: float = 1e-5, affine: bool = True):
         super().__init__()
         self.eps = eps
-        self.weight = nn.Parameter(torch.ones(channels))
-        self.bias = nn.Parameter(torch.zeros(channels))
+        self.weight = nn.Parameter(torch.ones(channels)) if affine else None
+        self.bias = nn.Parameter(torch.zeros(channels)) if affine else None
 
     def forward(self, x: torch.Tensor, fused: bool = False) -> torch.Tensor:
         if fused:
@@ -47,9 +49,36 @@ class TaskBatchNorm(nn.Module):
         # Written out: exact higher derivatives (tests/test_images.py checks the meta-gradient
         # against finite differences). The per-channel scale and shift are folded first, so
         # the image-sized work is one pass.
-        var, mean = torch.var_mean(x, dim=(0, 2, 3), unbiased=False, keepdim=True)
-        scale = self.weight.view(1, -1, 1, 1) * torch.rsqrt(var + self.eps)
-        return torch.addcmul(self.bias.view(1, -1, 1, 1) - mean * scale, x, scale)
+        shape = (1, -1) + (1,) * (x.dim() - 2)
+        var, mean = torch.var_mean(x, dim=(0, *range(2, x.dim())), unbiased=False, keepdim=True)
+        scale = torch.rsqrt(var + self.eps)
+        if self.weight is None:
+            return (x - mean) * scale
+        scale = self.weight.view(shape) * scale
+        return torch.addcmul(self.bias.view(shape) - mean * scale, x, scale)
+
+
+def with_task_batch_norm(model: nn.Module) -> nn.Module:
+    """A copy of ``model`` whose batch norms that normalise by the batch (training mode, or no running
+    statistics) are ``TaskBatchNorm``s with the same scale and shift, under the same names.
+
+    torch's BatchNorm in training mode updates its running statistics in place, which ``torch.func``
+    refuses inside ``grad``, and its kernel's second derivatives are off under ``torch.func``; the
+    written-out form computes the same function with exact derivatives of every order. A batch norm in
+    eval mode with running statistics is a fixed affine map: it is kept, its statistics are constants.
+    """
+    model = copy.deepcopy(model)
+    for name, module in list(model.named_modules()):
+        if not isinstance(module, nn.modules.batchnorm._BatchNorm):
+            continue
+        if not (module.training or module.running_mean is None):
+            continue
+        written = TaskBatchNorm(module.num_features, module.eps, module.affine)
+        if module.affine:
+            written.weight, written.bias = module.weight, module.bias
+        parent_name, _, child = name.rpartition(".")
+        setattr(model.get_submodule(parent_name) if parent_name else model, child, written)
+    return model
 
 
 def unfold_conv2d(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, stride: int, padding: int):

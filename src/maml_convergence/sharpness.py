@@ -29,37 +29,59 @@ from .curvature import _flat_task_fn, hvp, lanczos_top
 from .tasks import Batch
 
 
-def maml_objective(model, batch: Batch, alpha: float, inner_steps: int = 1):
+def maml_objective(model, batch: Batch, alpha: float, inner_steps: int = 1, loss=maml.loss_fn):
     """F(params): the mean over the batch's tasks of the query loss after ``inner_steps`` inner steps."""
-    return lambda params: maml.meta_loss(model, params, batch, alpha, inner_steps, differentiated_once=False)
+    return lambda params: maml.meta_loss(model, params, batch, alpha, inner_steps, differentiated_once=False,
+                                         loss=loss)
 
 
-def task_averaged_loss(model, batch: Batch):
+def task_averaged_loss(model, batch: Batch, loss=maml.loss_fn):
     """L(params): the loss on every example of the batch's tasks (support and query), averaged over tasks."""
-    def loss(params):
+    def averaged(params):
         def one_task(xs, ys, xq, yq):
-            return (maml.task_loss(model, params, xs, ys) + maml.task_loss(model, params, xq, yq)) / 2
+            return (maml.task_loss(model, params, xs, ys, loss) + maml.task_loss(model, params, xq, yq, loss)) / 2
         return vmap(one_task)(batch.xs, batch.ys, batch.xq, batch.yq).mean()
-    return loss
+    return averaged
 
 
 def top_hessian_eigenvalues(loss_of_params, params: dict[str, torch.Tensor], k: int = 1, iterations: int = 40,
                             seed: int = 0) -> list[float]:
     """The ``k`` largest Hessian eigenvalues of ``loss_of_params`` at ``params``, by Lanczos on
-    Hessian-vector products (``iterations`` of them)."""
-    f, theta = _flat_task_fn(loss_of_params, {name: p.detach() for name, p in params.items()})
-    return lanczos_top(lambda v: hvp(f, theta, v).detach(), theta.numel(), k, iterations, theta.dtype, seed)
+    Hessian-vector products (``iterations`` of them). ``loss_of_params`` may also be a list of
+    (weight, function) pairs: the Hessian is then that of their weighted sum, one product each."""
+    parts = loss_of_params if isinstance(loss_of_params, list) else [(1.0, loss_of_params)]
+    params = {name: p.detach() for name, p in params.items()}
+    flat = [(w, *_flat_task_fn(f, params)) for w, f in parts]
+    theta = flat[0][2]
+
+    def matvec(v):
+        return sum(w * hvp(f, theta, v).detach() for w, f, _ in flat)
+
+    return lanczos_top(matvec, theta.numel(), k, iterations, theta.dtype, seed)
+
+
+def task_chunks(batch: Batch, task_chunk: int | None) -> list[tuple[float, Batch]]:
+    """The batch cut into pieces of at most ``task_chunk`` tasks, each with its share of the tasks: a
+    mean over tasks is the weighted sum of the pieces' means, and memory grows with one piece."""
+    n = batch.xs.shape[0]
+    size = n if task_chunk is None else max(1, task_chunk)
+    return [(min(size, n - i) / n, Batch(*(t[i:i + size] for t in (batch.xs, batch.ys, batch.xq, batch.yq))))
+            for i in range(0, n, size)]
 
 
 def maml_sharpness(model, params, batch: Batch, alpha: float, inner_steps: int = 1, k: int = 1,
-                   iterations: int = 40, seed: int = 0) -> list[float]:
-    """Top ``k`` eigenvalues of the MAML objective's Hessian at ``params`` on ``batch``."""
-    return top_hessian_eigenvalues(maml_objective(model, batch, alpha, inner_steps), params, k, iterations, seed)
+                   iterations: int = 40, seed: int = 0, task_chunk: int | None = None, loss=maml.loss_fn) -> list[float]:
+    """Top ``k`` eigenvalues of the MAML objective's Hessian at ``params`` on ``batch`` (``task_chunk``
+    tasks at a time)."""
+    return top_hessian_eigenvalues([(w, maml_objective(model, b, alpha, inner_steps, loss))
+                                    for w, b in task_chunks(batch, task_chunk)], params, k, iterations, seed)
 
 
-def loss_sharpness(model, params, batch: Batch, k: int = 1, iterations: int = 40, seed: int = 0) -> list[float]:
+def loss_sharpness(model, params, batch: Batch, k: int = 1, iterations: int = 40, seed: int = 0,
+                   task_chunk: int | None = None, loss=maml.loss_fn) -> list[float]:
     """Top ``k`` eigenvalues of the task-averaged loss Hessian (the paper's H) at ``params`` on ``batch``."""
-    return top_hessian_eigenvalues(task_averaged_loss(model, batch), params, k, iterations, seed)
+    return top_hessian_eigenvalues([(w, task_averaged_loss(model, b, loss)) for w, b in task_chunks(batch, task_chunk)],
+                                   params, k, iterations, seed)
 
 
 @dataclass

@@ -51,14 +51,21 @@ def stability_brackets(grid: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows).sort_values("alpha").reset_index(drop=True)
 
 
+def outcomes(status, start, end, ceiling: float = math.inf) -> np.ndarray:
+    """Each cell's outcome from its status, start and end loss (arrays): diverged (also: an end above
+    ``ceiling``), rose, trained or flat, by the rules of the module's docstring."""
+    status, start, end = np.asarray(status), np.asarray(start, dtype=float), np.asarray(end, dtype=float)
+    with np.errstate(invalid="ignore"):
+        diverged = (status == "diverged") | ~np.isfinite(end) | (end > ceiling)
+        return np.where(diverged, "diverged", np.where(end > start * (1 + RISE), "rose",
+                        np.where(end <= start * (1 - TRAINED_DROP), "trained", "flat")))
+
+
 def few_shot_outcomes(grid: pd.DataFrame, n_way: int) -> pd.Series:
     """Each cell's outcome: diverged, rose, trained or flat (see the module's docstring)."""
     start = grid["initial_eval_loss"] if "initial_eval_loss" in grid else grid["initial_loss"]
-    end = grid.final_loss
-    diverged = (grid.status == "diverged") | ~np.isfinite(end) | (end > DIVERGED_MULTIPLE * math.log(n_way))
-    outcome = np.where(diverged, "diverged", np.where(end > start * (1 + RISE), "rose",
-                       np.where(end <= start * (1 - TRAINED_DROP), "trained", "flat")))
-    return pd.Series(outcome, index=grid.index, name="outcome")
+    return pd.Series(outcomes(grid.status, start, grid.final_loss, DIVERGED_MULTIPLE * math.log(n_way)),
+                     index=grid.index, name="outcome")
 
 
 def few_shot_stability(grid: pd.DataFrame, n_way: int, definition: str = "b") -> pd.DataFrame:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import math
 from dataclasses import dataclass
+from typing import Callable
 
 import torch
 
@@ -24,6 +25,61 @@ class Batch:
 
     def to(self, device=None, dtype=None) -> "Batch":
         return Batch(*(t.to(device=device, dtype=dtype) for t in (self.xs, self.ys, self.xq, self.yq)))
+
+
+class ProtocolError(ValueError):
+    """A model or task sampler given to the package does not do what was expected; the message says what."""
+
+
+FIELDS = ("xs", "ys", "xq", "yq")
+
+
+def as_batch(value, source: str) -> Batch:
+    """``value`` as a Batch: a Batch, or four tensors (xs, ys, xq, yq) with the task axis first and the
+    points of a task second, inputs float, targets float (regression) or integer (class labels)."""
+    expected = (f"{source} must return a Batch or four tensors (xs, ys, xq, yq): support inputs and targets, "
+                f"query inputs and targets, each with the task axis first and a task's points second")
+    if isinstance(value, Batch):
+        parts = [value.xs, value.ys, value.xq, value.yq]
+    elif isinstance(value, (tuple, list)) and len(value) == 4:
+        parts = list(value)
+    else:
+        raise ProtocolError(f"{expected}; it returned {type(value).__name__}"
+                            + (f" of length {len(value)}" if isinstance(value, (tuple, list)) else ""))
+    for name, t in zip(FIELDS, parts):
+        if not isinstance(t, torch.Tensor):
+            raise ProtocolError(f"{expected}; its {name} is a {type(t).__name__}, not a torch.Tensor")
+        if t.dim() < 2:
+            raise ProtocolError(f"{expected}; its {name} has shape {tuple(t.shape)}: it needs (tasks, points, ...)")
+    xs, ys, xq, yq = parts
+    if len({t.shape[0] for t in parts}) != 1:
+        raise ProtocolError(f"{expected}; their task axes differ: " + ", ".join(
+            f"{n} {tuple(t.shape)}" for n, t in zip(FIELDS, parts)))
+    for x, y, split in ((xs, ys, "support"), (xq, yq, "query")):
+        if x.shape[1] != y.shape[1]:
+            raise ProtocolError(f"{expected}; the {split} inputs {tuple(x.shape)} and targets {tuple(y.shape)} "
+                                "differ in their number of points (axis 1)")
+        if not x.is_floating_point():
+            raise ProtocolError(f"{expected}; the {split} inputs are {x.dtype}, not floating point")
+    if ys.is_floating_point() != yq.is_floating_point():
+        raise ProtocolError(f"{expected}; support targets are {ys.dtype} but query targets {yq.dtype}: both "
+                            "class labels (integer) or both regression targets (float)")
+    return Batch(xs, ys, xq, yq)
+
+
+@dataclass(frozen=True)
+class SampledTasks:
+    """Meta-batches from a function of the iteration: ``sample_tasks(i)`` returns the i-th meta-batch
+    (``as_batch``'s protocol). Floating tensors take the run's dtype; integer class labels stay integers.
+    Used for models and tasks of the user's own (``guideline.suggest``)."""
+
+    sample_tasks: Callable
+    seed: int = 0  # the sampler fixes its own randomness; kept for the grid's interface
+
+    def sample(self, iteration: int, dtype=torch.float32, device=None) -> Batch:
+        batch = as_batch(self.sample_tasks(iteration), f"sample_tasks({iteration})")
+        return Batch(*(t.to(device=device, dtype=dtype if t.is_floating_point() else None)
+                       for t in (batch.xs, batch.ys, batch.xq, batch.yq)))
 
 
 def _generator(seed: int, stream: int) -> torch.Generator:
