@@ -97,3 +97,69 @@ def test_the_sinusoid_theory_is_read_on_the_seed_that_trained_its_hessian_point(
     row = claims._sinusoid_theory(grid, {**ref, "seed": 0}, 500)
     assert row["verdict"] == "fails"
     assert "2x4 cells x 2 seeds, 500 iterations" in row["rests_on"] and "read on seed 0" in row["rests_on"]
+
+
+def test_the_local_prediction_is_judged_per_alpha_column_and_seed_beside_the_papers_curve():
+    # measured brackets: alpha = 0 in (0.3, 1.0), alpha = 0.1 in (1.0, 3.0); eigenvalues 1 and 4: the paper's
+    # curve at alpha = 0 is 0.5 (inside) and at 0.1 is 0.556 (below the bracket)
+    one = grid_of({0.0: [0.1, 0.3], 0.1: [0.1, 0.3, 1.0]})
+    grid = pd.concat([one.assign(seed=s) for s in (0, 1)], ignore_index=True)
+    ref = {"eigenvalues": [1.0, 4.0], "alpha": 0.01, "beta": 0.01, "iterations": 500, "seed": 0}
+    right = pd.DataFrame({"seed": [0, 0, 1, 1], "alpha": [0.0, 0.1] * 2, "beta_predicted": [0.5, 2.0, 0.5, 2.0]})
+    row = claims._local_sinusoid(grid, right, ref, 500)
+    assert row["id"] == "A-local-sinusoid" and row["verdict"] == "holds"
+    assert row["summary"].startswith("seed 0: prediction inside the measured bracket in 2/2 alpha columns")
+    assert "inside in 1/2 columns below its alpha_c" in row["summary"] and "holds in 2 of 2" in row["summary"]
+    # too optimistic in both columns of seed 1: above its brackets
+    wrong = right.assign(beta_predicted=[0.5, 2.0, 5.0, 5.0])
+    row = claims._local_sinusoid(grid, wrong, ref, 500)
+    assert row["verdict"] == "inconclusive"  # 1 of 2 seeds holds: no 80 % agreement
+    assert row["measured"]["per_seed"][1]["above"] == 2 and row["measured"]["per_seed"][1]["verdict"] == "fails"
+
+
+def write_suggestion(tmp_path, grid, alpha, beta, check: dict, problem="sinusoid", prov=None):
+    """The three files the G1 row reads: the grid (with provenance), suggest's report, the check's one row."""
+    folder = tmp_path / problem
+    folder.mkdir(parents=True, exist_ok=True)
+    grid.to_csv(folder / "grid.csv", index=False)
+    prov = prov or {"iterations": 500, "device": "cpu: test", "config": {}}
+    (folder / "provenance.json").write_text(json.dumps(prov))
+    curvature = dict.fromkeys(("alpha_c", "lambda_max", "beta_bound_paper", "beta_bound_exact",
+                               "beta_bound_maml_hessian"), 1.0)
+    (folder / "suggestion.json").write_text(json.dumps({
+        "alpha": alpha, "beta": beta, "alpha_edge": 0.3, "beta_max": 2 * (beta or 0), "notes": [], "probe": [{}] * 9,
+        "seconds": 12.0, "settings": {"seed": 0, "budget_seconds": 60, "iterations": 100, "device": "cpu"},
+        **curvature}))
+    pd.DataFrame([{"alpha": alpha, "beta": beta, **check}]).to_csv(folder / "check.csv", index=False)
+    return folder / "grid.csv", folder / "suggestion.json", folder / "check.csv"
+
+
+@pytest.mark.parametrize("alpha,beta,check,verdict,why", [
+    (0.1, 0.3, {"status": "ok", "final_loss": 1.5}, "holds", "inside the stable region"),
+    (0.1, 0.5, {"status": "ok", "final_loss": 1.5}, "fails", "OUTSIDE"),              # above 0.3 at alpha = 0.1
+    (0.05, 0.5, {"status": "ok", "final_loss": 1.5}, "fails", "OUTSIDE"),             # alpha = 0.01 column: 0.1 only
+    (0.05, 0.1, {"status": "ok", "final_loss": 1.5}, "holds", "inside"),              # both columns reach 0.1
+    (0.1, 0.3, {"status": "ok", "final_loss": 2.5}, "fails", "ratio 2.5"),            # 2.5x the best
+    (0.1, 0.3, {"status": "diverged", "final_loss": math.nan}, "fails", "own run: diverged"),
+    (1.0, 0.1, {"status": "ok", "final_loss": 1.0}, "fails", "outside the grid's alphas"),
+])
+def test_g1_holds_only_inside_the_stable_region_and_near_the_best_loss(tmp_path, alpha, beta, check, verdict, why):
+    grid = grid_of({0.0: [0.1, 0.3], 0.01: [0.1], 0.1: [0.1, 0.3], 0.3: [0.1]}).assign(seed=0)
+    row = claims._g1("sinusoid", *write_suggestion(tmp_path, grid, alpha, beta, check))
+    assert row["id"] == "G1-sinusoid" and row["verdict"] == verdict and why in row["summary"], row["summary"]
+    assert "read on seed 0" in row["rests_on"] and "9 probe cells x 100 iterations" in row["rests_on"]
+
+
+def test_g1_on_a_few_shot_grid_reads_definition_b_and_fails_without_a_recommendation(tmp_path):
+    grid = few_shot([(0.0, 1.0, 1.5), (1.0, 1.0, 1.0), (1.0, 3.0, 1.7), (3.0, 1.0, 1.4)])  # (1, 3) rose
+    prov = {"iterations": 40, "device": "cpu: test", "config": {"omniglot": {"n_way": 5}}}
+    inside = {"status": "ok", "final_loss": 1.2, "initial_eval_loss": math.log(5), "heldout_accuracy": 0.7}
+    row = claims._g1("omniglot", *write_suggestion(tmp_path, grid, 1.0, 1.0, inside, "omniglot", prov))
+    assert row["verdict"] == "holds" and row["measured"]["heldout_accuracy"] == 0.7
+    row = claims._g1("omniglot", *write_suggestion(tmp_path / "rose", grid, 1.0, 2.0, inside, "omniglot", prov))
+    assert row["verdict"] == "fails"  # beta = 3 rose in the grid: the stable region ends at 1
+    rose = {**inside, "final_loss": 1.7}
+    row = claims._g1("omniglot", *write_suggestion(tmp_path / "own", grid, 1.0, 1.0, rose, "omniglot", prov))
+    assert row["verdict"] == "fails" and "own run: rose" in row["summary"]
+    row = claims._g1("omniglot", *write_suggestion(tmp_path / "none", grid, None, None, inside, "omniglot", prov))
+    assert row["verdict"] == "fails" and "no recommendation" in row["summary"]

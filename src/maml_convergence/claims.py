@@ -426,6 +426,123 @@ def _sinusoid_theory(grid: pd.DataFrame, ref: dict, iterations: int) -> dict:
                         + f", read on seed {ref['seed']}; Hessian after {ref['iterations']} iterations at one point"}
 
 
+def _local_sinusoid(grid: pd.DataFrame, sharp: pd.DataFrame, ref: dict, iterations: int) -> dict:
+    """Where the local theory applies: per seed and alpha column, 2/lambda_max of the MAML objective's own
+    Hessian at the seed's initial parameters (``sharpness``) against the measured bracket; the paper's
+    curve from the Hessian at a meta-trained point (row A-sinusoid) beside it, on the same columns."""
+    beta_max = grid.beta.max()
+    eig = np.asarray(ref["eigenvalues"])
+
+    def one(seed, g):
+        s = sharp[sharp.seed == seed] if "seed" in sharp else sharp
+        cols = stability_brackets(g).merge(s[["alpha", "beta_predicted"]], on="alpha")
+        inside = [_inside_bracket(r.beta_predicted, r, beta_max) for r in cols.itertuples()]
+        above = [not i and (math.isnan(r.last_ok) or r.beta_predicted > r.last_ok)
+                 for i, r in zip(inside, cols.itertuples())]
+        rel = (np.sqrt(cols.last_ok * cols.first_diverged) / cols.beta_predicted - 1).abs()
+        share = float(np.mean(inside)) if len(cols) else math.nan
+        verdict = ("inconclusive" if not len(cols) else "holds" if share >= CONSISTENT_SHARE
+                   else "fails" if share < FAIL_SHARE else "inconclusive")
+        paper = cols[cols.alpha < theory.paper_alpha_c(eig)]
+        paper_inside = [_inside_bracket(float(theory.paper_beta_bound(r.alpha, eig)), r, beta_max)
+                        for r in paper.itertuples()]
+        return {"id": "A-local-sinusoid",
+                "claim": "sinusoid: 2/lambda_max of the MAML objective's Hessian at the initial parameters predicts "
+                         "the Fig. 4a boundary, per alpha (the local theory, no fixed-Hessian assumption)",
+                "verdict": verdict,
+                "summary": (f"prediction inside the measured bracket in {sum(inside)}/{len(cols)} alpha columns "
+                            f"(above it in {sum(above)}, below in {len(cols) - sum(inside) - sum(above)}); median "
+                            f"|rel. error| {np.nanmedian(rel) if rel.notna().any() else math.nan:.2f} (bracket centre "
+                            f"vs prediction); the paper's beta_c from the Hessian at a meta-trained point: inside in "
+                            f"{sum(paper_inside)}/{len(paper)} columns below its alpha_c"),
+                "measured": {"columns": len(cols), "inside": int(sum(inside)), "above": int(sum(above)),
+                             "share_inside": share,
+                             "median_relative_error": float(np.nanmedian(rel)) if rel.notna().any() else None,
+                             "paper_columns": len(paper), "paper_inside": int(sum(paper_inside)),
+                             "brackets": cols.to_dict("records")},
+                "rule": f"as C2-beta: holds if the prediction lies in [last stable beta, first diverged beta] in "
+                        f">= {CONSISTENT_SHARE:.0%} of the alpha columns (alpha = 0 included), fails below "
+                        f"{FAIL_SHARE:.0%}",
+                "rests_on": ""}
+
+    note = _scale_note("sinusoid", grid, iterations) + "; lambda_max at each seed's initial parameters, first meta-batch"
+    return _per_seed("seed", grid, one, note, ("share of columns inside", lambda m: m["share_inside"]))
+
+
+G1_LOSS_FACTOR = 2.0  # G1: the suggested cell's final loss is at most this many times the grid's best
+
+
+def _bracketing_columns(brackets: pd.DataFrame, alpha: float) -> pd.DataFrame:
+    """The grid columns on both sides of ``alpha`` (one column when alpha is one of them); none when
+    alpha lies outside the grid's alphas."""
+    alphas = brackets.alpha.to_numpy()
+    lower, upper = alphas[alphas <= alpha * (1 + 1e-9)], alphas[alphas >= alpha * (1 - 1e-9)]
+    if not len(lower) or not len(upper):
+        return brackets.iloc[:0]
+    return brackets[brackets.alpha.isin({lower.max(), upper.min()})]
+
+
+def _g1(problem: str, grid_path, suggestion_path, check_path) -> dict:
+    """G1: is what ``maml-convergence suggest`` recommends stable and good on the workflow's own grid?"""
+    prov, sugg, check = _provenance(grid_path), json.loads(Path(suggestion_path).read_text()), pd.read_csv(check_path)
+    whole = pd.read_csv(grid_path)
+    seed = sugg["settings"]["seed"]
+    grid = whole[whole.seed == seed] if "seed" in whole else whole
+    few_shot = problem in FEW_SHOT_CLAIMS
+    base = {"id": f"G1-{problem}",
+            "claim": f"{problem}: the guideline tool's recommendation (maml-convergence suggest) lies in the stable "
+                     f"region of the workflow's grid, and trains to within {G1_LOSS_FACTOR:g}x the grid's best loss",
+            "rule": "stable = " + ("neither diverged nor rose, definition (b) of C4/C5" if few_shot else "not diverged")
+                    + "; holds if (i) in the grid columns on both sides of the suggested alpha, the suggested beta is "
+                      "at or below the largest stable beta below the column's first unstable one, (ii) the suggested "
+                      "cell trained with the grid's settings (same seed, iterations, evaluation) is stable, and (iii) "
+                      f"its final loss is at most {G1_LOSS_FACTOR:g}x the lowest final loss of the grid's stable "
+                      "cells; fails otherwise",
+            "rests_on": (_few_shot_rests_on(problem, whole, prov) if few_shot
+                         else _scale_note(problem, whole, prov["iterations"]) + f", read on seed {seed}")
+                        + f"; suggest: {sugg['settings']['budget_seconds']:g} s budget, {len(sugg['probe'])} probe cells "
+                          f"x {sugg['settings']['iterations']} iterations, took {sugg['seconds']:.0f} s on "
+                          f"{sugg['settings']['device']}"}
+    if not len(grid):
+        return {**base, "verdict": "inconclusive", "summary": f"the grid has no seed {seed}", "measured": {}}
+    if sugg["alpha"] is None:
+        return {**base, "verdict": "fails", "summary": "suggest made no recommendation: no probe cell trained",
+                "measured": {"notes": sugg["notes"]}}
+    alpha, beta = sugg["alpha"], sugg["beta"]
+    if few_shot:
+        n_way = prov["config"][problem]["n_way"]
+        region = few_shot_stability(grid, n_way, "b")
+        own = str(few_shot_outcomes(check, n_way).iloc[0])
+        own_stable = own in DEFINITIONS["b"][1]
+    else:
+        region, own = grid, str(check.status.iloc[0])
+        own_stable = own == "ok"
+    cols = _bracketing_columns(stability_brackets(region), alpha)
+    inside = bool(len(cols)) and bool((cols.last_ok >= beta * (1 - 1e-9)).all())
+    stable = region[region.status == "ok"]
+    best = stable.loc[stable.final_loss.idxmin()] if len(stable) else None
+    loss = float(check.final_loss.iloc[0])
+    ratio = loss / best.final_loss if best is not None and math.isfinite(loss) else math.nan
+    verdict = "holds" if inside and own_stable and ratio <= G1_LOSS_FACTOR else "fails"
+    where = ", ".join(f"alpha={r.alpha:g}: largest stable beta {r.last_ok:g}" for r in cols.itertuples()) or \
+        "outside the grid's alphas"
+    summary = (f"suggested alpha={alpha:.3g}, beta={beta:.3g} (probe edge alpha {sugg['alpha_edge']:.3g}); grid "
+               f"columns {where}: {'inside' if inside else 'OUTSIDE'} the stable region; its own run: {own}, final "
+               f"loss {loss:.3g}" + (f" vs the grid's best {best.final_loss:.3g} at alpha={best.alpha:g}, "
+                                     f"beta={best.beta:g} (ratio {ratio:.3g})" if best is not None else ""))
+    measured = {"alpha": alpha, "beta": beta, "alpha_edge": sugg["alpha_edge"], "beta_max": sugg["beta_max"],
+                "inside_stable_region": inside, "columns": cols.to_dict("records"), "own_outcome": own,
+                "final_loss": loss, "loss_ratio": ratio,
+                "best": None if best is None else {"alpha": best.alpha, "beta": best.beta,
+                                                   "final_loss": best.final_loss},
+                "curvature": {k: sugg[k] for k in ("alpha_c", "lambda_max", "beta_bound_paper", "beta_bound_exact",
+                                                   "beta_bound_maml_hessian")}}
+    for column in ("heldout_accuracy", "final_accuracy"):
+        if column in check and check[column].notna().any():
+            measured[column] = float(check[column].iloc[0])
+    return {**base, "verdict": verdict, "summary": summary, "measured": measured}
+
+
 def _c1(table: pd.DataFrame) -> dict:
     """MAML's task-gradient norm grows more than joint training's (Fig. 1)."""
     maml_alpha, joint_alpha = table.alpha.max(), table.alpha.min()
@@ -520,7 +637,7 @@ def fig2_numbers(curves: pd.DataFrame) -> dict:
 
 def evaluate(cfg: dict, reference_path, linear_grid_paths, sinusoid_grid_path, audit_path=None,
              sinusoid_reference_path=None, fig5_path=None, fig1_path=None, few_shot_grid_paths=None,
-             fig2_path=None) -> dict:
+             fig2_path=None, sinusoid_sharpness_path=None, guideline_paths=None) -> dict:
     """Every claim, from the result files. ``cfg`` needs only its ``claims`` section: every other
     setting is read from the provenance of the result it belongs to, so a verdict always uses the
     settings its numbers were computed with."""
@@ -548,6 +665,11 @@ def evaluate(cfg: dict, reference_path, linear_grid_paths, sinusoid_grid_path, a
     if sinusoid_reference_path is not None:
         ref = json.loads(Path(sinusoid_reference_path).read_text())
         claims.append(_sinusoid_theory(sin_grid, ref, sin_prov["iterations"]))
+        if sinusoid_sharpness_path is not None:
+            claims.append(_local_sinusoid(sin_grid, pd.read_csv(sinusoid_sharpness_path), ref, sin_prov["iterations"]))
+    grids = {"sinusoid": sinusoid_grid_path, **(few_shot_grid_paths or {})}
+    claims += [_g1(problem, grids[problem], suggestion, check)
+               for problem, (suggestion, check) in (guideline_paths or {}).items()]
     if fig1_path is not None:
         claims.insert(0, _c1(pd.read_csv(fig1_path)))
     if fig5_path is not None:
@@ -559,7 +681,9 @@ def evaluate(cfg: dict, reference_path, linear_grid_paths, sinusoid_grid_path, a
             "sources": {"linear_reference": str(reference_path), "linear_grids": list(map(str, linear_grid_paths)),
                         "sinusoid_grid": str(sinusoid_grid_path), "linear_audit": str(audit_path),
                         "sinusoid_reference": str(sinusoid_reference_path), "fig5": str(fig5_path),
-                        "fig1": str(fig1_path), **{k: str(v) for k, v in (few_shot_grid_paths or {}).items()}}}
+                        "fig1": str(fig1_path), **{k: str(v) for k, v in (few_shot_grid_paths or {}).items()},
+                        "sinusoid_sharpness": str(sinusoid_sharpness_path),
+                        "guideline": {k: list(map(str, v)) for k, v in (guideline_paths or {}).items()}}}
 
 
 def to_markdown(result: dict) -> str:
