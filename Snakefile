@@ -10,11 +10,16 @@
 #   fig2    rules/fig2.smk    fig2                              fig2_curves                   fig2         fig2.ipynb
 #   fig3    rules/fig3.smk    linear-grid, linear-reference,    linear_spec, linear_reference, linear,     fig3.ipynb
 #                             linear-audit                      linear_audit                  audit
-#   fig4a   rules/fig4a.smk   sinusoid-grid,                    sinusoid_spec,                sinusoid     fig4a.ipynb
-#                             sinusoid-reference                sinusoid_reference
+#   fig4a   rules/fig4a.smk   sinusoid-grid,                    sinusoid_spec,                sinusoid,    fig4a.ipynb
+#                             sinusoid-reference,               sinusoid_reference,           sharpness
+#                             sinusoid-sharpness                sinusoid_sharpness
 #   fig4b/c rules/fig4bc.smk  image-grid, image-merge           image_spec, merge_chunks,     omniglot,    fig4bc.ipynb
 #           rules/data.smk    prepare-data                      initial_eval_losses           miniimagenet
 #   fig5    rules/fig5.smk    fig5-train, fig5-analysis         fig5_train, fig5_analysis     fig5         fig5.ipynb
+#   fig6    rules/fig6.smk    fig6                              fig6_runs                     fig6,        fig6.ipynb
+#                                                                                             sharpness
+#   guide-  rules/guideline   suggest, guideline-check          suggest_on, guideline_check   guideline    guideline.ipynb
+#   line      .smk
 #   CLAIMS  rules/claims.smk  claims                            (claims.evaluate)             claims       -
 #
 # Each rule passes its command only the config sections it reads (rules/common.smk), so an edit
@@ -55,6 +60,8 @@ include: "rules/fig3.smk"
 include: "rules/fig4a.smk"
 include: "rules/fig4bc.smk"
 include: "rules/fig5.smk"
+include: "rules/fig6.smk"
+include: "rules/guideline.smk"
 include: "rules/claims.smk"
 
 
@@ -66,5 +73,7 @@ rule all:
         rules.fig4a.output,
         expand(rules.fig4bc.output, fig=["fig4b", "fig4c"]),
         rules.fig5.output,
+        rules.fig6.output,
+        rules.guideline.output,
         rules.claims.output,
     default_target: True

@@ -23,6 +23,9 @@ rule claims:
         omniglot_provenance=expand(rules.image_grid.output.provenance, dataset="omniglot"),
         miniimagenet=expand(rules.image_grid.output.grid, dataset="miniimagenet"),
         miniimagenet_provenance=expand(rules.image_grid.output.provenance, dataset="miniimagenet"),
+        sinusoid_sharpness=rules.sinusoid_sharpness.output.table,
+        guideline=[f for p in GUIDELINE_PROBLEMS for f in (rules.guideline_suggest.output.suggestion.format(problem=p),
+                                                           rules.guideline_check.output.check.format(problem=p))],
     output:
         json=report("figures/claims.json", caption="report/claims.rst", category="Claims"),
         md=report("figures/CLAIMS.md", caption="report/claims.rst", category="Claims"),
@@ -38,4 +41,5 @@ rule claims:
         " --fig1 {input.fig1} --fig2 {input.fig2} --omniglot-grid {input.omniglot}"
         " --miniimagenet-grid {input.miniimagenet}"
         " --linear-grids {input.linear} --sinusoid-grid {input.sinusoid}"
+        " --sinusoid-sharpness {input.sinusoid_sharpness} --guideline {input.guideline}"
         " --out-json {output.json} --out-md {output.md} 2>&1 | tee {log}"

@@ -4,6 +4,7 @@ import fcntl
 
 ENV = "../environment.yml"  # the pinned environment, for `snakemake --use-conda` (relative to rules/)
 FEW_SHOT_FIGURES = {"fig4b": "omniglot", "fig4c": "miniimagenet"}
+GUIDELINE_PROBLEMS = sorted(config["guideline"])  # where the workflow checks `maml-convergence suggest`
 # Steps that use every core ask for more than any machine has; Snakemake scales a job down to
 # --cores (workflow.cores itself is undefined in commands without --cores, such as --report).
 ALL_CORES = 1024
@@ -53,6 +54,24 @@ def image_chunks(wildcards):
         "grids": expand(rules.image_chunk.output.grid, dataset=wildcards.dataset, chunk=range(n)),
         "provenance": expand(rules.image_chunk.output.provenance, dataset=wildcards.dataset, chunk=range(n)),
     }
+
+
+def problem_grid(problem):
+    """The grid a problem's recommendation is judged against."""
+    if problem == "sinusoid":
+        return {"grid": rules.sinusoid_grid.output.grid, "grid_provenance": rules.sinusoid_grid.output.provenance}
+    return {k: v.format(dataset=problem) for k, v in (("grid", rules.image_grid.output.grid),
+                                                      ("grid_provenance", rules.image_grid.output.provenance))}
+
+
+def problem_data(wildcards):
+    """An image problem reads its prepared dataset, checked against the record of this run."""
+    return {"data": rules.dataset.output[0].format(dataset=wildcards.problem)} if wildcards.problem in \
+        FEW_SHOT_FIGURES.values() else {}
+
+
+def data_record(wildcards, input):
+    return f"--dataset-record {input.data}" if "data" in input.keys() else ""
 
 
 _RUN_LOCK = _clear_stale_locks()  # kept open (and locked) for the life of this process

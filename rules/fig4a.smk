@@ -1,5 +1,6 @@
-# Fig. 4a: sinusoid regression (Section 4.1), the full (alpha, beta) grid, and the Hessian
-# spectrum at a meta-trained point for the paper's theory drawn over it.
+# Fig. 4a: sinusoid regression (Section 4.1), the full (alpha, beta) grid, the Hessian spectrum at a
+# meta-trained point for the paper's theory drawn over it, and the local theory's prediction: 2/lambda_max
+# of the MAML objective's own Hessian at each seed's initial parameters, per alpha.
 
 
 rule sinusoid_grid:
@@ -34,11 +35,28 @@ rule sinusoid_reference:
         "maml-convergence sinusoid-reference --config-json {params.config:q} --out {output} 2>&1 | tee {log}"
 
 
+rule sinusoid_sharpness:
+    output:
+        table="results/sinusoid/sharpness.csv",
+        provenance=report("results/sinusoid/sharpness.json", caption="report/provenance.rst", category="Provenance"),
+    params:
+        config=step_config("sinusoid-sharpness"),
+    log:
+        "logs/sinusoid_sharpness.log",
+    threads: ALL_CORES
+    conda:
+        ENV
+    shell:
+        "maml-convergence sinusoid-sharpness --config-json {params.config:q} --out {output.table}"
+        " --provenance {output.provenance} 2>&1 | tee {log}"
+
+
 rule fig4a:
     input:
         grid=rules.sinusoid_grid.output.grid,
         provenance=rules.sinusoid_grid.output.provenance,
         reference=rules.sinusoid_reference.output[0],
+        sharpness=rules.sinusoid_sharpness.output.table,
     output:
         png=report("figures/fig4a.png", caption="report/fig4a.rst", category="Figures", labels={"figure": "fig4a"}),
         pdf="figures/fig4a.pdf",

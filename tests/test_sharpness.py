@@ -77,3 +77,38 @@ def test_on_a_cnn_with_batch_norm_the_hessian_vector_product_agrees_with_plain_a
     (g,) = torch.autograd.grad(f(t), t, create_graph=True)
     (want,) = torch.autograd.grad(g, t, v)
     assert float((hv - want).norm() / want.norm()) <= 1e-10
+
+
+def test_the_predicted_boundary_of_fig4a_is_two_over_the_top_eigenvalue_of_the_maml_hessian_at_the_start():
+    """experiments.sinusoid_sharpness at alpha = 0 against the dense Hessian of the query loss (what the MAML
+    objective is without an inner step), for each seed's own initial parameters and first meta-batch."""
+    from maml_convergence import config, experiments
+    cfg = config.load("config/quick.yaml")
+    cfg["sinusoid"].update(alpha_range=[0.01, 0.03], mantissas=[1], seeds=[0, 3])
+    cfg["sharpness"]["lanczos_iterations"] = 60
+    table = experiments.sinusoid_sharpness(cfg)
+    assert sorted(table.alpha.unique()) == [0.0, 0.01] and sorted(table.seed.unique()) == [0, 3]
+    model = models.sinusoid_mlp().double()
+    for seed in (0, 3):
+        params = models.initial_params(model, seed, torch.float64)
+        batch = SinusoidTasks(tasks=cfg["sinusoid"]["tasks"], seed=seed).sample(0, dtype=torch.float64)
+        dense = curvature.flat_hessian(sharpness.maml_objective(model, batch, 0.0), params)
+        top = float(torch.linalg.eigvalsh(dense)[-1])
+        row = table[(table.seed == seed) & (table.alpha == 0.0)].iloc[0]
+        assert row.lambda_max == pytest.approx(top, rel=1e-8) and row.beta_predicted == pytest.approx(2 / top)
+
+
+def test_fig6_takes_the_cells_on_both_sides_of_each_columns_boundary():
+    import pandas as pd
+
+    from maml_convergence import experiments
+    from maml_convergence.config import ConfigError
+    rows = [(a, b, "ok" if b <= edge else "diverged") for a, edge in ((0.0, 0.3), (0.1, 1.0), (0.3, 0.0))
+            for b in (0.1, 0.3, 1.0, 3.0)]
+    grid = pd.DataFrame(rows, columns=["alpha", "beta", "status"]).assign(seed=0)
+    other = grid.assign(seed=1, status="ok")
+    cells = experiments.fig6_cells(pd.concat([grid, other]), [0.0, 0.1, 0.3], seed=0)
+    assert cells == [(0.0, 0.3, "stable"), (0.0, 1.0, "diverged"), (0.1, 1.0, "stable"), (0.1, 3.0, "diverged"),
+                     (0.3, 0.1, "diverged")]  # at alpha = 0.3 no beta is stable: one side only
+    with pytest.raises(ConfigError, match="fig6.alphas': 0.05 is not an alpha of the sinusoid grid"):
+        experiments.fig6_cells(grid, [0.05], seed=0)

@@ -17,12 +17,14 @@ import yaml
 
 from conftest import env_with_bin
 
-FIGURES = [f"figures/{f}.{e}" for f in ("fig1", "fig2", "fig3", "fig4a", "fig4b", "fig4c", "fig5")
-           for e in ("png", "pdf")]
+FIGURES = [f"figures/{f}.{e}" for f in ("fig1", "fig2", "fig3", "fig4a", "fig4b", "fig4c", "fig5", "fig6",
+                                         "guideline") for e in ("png", "pdf")]
 RESULTS = ["results/fig2/curves.csv", "results/linear/second/grid.csv", "results/linear/first/grid.csv",
            "results/sinusoid/grid.csv", "results/audit/linear_boundary.csv", "results/fig5/curvature.csv",
            "results/fig1/gradients.csv", "results/omniglot/grid.csv", "results/miniimagenet/grid.csv",
-           "results/linear/reference.json", "results/data/omniglot.json"]
+           "results/linear/reference.json", "results/data/omniglot.json", "results/sinusoid/sharpness.csv",
+           "results/fig6/sharpness.csv"] + [f"results/guideline/{p}/{f}" for p in ("sinusoid", "omniglot")
+                                            for f in ("suggestion.json", "check.csv", "probe.png")]
 SOURCE = ["Snakefile", "rules", "config", "notebooks", "environment.yml"]  # what the workflow reads of the checkout
 
 
@@ -55,10 +57,12 @@ def test_dry_run_of_paper_config_resolves(root, bin_dir, tmp_path):
     jobs = scheduled(proc)
     for rule in ("fig1", "fig2", "fig3", "fig4a", "fig4bc", "fig5", "linear_grid", "sinusoid_grid",
                  "sinusoid_reference", "linear_audit", "fig5_analysis", "dataset", "image_chunk", "image_grid",
+                 "sinusoid_sharpness", "fig6_runs", "fig6", "guideline_suggest", "guideline_check", "guideline",
                  "claims"):
         assert rule in jobs
     # the paper's image grids are split into the configured number of chunk jobs
     assert jobs["image_chunk"] == 16 and jobs["fig4bc"] == 2
+    assert jobs["guideline_suggest"] == jobs["guideline_check"] == 2  # the config's problems: sinusoid, omniglot
 
 
 @pytest.mark.parametrize("profile", ["slurm", "local-gpu"])
@@ -81,6 +85,9 @@ def test_cluster_and_gpu_profiles_resolve(root, bin_dir, tmp_path, profile):
     ("sinusoid: {beta_range: [0.01, .inf]}", "sinusoid.beta_range.1"),
     ("fig1: {beta: .nan}", "fig1.beta"),
     ("sinusoid: {reference: {alpha: .nan, beta: 0.01}}", "sinusoid.reference.alpha"),
+    ("fig6: {alphas: [0.0, 0.05]}", "fig6.alphas.1"),
+    ("guideline: {sinusoid: {budget_seconds: .nan}}", "guideline.sinusoid.budget_seconds"),
+    ("guideline: {cifar: {budget_seconds: 10}}", "guideline.cifar"),
 ])
 def test_bad_config_stops_the_workflow_with_one_line_naming_the_key(root, bin_dir, tmp_path, overlay, key):
     (tmp_path / "bad.yaml").write_text(overlay + "\n")
@@ -107,7 +114,7 @@ def test_quick_run_writes_every_figure_and_the_claims(quick_run):
     claims = json.loads((quick_run / "figures/claims.json").read_text())
     ids = {c["id"] for c in claims["claims"]}
     assert {"C1", "C2-alpha-second", "C2-beta-second", "C2-alpha-first", "C2-beta-first", "C3", "C4", "C5", "C6",
-            "C7-omniglot", "C7-miniimagenet", "A-sinusoid",
+            "C7-omniglot", "C7-miniimagenet", "A-sinusoid", "A-local-sinusoid", "G1-sinusoid", "G1-omniglot",
             "A-paper-second", "A-exact-second", "A-paper-first", "A-exact-first"} <= ids
     assert all(c["verdict"] in {"holds", "fails", "inconclusive"} for c in claims["claims"])
     assert [c["id"] for c in claims["claims"] if "LESS than" not in c["rests_on"]] == []  # quick runs say so
@@ -182,7 +189,15 @@ def test_training_the_grids_with_the_reference_backend_reruns_the_grids_and_what
     proc = snakemake(root, bin_dir, quick_run, "-n", "--config", "backend=higher")
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert set(scheduled(proc)) == {"linear_grid", "sinusoid_grid", "image_chunk", "image_grid", "fig3", "fig4a",
-                                    "fig4bc", "claims", "all"}
+                                    "fig4bc", "fig6_runs", "fig6", "guideline", "claims", "all"}
+
+
+def test_a_guideline_change_reruns_that_problems_suggestion_and_what_draws_on_it(root, bin_dir, quick_run):
+    quick = yaml.safe_load((root / "config/quick.yaml").read_text())["guideline"]
+    changed = {**quick, "sinusoid": {**quick["sinusoid"], "budget_seconds": 16}}
+    proc = snakemake(root, bin_dir, quick_run, "-n", "--config", f"guideline={json.dumps(changed)}")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert scheduled(proc) == {"guideline_suggest": 1, "guideline_check": 1, "guideline": 1, "claims": 1, "all": 1}
 
 
 def test_moving_the_checkout_reruns_nothing(root, bin_dir, quick_run, tmp_path):
@@ -265,10 +280,10 @@ def test_the_report_has_every_figure_with_its_caption_and_the_claims(root, bin_d
     proc = snakemake(root, bin_dir, quick_run, "--report", str(quick_run / "report.html"))
     assert proc.returncode == 0, proc.stderr[-3000:]
     html = re.sub(r"(\\n|\s)+", " ", (quick_run / "report.html").read_text())
-    for fig in ("fig1", "fig2", "fig3", "fig4a", "fig4b", "fig4c", "fig5"):
+    for fig in ("fig1", "fig2", "fig3", "fig4a", "fig4b", "fig4c", "fig5", "fig6", "guideline"):
         assert f"{fig}.png" in html
-    for feeds in ("claim C1", "claims C2-alpha, C2-beta", "claims C3 and A-sinusoid", "claims C4 and C7-omniglot",
-                  "claims C5 and C7-miniimagenet", "claim C6"):
+    for feeds in ("claim C1", "claims C2-alpha, C2-beta", "claims C3, A-sinusoid and A-local-sinusoid",
+                  "claims C4 and C7-omniglot", "claims C5 and C7-miniimagenet", "claim C6", "claims G1"):
         assert f"Feeds {feeds}" in html  # each figure's caption names the claim it feeds
     assert "60 iterations" in html  # captions give the settings of this run (config/quick.yaml's fig1)
     assert "CLAIMS.md" in html and "provenance.json" in html

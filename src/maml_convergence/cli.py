@@ -9,7 +9,9 @@ Every command validates the configuration first, writes its outputs atomically
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
+import math
 import os
 import signal
 import sys
@@ -20,8 +22,9 @@ import pandas as pd
 import torch
 
 from . import config as config_mod
-from . import data, experiments, provenance
+from . import data, experiments, guideline, provenance
 from .grid import run_grid
+from .tasks import ProtocolError
 
 # The Snakefile puts the whole merged config here; a step records it in its provenance (it
 # runs with only the sections it reads, passed on its command line).
@@ -31,7 +34,7 @@ WORKFLOW_CONFIG_ENV = "MAML_CONVERGENCE_WORKFLOW_CONFIG"
 def _config(args) -> dict:
     """The configuration this step reads (``STEP_SECTIONS``), validated. ``args.workflow_config``
     is set to the whole configuration it belongs to, for the provenance."""
-    step, dataset = args.command, getattr(args, "dataset", None)
+    step, dataset = args.command, getattr(args, "dataset", None) or getattr(args, "problem", None)
     if args.config_json:
         try:
             given = json.loads(args.config_json)
@@ -75,12 +78,16 @@ def _done(args) -> None:
         Path(args.checkpoint).unlink(missing_ok=True)
 
 
-def cmd_fig2(args):
+def _write_cpu_table(args, compute) -> None:
+    """A table computed on the CPU from the config alone, with its provenance."""
     cfg = _config(args)
     start = time.perf_counter()
-    curves = experiments.fig2_curves(cfg)
-    provenance.atomic_write_text(args.out, curves.to_csv(index=False))
+    provenance.atomic_write_text(args.out, compute(cfg).to_csv(index=False))
     provenance.write_json(args.provenance, _record(args, cfg, "cpu", time.perf_counter() - start))
+
+
+def cmd_fig2(args):
+    _write_cpu_table(args, experiments.fig2_curves)
 
 
 def _write_reference(args, compute) -> None:
@@ -126,15 +133,22 @@ def cmd_sinusoid_reference(args):
     _write_reference(args, experiments.sinusoid_reference)
 
 
-def cmd_fig1(args):
+def _write_trained_table(args, compute, extra=lambda cfg: {}) -> None:
+    """The table of a resumable training step, ``compute(cfg, device, checkpoint=, run_info=)``, with its
+    provenance (plus ``extra(cfg)``); its resume file is removed once both are written."""
     cfg = _config(args)
     device = provenance.resolve_device(cfg["device"])
     start, run_info = time.perf_counter(), {}
-    table = experiments.fig1_runs(cfg, device, checkpoint=_ckpt(args), run_info=run_info)
+    table = compute(cfg, device, checkpoint=_ckpt(args), run_info=run_info)
     provenance.atomic_write_text(args.out, table.to_csv(index=False))
     provenance.write_json(args.provenance, _record(args, cfg, device, time.perf_counter() - start, run_info,
-                                                   seeds=cfg["fig1"]["seeds"], iterations=cfg["fig1"]["iterations"]))
+                                                   **extra(cfg)))
     _done(args)
+
+
+def cmd_fig1(args):
+    _write_trained_table(args, experiments.fig1_runs,
+                         lambda cfg: {"seeds": cfg["fig1"]["seeds"], "iterations": cfg["fig1"]["iterations"]})
 
 
 def cmd_fig5_train(args):
@@ -198,7 +212,10 @@ def cmd_prepare_data(args):
 def _image_data(args, cfg) -> str:
     """The prepared dataset an image step reads: ``--data``, or the one the config names, checked
     against the record the workflow's data step made of it (``--dataset-record``)."""
-    path = args.data or experiments.prepared_path(cfg, args.dataset)
+    dataset = getattr(args, "dataset", None) or args.problem
+    path = args.data or experiments.prepared_path(cfg, dataset)
+    if not args.data and not args.dataset_record and not Path(path).exists():  # by hand: prepare it first
+        data.ensure_prepared(dataset, config_mod.resolve_path(cfg["data"]["root"]), _mirror(cfg))
     if args.dataset_record:
         data.check_prepared(path, json.loads(Path(args.dataset_record).read_text()))
     return path
@@ -238,14 +255,98 @@ def cmd_image_merge(args):
 def cmd_claims(args):
     from . import claims
     cfg = _config(args)
+    if len(args.guideline) % 2:
+        raise config_mod.ConfigError("--guideline takes pairs: a suggestion report, then its check")
+    pairs = zip(args.guideline[::2], args.guideline[1::2])
+    guideline_paths = {json.loads(Path(s).read_text())["problem"]: (s, c) for s, c in pairs}
     result = claims.evaluate(cfg, args.linear_reference, args.linear_grids, args.sinusoid_grid,
                              args.linear_audit, args.sinusoid_reference, args.fig5, args.fig1,
                              {k: v for k, v in (("omniglot", args.omniglot_grid),
-                                                ("miniimagenet", args.miniimagenet_grid)) if v}, args.fig2)
+                                                ("miniimagenet", args.miniimagenet_grid)) if v}, args.fig2,
+                             args.sinusoid_sharpness, guideline_paths)
     provenance.write_json(args.out_json, result)
     provenance.atomic_write_text(args.out_md, claims.to_markdown(result))
     for row in result["claims"]:
         print(f"{row['id']:<10} {row['verdict']:<13} {row['summary']}")
+
+
+def cmd_sinusoid_sharpness(args):
+    _write_cpu_table(args, experiments.sinusoid_sharpness)
+
+
+def cmd_fig6(args):
+    grid = pd.read_csv(args.sinusoid_grid)
+    _write_trained_table(args, lambda cfg, device, **run: experiments.fig6_runs(cfg, device, grid, **run))
+
+
+def _load_object(spec: str, option: str):
+    """``pkg.module:name`` -> that object, importable from the current directory too."""
+    module_name, _, name = spec.partition(":")
+    if not module_name or not name:
+        raise config_mod.ConfigError(f"{option} {spec}: expected pkg.module:name")
+    sys.path.insert(0, os.getcwd())
+    try:
+        module = importlib.import_module(module_name)
+    except Exception as e:  # noqa: BLE001 - the user's module: report whatever stops its import in one line
+        raise config_mod.ConfigError(f"{option} {spec}: cannot import {module_name}: {type(e).__name__}: {e}") from None
+    finally:
+        sys.path.remove(os.getcwd())
+    if not hasattr(module, name):
+        raise config_mod.ConfigError(f"{option} {spec}: {module_name} has no {name}")
+    return getattr(module, name)
+
+
+def cmd_suggest(args):
+    """The guideline tool: on a problem of the paper (``--problem``, settings from the config) or on a model
+    and task sampler of one's own (``--model``, ``--tasks``). Progress on stderr, one JSON line last."""
+    if (args.problem is None) == (args.model is None) or (args.model is None) != (args.tasks is None):
+        raise config_mod.ConfigError("give --problem, or --model and --tasks")
+    start = time.perf_counter()
+    if args.problem:
+        cfg = _config(args)
+        device = provenance.resolve_device(args.device or cfg["device"])
+        settings = cfg["guideline"].get(args.problem, {})
+        budget = args.budget_seconds or settings.get("budget_seconds", 120.0)
+        data_path = _image_data(args, cfg) if args.problem in experiments.IMAGE_DATASETS else None
+        result = experiments.suggest_on(cfg, args.problem, device, budget, data_path,
+                                        args.iterations or settings.get("iterations"))
+    else:
+        cfg, args.workflow_config = {}, {}
+        factory, sampler = _load_object(args.model, "--model"), _load_object(args.tasks, "--tasks")
+        model = factory if isinstance(factory, torch.nn.Module) else factory()
+        device = provenance.resolve_device(args.device or "auto")
+        result = guideline.suggest(model, sampler, loss=args.loss, inner_steps=args.inner_steps or 1,
+                                   order=args.order or "second", budget_seconds=args.budget_seconds or 120.0,
+                                   device=device, seed=args.seed, iterations=args.iterations)
+    report = json.loads(result.to_json())
+    report["problem"] = args.problem or f"{args.model} {args.tasks}"
+    report["provenance"] = _record(args, cfg, device, time.perf_counter() - start)
+    if args.out:
+        provenance.atomic_write_text(args.out, json.dumps(report, indent=1, default=str) + "\n")
+    if args.figure:
+        from . import plots
+        plots.save_probe_figure(report, args.figure)
+    print(json.dumps(result.summary()))
+    if result.alpha is None:
+        raise guideline.NoRecommendation("; ".join(result.notes))
+
+
+def cmd_guideline_check(args):
+    cfg = _config(args)
+    device = provenance.resolve_device(cfg["device"])
+    suggestion = json.loads(Path(args.suggestion).read_text())
+    alpha, beta = suggestion["alpha"], suggestion["beta"]
+    if alpha is None or not (math.isfinite(alpha) and math.isfinite(beta)):
+        raise guideline.NoRecommendation(f"{args.suggestion} holds no recommendation to check")
+    data_path = _image_data(args, cfg) if args.problem in experiments.IMAGE_DATASETS else None
+    start, run_info = time.perf_counter(), {}
+    frame = experiments.guideline_check(cfg, args.problem, device, alpha, beta, data_path, _ckpt(args), run_info)
+    provenance.atomic_write_text(args.out, frame.to_csv(index=False))
+    provenance.write_json(args.provenance, _record(args, cfg, device, time.perf_counter() - start, run_info,
+                                                   alpha=alpha, beta=beta))
+    _done(args)
+    print(f"[guideline] {args.problem}: alpha {alpha:.4g}, beta {beta:.4g} trained as a grid cell: "
+          f"{frame.status.iloc[0]}, final loss {frame.final_loss.iloc[0]:.4g}")
 
 
 def _ckpt(args):
@@ -301,7 +402,43 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--dataset-record", help="the record prepare-data wrote; the dataset must still match it")
     s.add_argument("--chunks", nargs="+", required=True)
     s.add_argument("--chunk-provenance", nargs="*", default=[])
+    add("sinusoid-sharpness", cmd_sinusoid_sharpness, "Fig. 4a's local prediction: 2/lambda_max of the MAML "
+        "objective's Hessian at each seed's initial parameters, per alpha", provenance=True)
+    s = add("fig6", cmd_fig6, "Fig. 6: sharpness over training in cells on both sides of the Fig. 4a boundary",
+            provenance=True, checkpoint=True)
+    s.add_argument("--sinusoid-grid", required=True)
+    s = add("suggest", cmd_suggest, "the paper's guideline on a problem of the paper or a model of one's own: the "
+            "largest alpha that trains, then beta", out=False)
+    s.add_argument("--problem", choices=experiments.GUIDELINE_PROBLEMS, help="one of the paper's problems, "
+                   "with its settings from the config")
+    s.add_argument("--model", help="pkg.module:factory, a function that returns the nn.Module (or the module)")
+    s.add_argument("--tasks", help="pkg.module:sampler, a function i -> the i-th meta-batch (xs, ys, xq, yq), "
+                   "task axis first")
+    s.add_argument("--loss", default="auto", choices=["auto", "cross_entropy", "mse"],
+                   help="auto: cross-entropy for integer labels, else mean squared error")
+    s.add_argument("--inner-steps", type=int, help="inner steps (default: the problem's, or 1)")
+    s.add_argument("--order", choices=["second", "first"], help="MAML order (default: the problem's, or second)")
+    s.add_argument("--budget-seconds", type=float, help="time budget (default: the config's guideline section, "
+                   "or 120)")
+    s.add_argument("--iterations", type=int, help="meta-iterations per probe cell (default: the config's, else "
+                   "what the budget allows)")
+    s.add_argument("--device", choices=["auto", "cpu", "cuda"], help="default: the config's")
+    s.add_argument("--seed", type=int, default=0, help="Lanczos start vectors (--model: the model's own "
+                   "parameters are the start)")
+    s.add_argument("--out", help="the whole report as JSON: recommendation, curvature, every probe cell")
+    s.add_argument("--figure", help="a figure of the probe (.png or .pdf)")
+    s.add_argument("--data", help="the prepared dataset (default: under the config's data.root)")
+    s.add_argument("--dataset-record", help="the record prepare-data wrote; the dataset must still match it")
+    s = add("guideline-check", cmd_guideline_check, "train suggest's recommendation as a cell of its problem's grid",
+            provenance=True, checkpoint=True)
+    s.add_argument("--problem", choices=experiments.GUIDELINE_PROBLEMS, required=True)
+    s.add_argument("--suggestion", required=True, help="the report suggest wrote (--out)")
+    s.add_argument("--data", help="the prepared dataset (default: under the config's data.root)")
+    s.add_argument("--dataset-record", help="the record prepare-data wrote; the dataset must still match it")
     s = add("claims", cmd_claims, "verdicts on the paper's claims", out=False)
+    s.add_argument("--sinusoid-sharpness", help="Fig. 4a's local prediction (claim A-local-sinusoid)")
+    s.add_argument("--guideline", nargs="*", default=[], help="suggest's reports and their checks, in pairs "
+                   "(claims G1-<problem>)")
     s.add_argument("--fig5", help="Fig. 5 curvature table (claim C6)")
     s.add_argument("--fig1", help="Fig. 1 gradient table (claim C1)")
     s.add_argument("--fig2", help="Fig. 2 curves (their numbers are kept beside the claims)")
@@ -326,9 +463,12 @@ def main(argv=None) -> int:
     signal.signal(signal.SIGTERM, _terminate)
     try:
         args.func(args)
-    except (config_mod.ConfigError, data.DataError) as e:
+    except (config_mod.ConfigError, data.DataError, ProtocolError) as e:
         print(f"maml-convergence: {e}", file=sys.stderr)
         return 2
+    except guideline.NoRecommendation as e:
+        print(f"maml-convergence: no recommendation: {e}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print("maml-convergence: interrupted; rerun the same command to resume", file=sys.stderr)
         return 130

@@ -39,9 +39,15 @@ STEP_SECTIONS = {
     "prepare-data": ("data",),
     "image-grid": ("omniglot", "miniimagenet", "data", "backend", *_RUN),
     "image-merge": ("omniglot", "miniimagenet", "data", *_RUN),
+    "sinusoid-sharpness": ("sinusoid", "sharpness", *_RUN),
+    "fig6": ("fig6", "sinusoid", "sharpness", *_RUN),
+    "suggest": ("guideline", "linear", "sinusoid", "omniglot", "miniimagenet", "data", *_RUN),
+    "guideline-check": ("linear", "sinusoid", "omniglot", "miniimagenet", "data", *_RUN),
     "claims": ("claims",),
 }
 IMAGE_STEPS = ("image-grid", "image-merge")  # these read only the section of their --dataset
+PROBLEM_STEPS = ("suggest", "guideline-check")  # these read only the sections of their --problem
+IMAGE_PROBLEMS = ("omniglot", "miniimagenet")
 
 
 class ConfigError(ValueError):
@@ -106,6 +112,12 @@ def validate(cfg: dict, sections=None) -> dict:
             if not decade_grid(lo, hi, sec["mantissas"]):
                 raise ConfigError(f"config key '{key}': the grid is empty (no value m*10^k with m in "
                                   f"{section}.mantissas={sec['mantissas']} lies in [{lo}, {hi}])")
+    if "fig6" in cfg and "sinusoid" in cfg:
+        alphas = grid_values(cfg["sinusoid"])[0]
+        for i, alpha in enumerate(cfg["fig6"]["alphas"]):
+            if not any(math.isclose(alpha, a, rel_tol=1e-9) for a in alphas):
+                raise ConfigError(f"config key 'fig6.alphas.{i}': {alpha} is not an alpha of the sinusoid grid "
+                                  f"({', '.join(f'{a:g}' for a in alphas)})")
     for section, images in (("omniglot", 20), ("miniimagenet", 600)):
         if section in cfg and cfg[section]["k_shot"] + cfg[section]["k_query"] > images:
             raise ConfigError(f"config key '{section}.k_query': k_shot + k_query images per class exceed "
@@ -181,16 +193,23 @@ def _resolve_ref(root: dict, ref: str) -> dict:
 
 
 def step_sections(step: str, dataset: str | None = None) -> tuple[str, ...]:
-    """The config sections ``step`` reads (an image step: only its dataset's)."""
+    """The config sections ``step`` reads (an image step: only its dataset's; a problem step: only its
+    problem's, and the data's for an image problem)."""
     sections = STEP_SECTIONS[step]
     if step in IMAGE_STEPS:
-        sections = tuple(s for s in sections if s not in ("omniglot", "miniimagenet")) + (dataset,)
+        sections = tuple(s for s in sections if s not in IMAGE_PROBLEMS) + (dataset,)
+    if step in PROBLEM_STEPS:
+        drop = ("linear", "sinusoid", *IMAGE_PROBLEMS) + (() if dataset in IMAGE_PROBLEMS else ("data",))
+        sections = tuple(s for s in sections if s not in drop) + (dataset,)
     return sections
 
 
 def step_config(cfg: dict, step: str, dataset: str | None = None) -> dict:
-    """The part of ``cfg`` that ``step`` reads."""
-    return {k: cfg[k] for k in step_sections(step, dataset)}
+    """The part of ``cfg`` that ``step`` reads (of the ``guideline`` section, only its problem's entry)."""
+    out = {k: cfg[k] for k in step_sections(step, dataset)}
+    if "guideline" in out and step in PROBLEM_STEPS:
+        out["guideline"] = {dataset: cfg["guideline"][dataset]} if dataset in cfg["guideline"] else {}
+    return out
 
 
 def resolve_path(path: str | None) -> Path | None:

@@ -6,15 +6,17 @@ Each function returns plain data; ``cli`` writes it to ``results/`` with provena
 from __future__ import annotations
 
 import dataclasses
+import math
 
 import numpy as np
 import pandas as pd
 import torch
 
-from . import audit, curvature, curvature_mlp, data, maml, models, theory
-from .config import grid_values, resolve_path
+from . import audit, curvature, curvature_mlp, data, guideline, maml, models, sharpness, theory
+from .config import ConfigError, grid_values, resolve_path
 from .grid import EVAL_STREAM, GridSpec, eval_batch, run_grid
 from .progress import progress_bar
+from .stability import stability_brackets
 from .tasks import FewShotTasks, LinearRegressionTask, SinusoidTasks
 
 GRID_COLUMNS = ["cell", "alpha", "beta", "seed", "status", "diverged_at", "iterations_run", "initial_loss",
@@ -301,3 +303,116 @@ def fig1_runs(cfg: dict, device: str, checkpoint=None, run_info: dict | None = N
                 out.append({"seed": row["seed"], "alpha": row["alpha"], "iteration": iteration, "split": split,
                             "grad_norm": norm, "grad_inner_product": inner})
     return pd.DataFrame(out)
+
+
+# --- where the local theory applies (Fig. 4a's predicted boundary, Fig. 6) and the guideline tool ---
+
+
+def sinusoid_sharpness(cfg: dict) -> pd.DataFrame:
+    """Fig. 4a's local prediction: for every seed of the grid and every alpha of its columns, the top
+    eigenvalue of the MAML objective's Hessian at the seed's initial parameters, on its first meta-batch
+    (Lanczos on Hessian-vector products, float64), and 2 / that: gradient descent on the MAML objective is
+    stable near the start below it. First-order MAML's update is the gradient of no objective: NaN."""
+    spec = sinusoid_grid_spec(cfg, "cpu")
+    model = models.build(spec.model).double()
+    rows = []
+    for problem, init in spec.seed_problems():
+        params = models.initial_params(model, init, torch.float64)
+        batch = problem.sample(0, dtype=torch.float64)
+        for alpha in progress_bar(spec.alphas, desc=f"MAML sharpness at the start, seed {problem.seed}", unit="alpha"):
+            lam = math.nan if spec.order != "second" else sharpness.maml_sharpness(
+                model, params, batch, alpha, spec.inner_steps, k=1, iterations=cfg["sharpness"]["lanczos_iterations"],
+                seed=init)[0]
+            rows.append({"seed": problem.seed, "alpha": alpha, "lambda_max": lam,
+                         "beta_predicted": 2 / lam if lam > 0 else math.inf if lam <= 0 else math.nan})
+    return pd.DataFrame(rows)
+
+
+def fig6_cells(grid: pd.DataFrame, alphas, seed: int) -> list[tuple[float, float, str]]:
+    """(alpha, beta, side) on both sides of the measured boundary of one seed's grid: at each of ``alphas``,
+    the largest stable beta below the column's first divergence, and that first diverged beta."""
+    brackets = stability_brackets(grid[grid.seed == seed] if "seed" in grid else grid)
+    cells = []
+    for alpha in alphas:
+        column = brackets[np.isclose(brackets.alpha, alpha, rtol=1e-9, atol=0)]
+        if not len(column):
+            raise ConfigError(f"config key 'fig6.alphas': {alpha:g} is not an alpha of the sinusoid grid "
+                              f"({', '.join(f'{a:g}' for a in brackets.alpha)})")
+        r = column.iloc[0]
+        cells += [(r.alpha, beta, side) for beta, side in ((r.last_ok, "stable"), (r.first_diverged, "diverged"))
+                  if np.isfinite(beta)]
+    return cells
+
+
+def fig6_runs(cfg: dict, device: str, grid: pd.DataFrame, checkpoint=None, run_info: dict | None = None) -> pd.DataFrame:
+    """Fig. 6: the cells of ``fig6_cells`` (seed ``cfg['seed']``) trained again with the grid's settings, and
+    the sharpness monitor every ``fig6.every`` iterations: the MAML objective's top Hessian eigenvalue at the
+    parameters of that iteration, on its meta-batch, against 2 / beta. A diverging cell is followed until
+    its last finite parameters."""
+    spec = sinusoid_spec(cfg, device)
+    every = cfg["fig6"]["every"]
+    cells = fig6_cells(grid, cfg["fig6"]["alphas"], spec.problem.seed)
+    spec.pairs, spec.slots, spec.compile = [(a, b) for a, b, _ in cells], len(cells), False
+    rows = run_grid(spec, checkpoint=checkpoint, checkpoint_every=cfg["checkpoint_every"], snapshot_every=every,
+                    run_info=run_info)
+    model = models.build(spec.model).double()
+    out = []
+    work = [(cell, row, it) for cell, row in zip(cells, rows) for it in sorted(row["snapshots"])]
+    monitors = {}
+    for (alpha, beta, side), row, it in progress_bar(work, desc="Fig. 6 sharpness", unit="snapshot"):
+        monitor = monitors.setdefault((alpha, beta), sharpness.SharpnessMonitor(
+            model, alpha, beta, every=every, inner_steps=spec.inner_steps,
+            iterations=cfg["sharpness"]["lanczos_iterations"]))
+        params = {k: v.double() for k, v in row["snapshots"][it].items()}
+        batch = spec.problem.sample(it, dtype=torch.float64)
+        monitor(it, params, batch)
+        meta = float(maml.meta_loss(model, params, batch, alpha, spec.inner_steps))
+        out.append({"alpha": alpha, "beta": beta, "side": side, "status": row["status"],
+                    "diverged_at": row["diverged_at"], "iteration": it, "meta_loss": meta,
+                    **{k: v for k, v in monitor.history[-1].items() if k != "step"}})
+    return pd.DataFrame(out)
+
+
+GUIDELINE_PROBLEMS = ("linear", "sinusoid", "omniglot", "miniimagenet")
+
+
+def problem_spec(cfg: dict, problem: str, device: str, data_path: str | None = None) -> GridSpec:
+    """One of the paper's problems as a single run at the config's seed: its model, task stream, inner
+    steps, order, iterations and evaluation, as its grid trains each cell (linear regression: second order)."""
+    if problem == "linear":
+        return linear_spec(cfg, "second", device, seed=cfg["seed"])
+    if problem == "sinusoid":
+        spec = sinusoid_spec(cfg, device)
+        spec.compile = False
+        return spec
+    return image_spec(cfg, problem, device, data_path=data_path)
+
+
+def suggest_on(cfg: dict, problem: str, device: str, budget_seconds: float, data_path: str | None = None,
+               iterations: int | None = None, verbose: bool = True) -> guideline.Suggestion:
+    """``maml-convergence suggest --problem``: the guideline tool on one of the paper's problems, from the
+    starting parameters and the task stream its grid's cells of seed ``cfg['seed']`` have."""
+    spec = problem_spec(cfg, problem, device, data_path)
+    dtype = getattr(torch, spec.dtype)
+    model = models.build(spec.model).to(dtype)
+    start = models.initial_params(model, spec.init_seed, dtype)
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            p.copy_(start[name])
+    return guideline.suggest(model, lambda i: spec.problem.sample(i, dtype=dtype), inner_steps=spec.inner_steps,
+                             order=spec.order,
+                             budget_seconds=budget_seconds, device=device, seed=cfg["seed"], iterations=iterations,
+                             verbose=verbose)
+
+
+def guideline_check(cfg: dict, problem: str, device: str, alpha: float, beta: float, data_path: str | None = None,
+                    checkpoint=None, run_info: dict | None = None) -> pd.DataFrame:
+    """The suggested (alpha, beta) trained as its problem's grid trains a cell: one row of a grid table
+    (with the start on the evaluation batch, ``initial_eval_loss``, for a few-shot problem)."""
+    spec = problem_spec(cfg, problem, device, data_path)
+    spec.pairs, spec.slots = [(alpha, beta)], 1
+    frame = grid_frame(run_grid(spec, checkpoint=checkpoint, checkpoint_every=cfg["checkpoint_every"],
+                                run_info=run_info))
+    if problem in IMAGE_DATASETS:
+        frame["initial_eval_loss"] = initial_eval_losses(cfg, problem, [alpha], device, data_path)[alpha]
+    return frame

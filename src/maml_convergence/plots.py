@@ -19,6 +19,7 @@ from matplotlib.colors import LogNorm  # noqa: E402
 from matplotlib.patches import Rectangle  # noqa: E402
 from mpl_toolkits.axes_grid1 import make_axes_locatable  # noqa: E402
 
+from . import theory  # noqa: E402
 from .provenance import stamp as stamp_text  # noqa: E402
 from .stability import stability_brackets  # noqa: E402
 
@@ -151,3 +152,78 @@ def save(fig, png=None, pdf=None) -> None:
     if pdf:
         Path(pdf).parent.mkdir(parents=True, exist_ok=True)
         fig.savefig(pdf, metadata={"CreationDate": None, "ModDate": None, "Creator": None, "Producer": None})
+
+
+OUTCOME_MARKERS = {"trained": ("o", "tab:green"), "flat": ("o", "0.6"), "rose": ("^", "tab:orange"),
+                   "diverged": ("x", "tab:red")}
+
+
+def probe_map(ax, report: dict, title: str | None = None) -> None:
+    """``maml-convergence suggest``'s probe (its report, as JSON): every cell it trained by outcome on log
+    axes (alpha = 0 drawn one rung left of the smallest alpha), the measured edge, the recommendation, and
+    the curvature's predictions at the start: the paper's beta_c(alpha) and alpha_c, and 2/lambda_max."""
+    cells = report["probe"]
+    positive = sorted({c["alpha"] for c in cells if c["alpha"] > 0}) or [1.0]
+    zero_at = positive[0] / report["settings"]["rung"]
+    x = lambda a: zero_at if a == 0 else a
+    for outcome, (marker, color) in OUTCOME_MARKERS.items():
+        chosen = [c for c in cells if c["outcome"] == outcome]
+        if chosen:
+            ax.scatter([x(c["alpha"]) for c in chosen], [c["beta"] for c in chosen], marker=marker, color=color,
+                       s=22, label=outcome, zorder=3)
+    ax.set(xscale="log", yscale="log", xlabel=r"inner learning rate $\alpha$", ylabel=r"meta-learning rate $\beta$")
+    lam = report["eigenvalues"]
+    if lam and lam[0] and lam[0] > 0:
+        a = np.geomspace(positive[0], positive[-1], 400)
+        ax.plot(a, theory.paper_beta_bound(a, lam), color="tab:purple", lw=1,
+                label=r"paper's $\beta_c(\alpha)$ at the start")
+        ax.axhline(2 / lam[0], color="0.5", ls=":", lw=1, label=r"$2/\lambda_{max}$ (gradient descent)")
+        ax.axvline(report["alpha_c"], color="tab:purple", ls="--", lw=1, label=rf"$\alpha_c$ = {report['alpha_c']:.3g}")
+    if report["alpha_edge"]:
+        ax.axvline(report["alpha_edge"], color="k", ls="-.", lw=1, label=f"edge (probe) {report['alpha_edge']:.3g}")
+    if report["alpha"] is not None:
+        ax.scatter([x(report["alpha"])], [report["beta"]], marker="*", s=160, color="gold", edgecolor="k", zorder=4,
+                   label=rf"suggested $\alpha$={report['alpha']:.3g}, $\beta$={report['beta']:.3g}")
+    ticks = [zero_at] + positive
+    ax.set_xticks(ticks, ["0"] + [f"{a:.3g}" for a in positive], rotation=45, fontsize=6)
+    ax.minorticks_off()
+    ax.legend(fontsize=5.5, loc="best")
+    ax.set_title(title or f"probe: {len(cells)} cells x {report['settings']['iterations']} iterations", fontsize=8)
+
+
+def save_probe_figure(report: dict, path) -> None:
+    """The probe of one ``suggest`` report as a small figure at ``path`` (PNG or PDF by its suffix)."""
+    style()
+    fig, ax = plt.subplots(figsize=(4.6, 3.4))
+    probe_map(ax, report)
+    path = Path(path)
+    save(fig, png=path if path.suffix != ".pdf" else None, pdf=path if path.suffix == ".pdf" else None)
+    plt.close(fig)
+
+
+def probe_overlay(cells: CellMap, report: dict) -> None:
+    """A ``suggest`` report's probe cells (by outcome) and its recommendation (star) over a grid's CellMap;
+    the axes grow to show probe cells outside the grid."""
+    def place(points):
+        by_axes = {}
+        for alpha, beta in points:
+            on_strip = alpha == 0 and cells.strip is not None
+            by_axes.setdefault(on_strip, []).append((0.5 if on_strip else alpha, beta))
+        return {(cells.strip if k else cells.ax): v for k, v in by_axes.items() if v}
+
+    for outcome, (marker, color) in OUTCOME_MARKERS.items():
+        chosen = [(c["alpha"], c["beta"]) for c in report["probe"] if c["outcome"] == outcome]
+        for ax, xy in place(chosen).items():
+            ax.scatter(*zip(*xy), marker=marker, color=color, s=18, zorder=3, linewidths=1,
+                       edgecolors="k" if marker == "o" else None, label=f"probe: {outcome}" if ax is cells.ax else None)
+    if report["alpha"] is not None:
+        for ax, xy in place([(report["alpha"], report["beta"])]).items():
+            ax.scatter(*zip(*xy), marker="*", s=170, color="gold", edgecolor="k", zorder=4,
+                       label=rf"suggested $\alpha$={report['alpha']:.3g}, $\beta$={report['beta']:.3g}")
+    alphas = [c["alpha"] for c in report["probe"] if c["alpha"] > 0]
+    betas = [c["beta"] for c in report["probe"]]
+    if alphas:
+        lo, hi = cells.ax.get_xlim()
+        cells.ax.set_xlim(min(lo, min(alphas) / 1.5), max(hi, max(alphas) * 1.5))
+    lo, hi = cells.ax.get_ylim()
+    cells.ax.set_ylim(min(lo, min(betas) / 1.5), max(hi, max(betas) * 1.5))

@@ -1,0 +1,37 @@
+# Fig. 6: where the local theory stops applying. Cells on both sides of the measured Fig. 4a boundary,
+# trained again with the sharpness monitor: the MAML objective's top Hessian eigenvalue against 2/beta
+# over training (Cohen et al.'s edge of stability).
+
+
+rule fig6_runs:
+    input:
+        grid=rules.sinusoid_grid.output.grid,
+    output:
+        table="results/fig6/sharpness.csv",
+        provenance=report("results/fig6/provenance.json", caption="report/provenance.rst", category="Provenance"),
+    params:
+        config=step_config("fig6"),
+        checkpoint="results/fig6/train.ckpt",
+    log:
+        "logs/fig6_runs.log",
+    threads: ALL_CORES
+    conda:
+        ENV
+    shell:
+        "maml-convergence fig6 --config-json {params.config:q} --sinusoid-grid {input.grid} --out {output.table}"
+        " --provenance {output.provenance} --checkpoint {params.checkpoint} 2>&1 | tee {log}"
+
+
+rule fig6:
+    input:
+        table=rules.fig6_runs.output.table,
+        provenance=rules.fig6_runs.output.provenance,
+    output:
+        png=report("figures/fig6.png", caption="report/fig6.rst", category="Figures", labels={"figure": "fig6"}),
+        pdf="figures/fig6.pdf",
+    log:
+        notebook="results/notebooks/fig6.ipynb",
+    conda:
+        ENV
+    notebook:
+        "../notebooks/fig6.ipynb"

@@ -1,0 +1,69 @@
+# The paper's guideline as a tool (`maml-convergence suggest`), checked against the workflow's own grids:
+# on each problem of the config's `guideline` section, suggest probes from the grid's starting parameters
+# and task stream; its recommendation is then trained as a cell of that grid (claims G1-<problem>).
+
+
+rule guideline_suggest:
+    input:
+        unpack(problem_data),
+    output:
+        suggestion="results/guideline/{problem}/suggestion.json",
+        probe="results/guideline/{problem}/probe.png",
+    params:
+        config=lambda w: step_config("suggest", w.problem),
+        data=data_record,
+    wildcard_constraints:
+        problem="linear|sinusoid|omniglot|miniimagenet",
+    log:
+        "logs/guideline_suggest_{problem}.log",
+    threads: ALL_CORES
+    resources:
+        mem_mb=4000,
+    conda:
+        ENV
+    shell:
+        "maml-convergence suggest --config-json {params.config:q} --problem {wildcards.problem} {params.data}"
+        " --out {output.suggestion} --figure {output.probe} 2>&1 | tee {log}"
+
+
+rule guideline_check:
+    input:
+        unpack(problem_data),
+        suggestion=rules.guideline_suggest.output.suggestion,
+    output:
+        check="results/guideline/{problem}/check.csv",
+        provenance=report("results/guideline/{problem}/provenance.json", caption="report/provenance.rst",
+                          category="Provenance"),
+    params:
+        config=lambda w: step_config("guideline-check", w.problem),
+        data=data_record,
+        checkpoint="results/guideline/{problem}/check.ckpt",
+    wildcard_constraints:
+        problem="linear|sinusoid|omniglot|miniimagenet",
+    log:
+        "logs/guideline_check_{problem}.log",
+    threads: ALL_CORES
+    conda:
+        ENV
+    shell:
+        "maml-convergence guideline-check --config-json {params.config:q} --problem {wildcards.problem}"
+        " {params.data} --suggestion {input.suggestion} --out {output.check} --provenance {output.provenance}"
+        " --checkpoint {params.checkpoint} 2>&1 | tee {log}"
+
+
+rule guideline:
+    input:
+        grids=[problem_grid(p)["grid"] for p in GUIDELINE_PROBLEMS],
+        grid_provenance=[problem_grid(p)["grid_provenance"] for p in GUIDELINE_PROBLEMS],
+        suggestions=expand(rules.guideline_suggest.output.suggestion, problem=GUIDELINE_PROBLEMS),
+        checks=expand(rules.guideline_check.output.check, problem=GUIDELINE_PROBLEMS),
+    output:
+        png=report("figures/guideline.png", caption="report/guideline.rst", category="Figures",
+                   labels={"figure": "guideline"}),
+        pdf="figures/guideline.pdf",
+    log:
+        notebook="results/notebooks/guideline.ipynb",
+    conda:
+        ENV
+    notebook:
+        "../notebooks/guideline.ipynb"

@@ -1,0 +1,474 @@
+"""The paper's guideline as a tool for any PyTorch model: first the largest inner rate alpha that
+trains, then the largest stable meta rate beta there, measured by a short probe, beside what the
+curvature at the starting point predicts.
+
+    result = suggest(model, sample_tasks, budget_seconds=120)
+    result.alpha, result.beta        # the recommendation
+    print(result.to_json())
+
+``model`` is any ``nn.Module`` (its current parameters are the starting point); ``sample_tasks(i)``
+returns the i-th meta-batch as a ``tasks.Batch`` or four tensors (xs, ys, xq, yq) with the task axis
+first. The probe trains on batches 0, 1, 2, ... and measures every cell on one fixed batch,
+``sample_tasks(grid.EVAL_STREAM)``. In order:
+
+1. Protocol: the model and the sampler are checked once, on the first meta-batch; what breaks the
+   protocol stops with one ``ProtocolError`` saying what was expected. Batch norms that normalise by
+   the batch are run written out (``models.with_task_batch_norm``), exact to every order.
+2. Curvature at the starting parameters, matrix-free (Lanczos on Hessian-vector products, never a
+   dense Hessian): the top eigenvalues of the task-averaged loss Hessian H on the first meta-batch, so
+   alpha_c = 1/lambda_max and the bounds of ``theory``; and, for second-order MAML, the top eigenvalue
+   of the Hessian of the MAML objective itself at the recommended alpha.
+3. Probe (the guideline done for real, with the grid runner): alpha on the half-decade ladder
+   10^(j/2) around alpha_c, and alpha = 0; in every alpha column beta starts at the half-decade nearest
+   the plain gradient-descent bound 2/lambda_max and steps by sqrt(10) up while the cell is stable and
+   down while it is not. The columns run together, one cell each per round (vectorised over cells where
+   that is faster). A cell's outcome (diverged, rose, trained, flat) follows ``stability``: start and
+   end are its meta-loss on the fixed batch; stable = neither diverged nor rose (definition (b)).
+   While the top alpha still trains, rungs are added above it. The number of iterations per cell is
+   what the time budget allows, between MIN_ITERATIONS and MAX_ITERATIONS.
+4. Recommendation: edge = the largest alpha at which some beta trained. alpha = the largest alpha
+   that trained at least ALPHA_SAFETY (one rung) below the edge; there beta is refined between its
+   last stable and first unstable rung in steps of 10^(1/6), and beta = the largest stable beta /
+   BETA_SAFETY. A last round trains the recommended cell itself and records its outcome.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Callable
+
+import torch
+from torch.func import functional_call
+
+from . import maml, models, sharpness, theory
+from .grid import EVAL_STREAM, GridSpec, eval_batch, run_grid
+from .stability import DEFINITIONS, DIVERGED_MULTIPLE, outcomes
+from .tasks import Batch, ProtocolError, SampledTasks, as_batch
+
+RUNG = math.sqrt(10)        # the probe's ladders step by half a decade
+FINE = 10 ** (1 / 6)        # beta is refined at the recommended alpha in sixths of a decade
+ALPHA_SAFETY = RUNG         # the recommended alpha lies at least one rung below the edge
+BETA_SAFETY = 2.0           # the recommended beta is half the largest stable beta measured there
+ALPHA_RUNGS = 3             # alpha ladder: alpha_c x 10^(j/2) for j in [-3, 3], rounded to half-decades
+BETA_RUNGS = (-4, 6)        # a column's search may go this many rungs below / above its start
+EXTEND = 3                  # at most this many rungs added above the ladder while its top alpha trains
+MIN_ITERATIONS, MAX_ITERATIONS = 10, 200
+LANCZOS = 20                # Hessian-vector products per top-eigenvalue estimate
+STABLE = DEFINITIONS["b"][1]
+
+class NoRecommendation(RuntimeError):
+    """No cell of the probe trained, so there is nothing to recommend (the report says what was tried)."""
+
+
+@dataclass
+class Suggestion:
+    """What ``suggest`` found: the recommendation, the curvature's predictions and the probe itself."""
+
+    alpha: float | None               # the recommendation (None: no cell of the probe trained)
+    beta: float | None
+    alpha_c: float                    # 1 / lambda_max (the paper's)
+    lambda_max: float                 # top eigenvalue of the task-averaged loss Hessian at the start
+    beta_bound_paper: float           # at the recommended alpha; see ``assumptions``
+    beta_bound_exact: float
+    alpha_edge: float | None          # the largest alpha at which some beta trained in the probe
+    beta_max: float | None            # the largest stable beta measured at the recommended alpha
+    recommended_outcome: str | None   # the recommended cell's own outcome in the probe's last round
+    eigenvalues: list[float]          # top eigenvalues of the loss Hessian
+    alpha_c_exact: float              # theory.exact_alpha_c (inf for second-order MAML)
+    maml_lambda_max: float | None     # top eigenvalue of the MAML objective's Hessian at the recommended alpha
+    beta_bound_maml_hessian: float | None
+    probe: list[dict]                 # every cell the probe trained: alpha, beta, phase, round, outcome, ...
+    columns: list[dict]               # per alpha: largest stable beta, first unstable beta, trained
+    assumptions: dict
+    settings: dict
+    notes: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+
+    def summary(self) -> dict:
+        """The numbers the command line prints last."""
+        keys = ("alpha", "beta", "alpha_c", "lambda_max", "beta_bound_paper", "beta_bound_exact",
+                "beta_bound_maml_hessian", "alpha_edge", "beta_max", "recommended_outcome", "seconds")
+        return _json_safe({k: getattr(self, k) for k in keys})
+
+    def to_json(self) -> str:
+        return json.dumps(_json_safe(asdict(self)), indent=1)
+
+
+def suggest(model: torch.nn.Module, sample_tasks: Callable, *, loss="auto", inner_steps: int = 1,
+            order: str = "second", budget_seconds: float = 120.0, device=None, seed: int = 0,
+            iterations: int | None = None, verbose: bool = True) -> Suggestion:
+    """The guideline on ``model`` and its tasks: see the module's docstring. ``loss``: "auto"
+    (cross-entropy for integer labels, else mean squared error), "cross_entropy", "mse" or a function
+    (prediction, target) -> scalar. ``seed`` fixes the Lanczos start vectors; the starting parameters
+    are the model's own and the tasks the sampler's. ``iterations``: meta-iterations per probe cell
+    (None: what the budget allows). With it fixed (the report's ``settings.iterations``), the same seed,
+    model and sampler give the same report on a CPU, as long as the budget does not cut the probe short."""
+    started = time.monotonic()
+    say = (lambda text: print(f"[suggest] {text}", file=sys.stderr, flush=True)) if verbose else (lambda text: None)
+    if order not in maml.ORDERS:
+        raise ValueError(f"order must be one of {maml.ORDERS}, got {order!r}")
+    if not (budget_seconds > 0 and math.isfinite(budget_seconds)):
+        raise ValueError(f"budget_seconds must be a positive number, got {budget_seconds!r}")
+    for name, value in (("inner_steps", inner_steps), ("iterations", iterations)):
+        if not (isinstance(value, int) and value >= 1) and not (name == "iterations" and value is None):
+            raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
+    device = torch.device(device if device is not None else "cuda" if torch.cuda.is_available() else "cpu")
+    model, params = _functional_model(model, device)
+    loss_fn = maml.resolve_loss(loss)
+    tasks = _checked_sampler(sample_tasks)
+    dtype = next(iter(params.values())).dtype
+    first = tasks.sample(0, dtype=dtype, device=device)
+    layout = _layout(model, device)
+    classes = _check_model(model, params, first, loss_fn, inner_steps, order, layout["task_loop"])
+    seconds_per_cell = _time_meta_step(model, params, first, inner_steps, order, layout["task_loop"], loss_fn)
+    say(f"{sum(p.numel() for p in params.values()):,} parameters, {first.xs.shape[0]} tasks per meta-batch, "
+        + (f"classification ({classes} classes)" if classes else "regression")
+        + f"; one meta-iteration {seconds_per_cell:.3g} s on {device.type}")
+
+    eig = sharpness.loss_sharpness(model, params, first, k=3, iterations=LANCZOS, seed=seed,
+                                   task_chunk=layout["task_chunk"], loss=loss_fn)
+    lam = eig[0]
+    alpha_c = theory.paper_alpha_c(eig)
+    say(f"curvature at the start: lambda_max {lam:.4g}, alpha_c = 1/lambda_max {alpha_c:.4g} "
+        f"({time.monotonic() - started:.0f} s)")
+
+    evaluation = eval_batch(tasks, dtype, device)
+    probe = _Probe(model, params, tasks, evaluation, loss_fn, inner_steps, order, dtype, device, layout,
+                   ceiling=DIVERGED_MULTIPLE * math.log(classes) if classes else math.inf, say=say)
+    budget_end = started + budget_seconds
+    lanczos_reserve = LANCZOS * 3 * seconds_per_cell if order == "second" else 0.0
+    cells_expected = 3 * (2 * ALPHA_RUNGS + 2) + 4
+    affordable = 0.85 * (budget_end - time.monotonic() - lanczos_reserve) / (cells_expected * seconds_per_cell)
+    probe.iterations = iterations or int(min(MAX_ITERATIONS, max(MIN_ITERATIONS, affordable)))
+    say(f"probe: {probe.iterations} meta-iterations per cell" + ("" if iterations else " (what the budget allows)"))
+    ladder = _ladder(alpha_c)
+    beta_start = _half_decade(2 / lam) if lam > 0 else 1.0
+    notes = []
+    probe.search([0.0] + ladder, beta_start, budget_end)
+    extended = 0
+    while extended < EXTEND and probe.columns[max(probe.columns)].trained and not probe.out_of_time:
+        top = max(probe.columns)
+        probe.search([_half_decade(top * RUNG)], probe.columns[top].last_stable_beta() or beta_start, budget_end)
+        extended += 1
+    if probe.out_of_time:
+        notes.append("the time budget ran out before every column of the probe was resolved")
+
+    trained = sorted(a for a, c in probe.columns.items() if c.trained and a > 0)
+    edge = trained[-1] if trained else None
+    alpha = _recommended_alpha(probe, trained, edge, beta_start, budget_end, notes)
+    beta_max = beta = outcome = None
+    if alpha is not None:
+        beta_max = probe.refine(alpha, budget_end)
+        column = probe.columns[alpha]
+        if column.first_unstable is None:
+            notes.append(f"no unstable beta was found at alpha = {alpha:.3g} up to {beta_max:.3g}")
+        beta = beta_max / BETA_SAFETY
+        outcome = probe.check(alpha, beta, budget_end)
+        if outcome is None:
+            notes.append("the time budget left no round to train the recommended cell itself")
+        elif outcome != "trained":
+            notes.append(f"the recommended cell itself came out {outcome!r} in its own run")
+    else:
+        notes.append("no cell of the probe trained: no recommendation")
+
+    maml_lam = None
+    if alpha is not None and order == "second":
+        maml_lam = sharpness.maml_sharpness(model, params, first, alpha, inner_steps, k=1, iterations=LANCZOS,
+                                            seed=seed, task_chunk=layout["task_chunk"], loss=loss_fn)[0]
+    at = alpha if alpha is not None else 0.0
+    result = Suggestion(
+        alpha=alpha, beta=beta, alpha_c=alpha_c, lambda_max=lam,
+        beta_bound_paper=float(theory.paper_beta_bound(at, eig)),
+        beta_bound_exact=float(theory.exact_beta_bound(at, eig, order)[0]),
+        alpha_edge=edge, beta_max=beta_max, recommended_outcome=outcome, eigenvalues=list(eig),
+        alpha_c_exact=theory.exact_alpha_c(eig, order), maml_lambda_max=maml_lam,
+        beta_bound_maml_hessian=2 / maml_lam if maml_lam and maml_lam > 0 else None,
+        probe=probe.rows, columns=[probe.columns[a].record() for a in sorted(probe.columns)],
+        assumptions=dict(ASSUMPTIONS),
+        settings={"budget_seconds": budget_seconds, "iterations": probe.iterations, "inner_steps": inner_steps,
+                  "order": order, "loss": loss if isinstance(loss, str) else getattr(loss, "__name__", "custom"),
+                  "device": str(device), "dtype": str(dtype).replace("torch.", ""), "seed": seed,
+                  "parameters": sum(p.numel() for p in params.values()), "tasks": int(first.xs.shape[0]),
+                  "classes": classes, "rung": RUNG, "fine": FINE, "alpha_safety": ALPHA_SAFETY,
+                  "beta_safety": BETA_SAFETY, "seconds_per_meta_iteration": seconds_per_cell,
+                  "slots": layout["slots"], "task_loop": layout["task_loop"]},
+        notes=notes, seconds=time.monotonic() - started)
+    say(f"recommendation: alpha {_fmt(alpha)}, beta {_fmt(beta)} (edge alpha {_fmt(edge)}, largest stable beta "
+        f"there {_fmt(beta_max)}) in {result.seconds:.0f} s")
+    return result
+
+
+ASSUMPTIONS = {
+    "alpha_c": "1/lambda_max of the task-averaged loss Hessian at the starting parameters, on the first meta-batch "
+               "(the paper's eq. 11: a fixed Hessian; for second-order MAML on a quadratic no alpha_c exists, "
+               "see alpha_c_exact)",
+    "beta_bound_paper": "the paper's min_i 2/(lambda_i - alpha lambda_i^2) at the recommended alpha over the top "
+                        "eigenvalues of that Hessian (fixed Hessian, T g dropped; exact for first-order MAML on a "
+                        "quadratic; NaN past alpha_c)",
+    "beta_bound_exact": "theory.exact_beta_bound at the recommended alpha: the exact one-step bound of a quadratic "
+                        "with that Hessian and the same data in both steps, 2/(lambda (1 - alpha lambda)^2) (second "
+                        "order) or 2/(lambda (1 - alpha lambda)) (first order), over the top eigenvalues",
+    "beta_bound_maml_hessian": "2/lambda_max of the Hessian of the MAML objective itself at the starting parameters "
+                               "and the recommended alpha (second order only): gradient descent on it is stable near "
+                               "that point below this beta, with no fixed-Hessian or T g assumption; it says nothing "
+                               "of how the Hessian moves during training",
+    "alpha, beta": "measured: the probe's edge less one rung (alpha) and half the largest stable beta there (beta), "
+                   "on runs as long as the budget allowed (settings.iterations); a longer run may diverge where "
+                   "a short one did not",
+}
+
+
+class _Column:
+    """The search for the largest stable beta at one alpha: rungs are beta = 10^(rung / 2)."""
+
+    def __init__(self, alpha: float, start: int):
+        self.alpha, self.next = alpha, start
+        self.lo, self.hi = start + BETA_RUNGS[0], start + BETA_RUNGS[1]
+        self.last_stable: int | None = None    # the largest stable rung below the first unstable one
+        self.first_unstable: int | None = None
+        self.trained = False
+        self.fine: list[tuple[float, bool]] = []  # refinement: (beta, stable)
+
+    def update(self, rung: int, outcome: str) -> None:
+        stable = outcome in STABLE
+        if stable and (self.first_unstable is None or rung < self.first_unstable):
+            self.last_stable = rung if self.last_stable is None else max(self.last_stable, rung)
+            self.trained |= outcome == "trained"
+            step = rung + 1
+        elif not stable:
+            self.first_unstable = rung if self.first_unstable is None else min(self.first_unstable, rung)
+            step = rung - 1
+        else:
+            step = None
+        bracketed = lambda r: (self.last_stable is not None and r <= self.last_stable) or (
+            self.first_unstable is not None and r >= self.first_unstable)
+        self.next = step if step is not None and self.lo <= step <= self.hi and not bracketed(step) else None
+
+    def last_stable_beta(self) -> float | None:
+        return None if self.last_stable is None else _rung_value(self.last_stable)
+
+    def largest_stable(self) -> float | None:
+        betas = [b for b, ok in self.fine if ok]
+        return max(betas) if betas else self.last_stable_beta()
+
+    def record(self) -> dict:
+        return {"alpha": self.alpha, "largest_stable_beta": self.largest_stable(),
+                "first_unstable_beta": None if self.first_unstable is None else _rung_value(self.first_unstable),
+                "trained": self.trained}
+
+
+class _Probe:
+    """Rounds of cells trained by the grid runner, and what they say per alpha column."""
+
+    def __init__(self, model, params, tasks, evaluation: Batch, loss_fn, inner_steps, order, dtype, device, layout,
+                 ceiling: float, say):
+        self.model, self.params, self.tasks, self.evaluation = model, params, tasks, evaluation
+        self.loss_fn, self.inner_steps, self.order, self.dtype, self.device = loss_fn, inner_steps, order, dtype, device
+        self.layout, self.ceiling, self.say = layout, ceiling, say
+        self.columns: dict[float, _Column] = {}
+        self.rows: list[dict] = []
+        self.rounds, self.iterations, self.out_of_time = 0, MIN_ITERATIONS, False
+        self.seconds_per_cell = math.inf  # measured by each round
+        self._start: dict[float, float] = {}
+
+    def start_loss(self, alpha: float) -> float:
+        """The meta-loss of the starting parameters on the fixed batch: what a cell's end is compared with."""
+        if alpha not in self._start:
+            with torch.no_grad():
+                self._start[alpha] = float(maml.meta_loss(self.model, self.params, self.evaluation, alpha,
+                                                          self.inner_steps, self.layout["task_loop"],
+                                                          loss=self.loss_fn))
+        return self._start[alpha]
+
+    def train(self, cells: list[tuple[float, float]], phase: str, budget_end: float):
+        """Train ``cells`` for ``iterations`` each; their outcomes, or None if the budget has no room for
+        them (the first round always runs: without it there is nothing to recommend from). The cost of a
+        cell-iteration is what the last round took, training and evaluation together."""
+        if self.rounds and time.monotonic() + len(cells) * self.iterations * self.seconds_per_cell > budget_end:
+            self.out_of_time = True
+            return None
+        self.rounds += 1
+        started = time.monotonic()
+        spec = GridSpec(model=self.model, problem=self.tasks, alphas=[], betas=[], pairs=cells,
+                        iterations=self.iterations, inner_steps=self.inner_steps, order=self.order, optimizer="sgd",
+                        dtype=str(self.dtype).replace("torch.", ""), device=str(self.device),
+                        slots=self.layout["slots"], task_loop=self.layout["task_loop"], loss=self.loss_fn,
+                        init_params=self.params)
+        self.say(f"round {self.rounds} ({phase}): {len(cells)} cells")
+        rows = run_grid(spec, progress=False)
+        start = [self.start_loss(r["alpha"]) for r in rows]
+        found = outcomes([r["status"] for r in rows], start, [r["final_loss"] for r in rows], self.ceiling)
+        for r, s, o in zip(rows, start, found):
+            self.rows.append({"alpha": r["alpha"], "beta": r["beta"], "phase": phase, "round": self.rounds,
+                              "outcome": str(o), "status": r["status"], "start_loss": s,
+                              "final_loss": r["final_loss"], "diverged_at": r["diverged_at"],
+                              "iterations": self.iterations})
+        self.seconds_per_cell = (time.monotonic() - started) / (len(cells) * self.iterations)
+        return [str(o) for o in found]
+
+    def search(self, alphas, beta_start: float, budget_end: float) -> None:
+        """Find each alpha column's largest stable rung, the columns together."""
+        for a in alphas:
+            self.columns.setdefault(a, _Column(a, _rung(beta_start)))
+        while True:
+            active = [self.columns[a] for a in alphas if self.columns[a].next is not None]
+            if not active:
+                return
+            cells = [(c.alpha, _rung_value(c.next)) for c in active]
+            found = self.train(cells, "search", budget_end)
+            if found is None:
+                return
+            for c, o in zip(active, found):
+                c.update(c.next, o)
+
+    def refine(self, alpha: float, budget_end: float) -> float | None:
+        """The largest stable beta at ``alpha``, refined between its last stable and first unstable rung."""
+        column = self.columns[alpha]
+        if column.last_stable is not None and column.first_unstable == column.last_stable + 1:
+            betas = [_rung_value(column.last_stable) * FINE ** k for k in (1, 2)]
+            found = self.train([(alpha, b) for b in betas], "refine", budget_end)
+            for b, o in zip(betas, found or []):
+                column.fine.append((b, o in STABLE))
+                if o not in STABLE:
+                    break
+        return column.largest_stable()
+
+    def check(self, alpha: float, beta: float, budget_end: float) -> str | None:
+        found = self.train([(alpha, beta)], "recommended", budget_end)
+        return None if found is None else found[0]
+
+
+def _recommended_alpha(probe: _Probe, trained, edge, beta_start, budget_end, notes) -> float | None:
+    """The largest alpha that trained at least ALPHA_SAFETY below the edge (searched if the ladder has none)."""
+    if edge is None:
+        if 0.0 in probe.columns and probe.columns[0.0].trained:
+            notes.append("no alpha > 0 trained in the probe; only joint training (alpha = 0) did")
+            return 0.0
+        return None
+    below = [a for a in trained if a <= edge / ALPHA_SAFETY * (1 + 1e-9)]
+    if below:
+        return below[-1]
+    lower = _half_decade(edge / RUNG)
+    probe.search([lower], probe.columns[edge].last_stable_beta() or beta_start, budget_end)
+    if probe.columns[lower].trained:
+        return lower
+    notes.append(f"no alpha one rung below the edge trained: the recommendation sits at the edge, alpha = {edge:.3g}")
+    return edge
+
+
+def _functional_model(model, device) -> tuple[torch.nn.Module, dict]:
+    """A copy of ``model`` whose batch norms are written out, on ``device``, and its trainable parameters."""
+    if not isinstance(model, torch.nn.Module):
+        raise ProtocolError(f"model must be a torch.nn.Module (the network itself, not model.parameters() or a state "
+                            f"dict); got {type(model).__name__}")
+    model = models.with_task_batch_norm(model).to(device)
+    params = {k: v.detach().clone() for k, v in model.named_parameters() if v.requires_grad}
+    if not params:
+        raise ProtocolError("model has no trainable parameters (none with requires_grad=True)")
+    bad = [k for k, v in params.items() if not v.is_floating_point()]
+    if bad or len({v.dtype for v in params.values()}) > 1:
+        raise ProtocolError(f"model's trainable parameters must share one floating-point dtype; found "
+                            f"{sorted({str(v.dtype) for v in params.values()})}")
+    return model, params
+
+
+def _checked_sampler(sample_tasks) -> SampledTasks:
+    if isinstance(sample_tasks, SampledTasks):
+        return sample_tasks
+    if not callable(sample_tasks):
+        raise ProtocolError(f"sample_tasks must be a function i -> the i-th meta-batch (xs, ys, xq, yq); got "
+                            f"{type(sample_tasks).__name__}")
+    return SampledTasks(sample_tasks)
+
+
+def _layout(model, device) -> dict:
+    """How the probe runs on this device: a CNN on a CPU one cell at a time with its query passes task
+    by task (as the image grids do), anything else vectorised over cells."""
+    convolutional = any(isinstance(m, torch.nn.modules.conv._ConvNd) for m in model.modules())
+    if device.type == "cpu" and convolutional:
+        return {"slots": 1, "task_loop": True, "task_chunk": 4}
+    return {"slots": 8 if device.type == "cpu" else 32, "task_loop": False,
+            "task_chunk": 8 if convolutional else None}
+
+
+def _check_model(model, params, batch: Batch, loss_fn, inner_steps, order, task_loop) -> int:
+    """Run the model on the first meta-batch as the probe will; the number of classes (0: regression)."""
+    x, y = batch.xs[0], batch.ys[0]
+    try:
+        with torch.no_grad():
+            out = functional_call(model, params, (x,))
+    except Exception as e:  # noqa: BLE001 - any failure of the user's forward is reported in one line
+        raise ProtocolError(f"model(x) failed on one task's support inputs of shape {tuple(x.shape)}: "
+                            f"{type(e).__name__}: {e}") from None
+    if not isinstance(out, torch.Tensor):
+        raise ProtocolError(f"model(x) must return one tensor of predictions; it returned {type(out).__name__}")
+    classes = 0
+    if not y.is_floating_point():
+        if out.dim() != 2 or out.shape[0] != y.shape[0]:
+            raise ProtocolError(f"with integer class labels of shape {tuple(y.shape)}, model(x) must return logits "
+                                f"of shape ({y.shape[0]}, classes); it returned {tuple(out.shape)}")
+        classes = out.shape[1]
+        if int(y.min()) < 0 or int(y.max()) >= classes:
+            raise ProtocolError(f"class labels must lie in [0, {classes}) for a model with {classes} outputs; the "
+                                f"first task's lie in [{int(y.min())}, {int(y.max())}]")
+    elif loss_fn is maml.loss_fn and out.shape != y.shape:
+        raise ProtocolError(f"for regression, model(x) must return predictions shaped like the targets "
+                            f"{tuple(y.shape)}; it returned {tuple(out.shape)}")
+    two = Batch(*(t[:2] for t in (batch.xs, batch.ys, batch.xq, batch.yq)))
+    try:
+        _, value = maml.meta_gradient(model, params, two, 1e-3, inner_steps, order, task_loop, loss_fn)
+    except Exception as e:  # noqa: BLE001
+        raise ProtocolError(f"the MAML meta-gradient through the model failed under torch.func (grad through the "
+                            f"inner steps, vmap over tasks): {type(e).__name__}: {e}. The model's forward must be a "
+                            "pure function of its input and parameters: no in-place updates of buffers, no .item() "
+                            "or Python branches on tensor values") from None
+    if not torch.isfinite(value):
+        raise ProtocolError(f"the meta-loss at the starting parameters is {float(value)}: the model or its data "
+                            "give a non-finite loss before any training")
+    return classes
+
+
+def _time_meta_step(model, params, batch, inner_steps, order, task_loop, loss_fn) -> float:
+    """Seconds of one meta-gradient on a whole meta-batch (after one untimed call)."""
+    run = lambda: maml.meta_gradient(model, params, batch, 1e-3, inner_steps, order, task_loop, loss_fn)
+    run()
+    start = time.perf_counter()
+    run()
+    return time.perf_counter() - start
+
+
+def _half_decade(value: float) -> float:
+    return _rung_value(_rung(value))
+
+
+def _rung(value: float) -> int:
+    return int(round(2 * math.log10(value)))
+
+
+def _rung_value(rung: int) -> float:
+    """10^(rung/2), written as the decimal it is (1, 3.16..., 10): the same float whatever rounding led there."""
+    return float(f"{10 ** (rung / 2):.12g}")
+
+
+def _ladder(alpha_c: float) -> list[float]:
+    center = _rung(alpha_c) if math.isfinite(alpha_c) and alpha_c > 0 else 0
+    return [_rung_value(center + j) for j in range(-ALPHA_RUNGS, ALPHA_RUNGS + 1)]
+
+
+def _fmt(value) -> str:
+    return "none" if value is None else f"{value:.4g}"
+
+
+def _json_safe(value):
+    """NaN and infinity as null (JSON has neither); tuples as lists."""
+    if isinstance(value, dict):
+        return {str(k): _json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_json_safe(v) for v in value]
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value

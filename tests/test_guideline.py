@@ -1,0 +1,185 @@
+"""The guideline tool: exact curvature and a converging recommendation on the quadratic, a model with
+torch's batch norm on classification, determinism, one message per broken protocol, and the command."""
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from conftest import env_with_bin
+from maml_convergence import curvature, guideline, models, theory
+from maml_convergence.tasks import LinearRegressionTask, ProtocolError, SinusoidTasks
+
+
+@pytest.fixture(scope="module")
+def quadratic():
+    """The paper's Appendix C problem: one linear-regression task, the same points in both steps."""
+    model = models.linear_model().double()
+    params = models.initial_params(model, seed=0, dtype=torch.float64)
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            p.copy_(params[name])
+    task = LinearRegressionTask(seed=0)
+    batch = task.sample(dtype=torch.float64)
+    result = guideline.suggest(model, lambda i: batch, budget_seconds=600, iterations=100, verbose=False)
+    H = curvature.flat_hessian(lambda p: ((torch.func.functional_call(model, p, (batch.xs[0],)) - batch.ys[0]) ** 2)
+                               .mean(), params).numpy()
+    return result, H
+
+
+def test_on_the_quadratic_the_curvature_is_the_closed_form(quadratic):
+    result, H = quadratic
+    eig = np.linalg.eigvalsh(H)
+    assert result.lambda_max == pytest.approx(eig.max(), rel=1e-9)
+    assert result.eigenvalues[:2] == pytest.approx(sorted(eig, reverse=True), rel=1e-9)
+    assert result.alpha_c == pytest.approx(1 / eig.max(), rel=1e-9)
+    assert result.beta_bound_exact == pytest.approx(theory.exact_beta_bound(result.alpha, eig, "second")[0], rel=1e-9)
+    # the MAML objective's Hessian on this quadratic is (I - aH) H (I - aH): 2 / its top eigenvalue is the exact bound
+    assert result.beta_bound_maml_hessian == pytest.approx(result.beta_bound_exact, rel=1e-8)
+
+
+def test_on_the_quadratic_the_recommendation_converges_and_keeps_its_safety_factors(quadratic):
+    result, H = quadratic
+    step = theory.iteration_matrix(H, result.alpha, result.beta, "second")
+    assert max(abs(np.linalg.eigvals(step))) < 1  # the recommended (alpha, beta) converges, exactly
+    assert result.beta == pytest.approx(result.beta_max / guideline.BETA_SAFETY)
+    assert result.alpha <= result.alpha_edge / guideline.ALPHA_SAFETY * (1 + 1e-9)
+    assert result.recommended_outcome == "trained"
+    # what the probe measured as the largest stable beta is below the exact bound there (a short run may
+    # overestimate it, never by more than the refinement step here)
+    assert result.beta_max <= theory.exact_beta_bound(result.alpha, np.linalg.eigvalsh(H), "second")[0] * \
+        guideline.FINE
+    report = json.loads(result.to_json())
+    assert {"alpha", "beta", "alpha_c", "lambda_max", "beta_bound_paper", "beta_bound_exact", "probe"} <= set(report)
+    assert {row["outcome"] for row in report["probe"]} <= {"trained", "flat", "rose", "diverged"}
+
+
+class Templates:
+    """5-way classification tasks: each class a random template image, examples its noisy copies."""
+
+    def __init__(self, tasks=4, shots=2, queries=3, size=8):
+        self.tasks, self.shots, self.queries, self.size = tasks, shots, queries, size
+
+    def __call__(self, i):
+        g = torch.Generator().manual_seed(i)
+        templates = torch.randn(self.tasks, 5, 1, 1, self.size, self.size, generator=g)
+
+        def examples(k):
+            x = templates + 0.5 * torch.randn(self.tasks, 5, k, 1, self.size, self.size, generator=g)
+            return x.flatten(1, 2), torch.arange(5).repeat_interleave(k).repeat(self.tasks, 1)
+
+        return (*examples(self.shots), *examples(self.queries))
+
+
+def small_cnn():
+    torch.manual_seed(0)
+    return nn.Sequential(nn.Conv2d(1, 8, 3, padding=1), nn.BatchNorm2d(8), nn.ReLU(), nn.MaxPool2d(2),
+                         nn.Flatten(), nn.Linear(8 * 4 * 4, 5))
+
+
+def test_a_cnn_with_torch_batch_norm_in_training_mode_on_classification():
+    model = small_cnn()
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    result = guideline.suggest(model, Templates(), budget_seconds=600, iterations=10, verbose=False)
+    assert result.alpha is not None and result.beta > 0 and result.settings["classes"] == 5
+    assert result.recommended_outcome == "trained"
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())  # running stats untouched
+    assert result.settings["slots"] == 1 and result.settings["task_loop"]  # a CNN on a CPU: as the image grids
+
+
+def test_the_same_seed_and_iterations_give_the_same_report():
+    def run():
+        model = models.sinusoid_mlp()
+        report = json.loads(guideline.suggest(model, SinusoidTasks(tasks=5, seed=3).sample, budget_seconds=600,
+                                              iterations=15, seed=1, verbose=False).to_json())
+        for key in ("seconds", "settings"):
+            report.pop(key)
+        return report
+
+    torch.manual_seed(0)
+    first = run()
+    torch.manual_seed(0)
+    assert run() == first
+
+
+class UpdatesABuffer(nn.Module):
+    """A forward that counts its calls in place: not a function of its inputs and parameters."""
+
+    def __init__(self):
+        super().__init__()
+        self.lin = nn.Linear(1, 1)
+        self.register_buffer("calls", torch.zeros(()))
+
+    def forward(self, x):
+        self.calls += 1
+        return self.lin(x)
+
+
+def regression(i, tasks=3, points=4):
+    x = torch.linspace(-1, 1, tasks * points).view(tasks, points, 1)
+    return x, 2 * x, x, 2 * x
+
+
+@pytest.mark.parametrize("model,sampler,message", [
+    (lambda: list(nn.Linear(1, 1).parameters()), regression, "must be a torch.nn.Module"),
+    (lambda: nn.Linear(1, 1), lambda i: regression(i)[:3], "four tensors .* it returned tuple of length 3"),
+    (lambda: nn.Linear(1, 1), lambda i: ([[0.0]], *regression(i)[1:]), "its xs is a list, not a torch.Tensor"),
+    (lambda: nn.Linear(1, 1), lambda i: (regression(i)[0][:2], *regression(i)[1:]), "task axes differ"),
+    (lambda: nn.Linear(1, 3), regression, r"shaped like the targets \(4, 1\); it returned \(4, 3\)"),
+    (lambda: nn.Linear(1, 3), lambda i: (regression(i)[0], torch.full((3, 4), 3), regression(i)[2],
+                                         torch.full((3, 4), 3)), r"class labels must lie in \[0, 3\)"),
+    (lambda: UpdatesABuffer(), regression, "failed under torch.func"),
+    (lambda: nn.Linear(1, 1), "tasks.pt", "sample_tasks must be a function"),
+])
+def test_a_broken_protocol_stops_with_one_message_saying_what_was_expected(model, sampler, message):
+    with pytest.raises(ProtocolError, match=message):
+        guideline.suggest(model(), sampler, budget_seconds=5, verbose=False)
+
+
+def test_bad_settings_are_refused():
+    with pytest.raises(ValueError, match="budget_seconds must be a positive number"):
+        guideline.suggest(nn.Linear(1, 1), regression, budget_seconds=float("nan"))
+    with pytest.raises(ValueError, match="iterations must be an integer >= 1"):
+        guideline.suggest(nn.Linear(1, 1), regression, iterations=0)
+
+
+def run_cli(bin_dir, *args, cwd=None):
+    return subprocess.run([str(bin_dir / "maml-convergence"), "suggest", *args], capture_output=True, text=True,
+                          cwd=cwd, env=env_with_bin(bin_dir))
+
+
+def test_the_command_on_a_problem_of_the_paper_prints_one_json_line_last(bin_dir, tmp_path):
+    proc = run_cli(bin_dir, "--problem", "linear", "--budget-seconds", "60", "--iterations", "30",
+                   "--out", str(tmp_path / "report.json"), "--figure", str(tmp_path / "probe.png"))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    last = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert {"alpha", "beta", "alpha_c", "lambda_max"} <= set(last) and last["alpha"] > 0
+    report = json.loads((tmp_path / "report.json").read_text())
+    assert report["alpha"] == last["alpha"] and report["problem"] == "linear" and "provenance" in report
+    assert (tmp_path / "probe.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "[suggest] round 1" in proc.stderr  # progress on stderr
+
+
+def test_the_command_on_a_model_of_ones_own_and_its_errors(bin_dir, tmp_path):
+    (tmp_path / "mine.py").write_text(
+        "import torch\n"
+        "def model():\n    return torch.nn.Sequential(torch.nn.Linear(1, 8), torch.nn.Tanh(), torch.nn.Linear(8, 1))\n"
+        "def tasks(i):\n"
+        "    x = torch.linspace(-2, 2, 30).view(3, 10, 1)\n"
+        "    y = torch.sin(x + torch.arange(3).view(3, 1, 1) * 0.5)\n"
+        "    return x, y, x, y\n"
+        "def broken(i):\n    return 'not a batch'\n")
+    proc = run_cli(bin_dir, "--model", "mine:model", "--tasks", "mine:tasks", "--budget-seconds", "30",
+                   "--iterations", "20", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert json.loads(proc.stdout.strip().splitlines()[-1])["lambda_max"] > 0
+    for args, message in ((["--model", "nosuch:model", "--tasks", "mine:tasks"], "--model nosuch:model: cannot import"),
+                          (["--model", "mine:model", "--tasks", "mine:broken"], "must return a Batch or four tensors"),
+                          (["--model", "mine:model"], "give --problem, or --model and --tasks")):
+        proc = run_cli(bin_dir, *args, cwd=tmp_path)
+        assert proc.returncode == 2 and message in proc.stderr and "Traceback" not in proc.stderr, proc.stderr
+        assert len(proc.stderr.strip().splitlines()) == 1
