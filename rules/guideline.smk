@@ -12,6 +12,7 @@ rule guideline_suggest:
     params:
         config=lambda w: step_config("suggest", w.problem),
         data=data_record,
+        checkpoint="results/guideline/{problem}/suggest.ckpt",
     wildcard_constraints:
         problem="linear|sinusoid|omniglot|miniimagenet",
     log:
@@ -23,7 +24,7 @@ rule guideline_suggest:
         ENV
     shell:
         "maml-convergence suggest --config-json {params.config:q} --problem {wildcards.problem} {params.data}"
-        " --out {output.suggestion} --figure {output.probe} 2>&1 | tee {log}"
+        " --out {output.suggestion} --figure {output.probe} --checkpoint {params.checkpoint} 2>&1 | tee {log}"
 
 
 rule guideline_check:

@@ -106,6 +106,31 @@ def test_the_same_seed_and_iterations_give_the_same_report():
     assert run() == first
 
 
+def test_an_interrupted_probe_resumes_from_its_checkpoint_to_the_same_report(tmp_path, monkeypatch):
+    """The checkpoint holds every cell trained so far: a rerun trains only the missing ones and ends with
+    the same report (what kill -9 in the middle of the probe leaves is a checkpoint with fewer cells)."""
+    def run(**kw):
+        torch.manual_seed(0)  # the same starting parameters: the checkpoint is for this model
+        report = json.loads(guideline.suggest(models.sinusoid_mlp(), SinusoidTasks(tasks=5, seed=3).sample,
+                                              budget_seconds=600, iterations=15, verbose=False, **kw).to_json())
+        return {k: v for k, v in report.items() if k not in ("seconds", "settings")}
+
+    ckpt = tmp_path / "suggest.ckpt"
+    whole = run(checkpoint=ckpt)
+    saved = json.loads(ckpt.read_text())
+    cells = {(a, b) for a, b, *_ in saved["cells"]}
+    assert cells == {(r["alpha"], r["beta"]) for r in whole["probe"]}  # every cell the probe trained
+    saved["cells"] = saved["cells"][:5]  # as if killed after its first five cells
+    ckpt.write_text(json.dumps(saved))
+    trained = []
+    real = guideline.run_grid
+    monkeypatch.setattr(guideline, "run_grid", lambda spec, **kw: trained.extend(spec.pairs) or real(spec, **kw))
+    assert run(checkpoint=ckpt) == whole
+    assert len(trained) == len(cells) - 5 and set(trained).isdisjoint((a, b) for a, b, *_ in saved["cells"])
+    trained.clear()
+    assert run(checkpoint=ckpt) == whole and trained == []  # a complete checkpoint: nothing is trained again
+
+
 class UpdatesABuffer(nn.Module):
     """A forward that counts its calls in place: not a function of its inputs and parameters."""
 

@@ -309,7 +309,7 @@ def cmd_suggest(args):
         budget = args.budget_seconds or settings.get("budget_seconds", 120.0)
         data_path = _image_data(args, cfg) if args.problem in experiments.IMAGE_DATASETS else None
         result = experiments.suggest_on(cfg, args.problem, device, budget, data_path,
-                                        args.iterations or settings.get("iterations"))
+                                        args.iterations or settings.get("iterations"), checkpoint=_ckpt(args))
     else:
         cfg, args.workflow_config = {}, {}
         factory, sampler = _load_object(args.model, "--model"), _load_object(args.tasks, "--tasks")
@@ -317,7 +317,8 @@ def cmd_suggest(args):
         device = provenance.resolve_device(args.device or "auto")
         result = guideline.suggest(model, sampler, loss=args.loss, inner_steps=args.inner_steps or 1,
                                    order=args.order or "second", budget_seconds=args.budget_seconds or 120.0,
-                                   device=device, seed=args.seed, iterations=args.iterations)
+                                   device=device, seed=args.seed, iterations=args.iterations,
+                                   checkpoint=_ckpt(args))
     report = json.loads(result.to_json())
     report["problem"] = args.problem or f"{args.model} {args.tasks}"
     report["provenance"] = _record(args, cfg, device, time.perf_counter() - start)
@@ -326,6 +327,7 @@ def cmd_suggest(args):
     if args.figure:
         from . import plots
         plots.save_probe_figure(report, args.figure)
+    _done(args)
     print(json.dumps(result.summary()))
     if result.alpha is None:
         raise guideline.NoRecommendation("; ".join(result.notes))
@@ -408,7 +410,7 @@ def build_parser() -> argparse.ArgumentParser:
             provenance=True, checkpoint=True)
     s.add_argument("--sinusoid-grid", required=True)
     s = add("suggest", cmd_suggest, "the paper's guideline on a problem of the paper or a model of one's own: the "
-            "largest alpha that trains, then beta", out=False)
+            "largest alpha that trains, then beta", out=False, checkpoint=True)
     s.add_argument("--problem", choices=experiments.GUIDELINE_PROBLEMS, help="one of the paper's problems, "
                    "with its settings from the config")
     s.add_argument("--model", help="pkg.module:factory, a function that returns the nn.Module (or the module)")

@@ -389,7 +389,7 @@ def problem_spec(cfg: dict, problem: str, device: str, data_path: str | None = N
 
 
 def suggest_on(cfg: dict, problem: str, device: str, budget_seconds: float, data_path: str | None = None,
-               iterations: int | None = None, verbose: bool = True) -> guideline.Suggestion:
+               iterations: int | None = None, checkpoint=None, verbose: bool = True) -> guideline.Suggestion:
     """``maml-convergence suggest --problem``: the guideline tool on one of the paper's problems, from the
     starting parameters and the task stream its grid's cells of seed ``cfg['seed']`` have."""
     spec = problem_spec(cfg, problem, device, data_path)
@@ -402,7 +402,7 @@ def suggest_on(cfg: dict, problem: str, device: str, budget_seconds: float, data
     return guideline.suggest(model, lambda i: spec.problem.sample(i, dtype=dtype), inner_steps=spec.inner_steps,
                              order=spec.order,
                              budget_seconds=budget_seconds, device=device, seed=cfg["seed"], iterations=iterations,
-                             verbose=verbose)
+                             checkpoint=checkpoint, verbose=verbose)
 
 
 def guideline_check(cfg: dict, problem: str, device: str, alpha: float, beta: float, data_path: str | None = None,

@@ -34,17 +34,19 @@ first. The probe trains on batches 0, 1, 2, ... and measures every cell on one f
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import sys
 import time
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Callable
 
 import torch
 from torch.func import functional_call
 
-from . import maml, models, sharpness, theory
+from . import maml, models, provenance, sharpness, theory
 from .grid import EVAL_STREAM, GridSpec, eval_batch, run_grid
 from .stability import DEFINITIONS, DIVERGED_MULTIPLE, outcomes
 from .tasks import Batch, ProtocolError, SampledTasks, as_batch
@@ -100,13 +102,15 @@ class Suggestion:
 
 def suggest(model: torch.nn.Module, sample_tasks: Callable, *, loss="auto", inner_steps: int = 1,
             order: str = "second", budget_seconds: float = 120.0, device=None, seed: int = 0,
-            iterations: int | None = None, verbose: bool = True) -> Suggestion:
+            iterations: int | None = None, checkpoint=None, verbose: bool = True) -> Suggestion:
     """The guideline on ``model`` and its tasks: see the module's docstring. ``loss``: "auto"
     (cross-entropy for integer labels, else mean squared error), "cross_entropy", "mse" or a function
     (prediction, target) -> scalar. ``seed`` fixes the Lanczos start vectors; the starting parameters
     are the model's own and the tasks the sampler's. ``iterations``: meta-iterations per probe cell
     (None: what the budget allows). With it fixed (the report's ``settings.iterations``), the same seed,
-    model and sampler give the same report on a CPU, as long as the budget does not cut the probe short."""
+    model and sampler give the same report on a CPU, as long as the budget does not cut the probe short.
+    ``checkpoint``: a file written after every round; a run interrupted (Ctrl-C, kill -9) and started
+    again with the same arguments resumes from it and ends with the report an uninterrupted run gives."""
     started = time.monotonic()
     say = (lambda text: print(f"[suggest] {text}", file=sys.stderr, flush=True)) if verbose else (lambda text: None)
     if order not in maml.ORDERS:
@@ -129,8 +133,12 @@ def suggest(model: torch.nn.Module, sample_tasks: Callable, *, loss="auto", inne
         + (f"classification ({classes} classes)" if classes else "regression")
         + f"; one meta-iteration {seconds_per_cell:.3g} s on {device.type}")
 
-    eig = sharpness.loss_sharpness(model, params, first, k=3, iterations=LANCZOS, seed=seed,
-                                   task_chunk=layout["task_chunk"], loss=loss_fn)
+    resume = _Checkpoint(checkpoint, _fingerprint(params, first, inner_steps=inner_steps, order=order, seed=seed,
+                                                  iterations=iterations, loss=getattr(loss_fn, "__qualname__", loss),
+                                                  device=device.type, dtype=dtype))
+    started = resume.started = started - resume.state.get("elapsed", 0.0)  # the budget counts earlier parts too
+    eig = resume.state.get("eigenvalues") or sharpness.loss_sharpness(
+        model, params, first, k=3, iterations=LANCZOS, seed=seed, task_chunk=layout["task_chunk"], loss=loss_fn)
     lam = eig[0]
     alpha_c = theory.paper_alpha_c(eig)
     say(f"curvature at the start: lambda_max {lam:.4g}, alpha_c = 1/lambda_max {alpha_c:.4g} "
@@ -138,12 +146,15 @@ def suggest(model: torch.nn.Module, sample_tasks: Callable, *, loss="auto", inne
 
     evaluation = eval_batch(tasks, dtype, device)
     probe = _Probe(model, params, tasks, evaluation, loss_fn, inner_steps, order, dtype, device, layout,
-                   ceiling=DIVERGED_MULTIPLE * math.log(classes) if classes else math.inf, say=say)
+                   ceiling=DIVERGED_MULTIPLE * math.log(classes) if classes else math.inf, say=say, verbose=verbose,
+                   resume=resume)
     budget_end = started + budget_seconds
     lanczos_reserve = LANCZOS * 3 * seconds_per_cell if order == "second" else 0.0
     cells_expected = 3 * (2 * ALPHA_RUNGS + 2) + 4
     affordable = 0.85 * (budget_end - time.monotonic() - lanczos_reserve) / (cells_expected * seconds_per_cell)
-    probe.iterations = iterations or int(min(MAX_ITERATIONS, max(MIN_ITERATIONS, affordable)))
+    probe.iterations = iterations or resume.state.get("iterations") or int(
+        min(MAX_ITERATIONS, max(MIN_ITERATIONS, affordable)))
+    resume.save(eigenvalues=list(eig), iterations=probe.iterations)
     say(f"probe: {probe.iterations} meta-iterations per cell" + ("" if iterations else " (what the budget allows)"))
     ladder = _ladder(alpha_c)
     beta_start = _half_decade(2 / lam) if lam > 0 else 1.0
@@ -265,14 +276,14 @@ class _Probe:
     """Rounds of cells trained by the grid runner, and what they say per alpha column."""
 
     def __init__(self, model, params, tasks, evaluation: Batch, loss_fn, inner_steps, order, dtype, device, layout,
-                 ceiling: float, say):
+                 ceiling: float, say, verbose: bool, resume: "_Checkpoint"):
         self.model, self.params, self.tasks, self.evaluation = model, params, tasks, evaluation
         self.loss_fn, self.inner_steps, self.order, self.dtype, self.device = loss_fn, inner_steps, order, dtype, device
-        self.layout, self.ceiling, self.say = layout, ceiling, say
+        self.layout, self.ceiling, self.say, self.verbose, self.resume = layout, ceiling, say, verbose, resume
         self.columns: dict[float, _Column] = {}
         self.rows: list[dict] = []
         self.rounds, self.iterations, self.out_of_time = 0, MIN_ITERATIONS, False
-        self.seconds_per_cell = math.inf  # measured by each round
+        self.seconds_per_cell = resume.state.get("seconds_per_cell", math.inf)  # measured by each round
         self._start: dict[float, float] = {}
 
     def start_loss(self, alpha: float) -> float:
@@ -287,27 +298,34 @@ class _Probe:
     def train(self, cells: list[tuple[float, float]], phase: str, budget_end: float):
         """Train ``cells`` for ``iterations`` each; their outcomes, or None if the budget has no room for
         them (the first round always runs: without it there is nothing to recommend from). The cost of a
-        cell-iteration is what the last round took, training and evaluation together."""
-        if self.rounds and time.monotonic() + len(cells) * self.iterations * self.seconds_per_cell > budget_end:
+        cell-iteration is what the last round took, training and evaluation together. Cells the
+        checkpoint holds are read from it, not trained again."""
+        trained = self.resume.cells
+        todo = [c for c in cells if c not in trained]
+        if todo and self.rounds and time.monotonic() + len(todo) * self.iterations * self.seconds_per_cell > budget_end:
             self.out_of_time = True
             return None
         self.rounds += 1
-        started = time.monotonic()
-        spec = GridSpec(model=self.model, problem=self.tasks, alphas=[], betas=[], pairs=cells,
-                        iterations=self.iterations, inner_steps=self.inner_steps, order=self.order, optimizer="sgd",
-                        dtype=str(self.dtype).replace("torch.", ""), device=str(self.device),
-                        slots=self.layout["slots"], task_loop=self.layout["task_loop"], loss=self.loss_fn,
-                        init_params=self.params)
-        self.say(f"round {self.rounds} ({phase}): {len(cells)} cells")
-        rows = run_grid(spec, progress=False)
-        start = [self.start_loss(r["alpha"]) for r in rows]
+        self.say(f"round {self.rounds} ({phase}): {len(todo)} cells" +
+                 (f" (and {len(cells) - len(todo)} from the checkpoint)" if len(todo) < len(cells) else ""))
+        if todo:
+            started = time.monotonic()
+            spec = GridSpec(model=self.model, problem=self.tasks, alphas=[], betas=[], pairs=todo,
+                            iterations=self.iterations, inner_steps=self.inner_steps, order=self.order,
+                            optimizer="sgd", dtype=str(self.dtype).replace("torch.", ""), device=str(self.device),
+                            slots=self.layout["slots"], task_loop=self.layout["task_loop"], loss=self.loss_fn,
+                            init_params=self.params)
+            for r in run_grid(spec, progress=self.verbose):
+                trained[(r["alpha"], r["beta"])] = {k: r[k] for k in ("status", "final_loss", "diverged_at")}
+            self.seconds_per_cell = (time.monotonic() - started) / (len(todo) * self.iterations)
+            self.resume.save(seconds_per_cell=self.seconds_per_cell)
+        rows = [trained[c] for c in cells]
+        start = [self.start_loss(a) for a, _ in cells]
         found = outcomes([r["status"] for r in rows], start, [r["final_loss"] for r in rows], self.ceiling)
-        for r, s, o in zip(rows, start, found):
-            self.rows.append({"alpha": r["alpha"], "beta": r["beta"], "phase": phase, "round": self.rounds,
-                              "outcome": str(o), "status": r["status"], "start_loss": s,
-                              "final_loss": r["final_loss"], "diverged_at": r["diverged_at"],
-                              "iterations": self.iterations})
-        self.seconds_per_cell = (time.monotonic() - started) / (len(cells) * self.iterations)
+        for (a, b), r, s, o in zip(cells, rows, start, found):
+            self.rows.append({"alpha": a, "beta": b, "phase": phase, "round": self.rounds, "outcome": str(o),
+                              "status": r["status"], "start_loss": s, "final_loss": r["final_loss"],
+                              "diverged_at": r["diverged_at"], "iterations": self.iterations})
         return [str(o) for o in found]
 
     def search(self, alphas, beta_start: float, budget_end: float) -> None:
@@ -340,6 +358,44 @@ class _Probe:
     def check(self, alpha: float, beta: float, budget_end: float) -> str | None:
         found = self.train([(alpha, beta)], "recommended", budget_end)
         return None if found is None else found[0]
+
+
+class _Checkpoint:
+    """What an interrupted ``suggest`` had done: the curvature, the probe's iterations and every cell it
+    trained, with the time spent; written after each round (atomically), read back when the model's
+    parameters, the first meta-batch and the settings are the same. The search is a function of the cells'
+    outcomes, so a resumed run takes the same steps and ends with the same report."""
+
+    def __init__(self, path, fingerprint: str):
+        self.path, self.fingerprint, self.state, self.cells = path, fingerprint, {}, {}
+        self.started = time.monotonic()  # of this run's earlier parts included (suggest sets it)
+        if path is None or not Path(path).exists():
+            return
+        saved = json.loads(Path(path).read_text())
+        if saved.get("fingerprint") != fingerprint:
+            print(f"[suggest] ignoring checkpoint {path}: it belongs to another model, sampler or settings",
+                  file=sys.stderr)
+            return
+        self.state = saved
+        self.cells = {(a, b): {"status": st, "final_loss": loss, "diverged_at": at}
+                      for a, b, st, loss, at in saved["cells"]}
+        print(f"[suggest] resuming from checkpoint {path}: {len(self.cells)} cells trained", file=sys.stderr)
+
+    def save(self, **state) -> None:
+        self.state.update(state, elapsed=time.monotonic() - self.started)
+        if self.path is None:
+            return
+        cells = [[a, b, r["status"], r["final_loss"], r["diverged_at"]] for (a, b), r in self.cells.items()]
+        provenance.atomic_write_text(self.path, json.dumps({**self.state, "fingerprint": self.fingerprint,
+                                                            "cells": cells}))
+
+
+def _fingerprint(params: dict, batch: Batch, **settings) -> str:
+    """Identifies a probe's inputs: the starting parameters, the first meta-batch and the settings."""
+    h = hashlib.sha256(json.dumps(settings, sort_keys=True, default=str).encode())
+    for t in [*params.values(), batch.xs, batch.ys, batch.xq, batch.yq]:
+        h.update(t.detach().cpu().contiguous().numpy().tobytes())
+    return h.hexdigest()[:16]
 
 
 def _recommended_alpha(probe: _Probe, trained, edge, beta_start, budget_end, notes) -> float | None:
@@ -433,11 +489,10 @@ def _check_model(model, params, batch: Batch, loss_fn, inner_steps, order, task_
 
 
 def _time_meta_step(model, params, batch, inner_steps, order, task_loop, loss_fn) -> float:
-    """Seconds of one meta-gradient on a whole meta-batch (after one untimed call)."""
-    run = lambda: maml.meta_gradient(model, params, batch, 1e-3, inner_steps, order, task_loop, loss_fn)
-    run()
+    """Seconds of one meta-gradient on a whole meta-batch (``_check_model`` has run one on two tasks: the
+    first call's one-time costs are paid)."""
     start = time.perf_counter()
-    run()
+    maml.meta_gradient(model, params, batch, 1e-3, inner_steps, order, task_loop, loss_fn)
     return time.perf_counter() - start
 
 

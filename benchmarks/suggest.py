@@ -1,0 +1,77 @@
+"""Time and memory of `maml-convergence suggest` on the paper's problems, on this machine.
+
+    python benchmarks/suggest.py                              # Omniglot (540 s budget) and the sinusoid (120 s)
+    python benchmarks/suggest.py --problems omniglot --budget omniglot=300
+
+Each problem runs in a process of its own (`suggest_on`, as `maml-convergence suggest --problem`
+does), at the paper's settings (config/config.yaml: Omniglot's 4-block CNN, 112,261 parameters,
+32 tasks per meta-batch, 2 inner steps, second order), from the grid's starting parameters. It reports
+wall time (the whole call: protocol, curvature, probe, the MAML Hessian at the recommendation), peak
+resident memory of that process (torch included), the probe's size and the recommendation. The
+issue's targets: within 10 minutes and under 4 GB on this project's 2-vCPU CPU for the Omniglot CNN.
+Prints a line per problem, then, last, one JSON object.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
+
+from maml_convergence import config, experiments, provenance  # noqa: E402
+
+DEFAULT_BUDGETS = {"omniglot": 540.0, "sinusoid": 120.0}
+
+
+def one(problem: str, budget: float) -> dict:
+    """Run in a child process: suggest on ``problem``, and this process's own peak memory."""
+    cfg = config.load()
+    device = provenance.resolve_device(cfg["device"])
+    data_path = None
+    if problem in experiments.IMAGE_DATASETS:
+        from maml_convergence import data
+        data.ensure_prepared(problem, config.resolve_path(cfg["data"]["root"]),
+                             config.resolve_path(cfg["data"]["mirror"]))
+        data_path = experiments.prepared_path(cfg, problem)
+    start = time.perf_counter()
+    result = experiments.suggest_on(cfg, problem, device, budget, data_path)
+    return {"problem": problem, "device": provenance.device_description(device), "budget_s": budget,
+            "wall_s": round(time.perf_counter() - start, 1),
+            "peak_rss_gb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20, 2),
+            "parameters": result.settings["parameters"], "tasks": result.settings["tasks"],
+            "probe_cells": len(result.probe), "probe_iterations": result.settings["iterations"],
+            "seconds_per_meta_iteration": round(result.settings["seconds_per_meta_iteration"], 3),
+            **{k: result.summary()[k] for k in ("alpha", "beta", "alpha_edge", "alpha_c", "lambda_max",
+                                                 "recommended_outcome")}, "notes": result.notes}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--problems", nargs="+", default=list(DEFAULT_BUDGETS), choices=sorted(DEFAULT_BUDGETS))
+    parser.add_argument("--budget", nargs="*", default=[], help="problem=seconds, overriding the defaults")
+    parser.add_argument("--one", help=argparse.SUPPRESS)  # the child process
+    args = parser.parse_args()
+    budgets = {**DEFAULT_BUDGETS, **{k: float(v) for k, v in (b.split("=") for b in args.budget)}}
+    if args.one:
+        print(json.dumps(one(args.one, budgets[args.one])))
+        return
+    out = {}
+    for problem in args.problems:
+        proc = subprocess.run([sys.executable, __file__, "--one", problem, "--budget", f"{problem}={budgets[problem]}"],
+                              capture_output=True, text=True)
+        if proc.returncode:
+            sys.exit(f"{problem}: {proc.stderr.strip().splitlines()[-1]}")
+        out[problem] = json.loads(proc.stdout.strip().splitlines()[-1])
+        print(f"{problem}: {out[problem]['wall_s']} s, {out[problem]['peak_rss_gb']} GB, alpha {out[problem]['alpha']}, "
+              f"beta {out[problem]['beta']}", flush=True)
+    print(json.dumps(out))
+
+
+if __name__ == "__main__":
+    main()
