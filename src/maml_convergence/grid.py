@@ -318,8 +318,9 @@ def run_grid(spec: GridSpec, checkpoint: str | os.PathLike | None = None, checkp
     total = len(cells) * spec.iterations
     finished_work = len(done) * spec.iterations + sum(
         it for c, it in zip(slots.cell, slots.iteration) if c >= 0)
+    name = spec.model if isinstance(spec.model, str) else type(spec.model).__name__
     bar = progress_bar(total=total, initial=finished_work, disable=not progress, unit="cell-it",
-                       desc=f"{spec.model} {spec.order}-order grid", smoothing=0.05)
+                       desc=f"{name} {spec.order}-order grid", smoothing=0.05)
     last_save, steps = time.monotonic(), 0
     with _deferred_interrupts() as stop:
         while any(c >= 0 for c in slots.cell):
