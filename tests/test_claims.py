@@ -163,3 +163,11 @@ def test_g1_on_a_few_shot_grid_reads_definition_b_and_fails_without_a_recommenda
     assert row["verdict"] == "fails" and "own run: rose" in row["summary"]
     row = claims._g1("omniglot", *write_suggestion(tmp_path / "none", grid, None, None, inside, "omniglot", prov))
     assert row["verdict"] == "fails" and "no recommendation" in row["summary"]
+
+
+def test_a_bar_inside_a_cell_of_the_claims_table_does_not_start_a_new_column():
+    row = {"id": "C1", "claim": "||g|| grows", "verdict": "holds", "summary": "median |rel. error| 0.2", "rule": "r",
+           "rests_on": "s"}
+    line = claims.to_markdown({"eigenvalues": {}, "claims": [row]}).splitlines()[-1]
+    assert line == r"| C1 | \|\|g\|\| grows | **holds** | median \|rel. error\| 0.2 | r | s |"
+    assert len(line.replace(r"\|", "").split("|")) == 8  # six cells

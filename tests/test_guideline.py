@@ -2,6 +2,7 @@
 torch's batch norm on classification, determinism, one message per broken protocol, and the command."""
 
 import json
+import math
 import subprocess
 import sys
 
@@ -89,6 +90,18 @@ def test_a_cnn_with_torch_batch_norm_in_training_mode_on_classification():
     assert result.recommended_outcome == "trained"
     assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())  # running stats untouched
     assert result.settings["slots"] == 1 and result.settings["task_loop"]  # a CNN on a CPU: as the image grids
+
+
+def test_a_fall_from_a_start_wrecked_by_the_inner_step_is_not_training():
+    """At a large alpha the inner step wrecks the model: its meta-loss starts far above the model's own
+    (alpha = 0). Ending 10 % below that start, but above the model's own, is 'flat', not 'trained'."""
+    probe = guideline._Probe(*[None] * 9, layout={}, ceiling=math.inf, say=lambda text: None, verbose=False,
+                             resume=guideline._Checkpoint(None, ""))
+    probe._start = {0.0: 1.6, 10.0: 38.0}
+    probe.resume.cells = {(0.0, 1.0): {"status": "ok", "final_loss": 1.2, "diverged_at": -1},
+                          (10.0, 0.1): {"status": "ok", "final_loss": 4.3, "diverged_at": -1},
+                          (10.0, 0.03): {"status": "ok", "final_loss": 1.3, "diverged_at": -1}}
+    assert probe.train(list(probe.resume.cells), "search", budget_end=0) == ["trained", "flat", "trained"]
 
 
 def test_the_same_seed_and_iterations_give_the_same_report():

@@ -698,6 +698,6 @@ def to_markdown(result: dict) -> str:
              "| id | claim | verdict | measured | rule | rests on |",
              "|---|---|---|---|---|---|"]
     for c in result["claims"]:
-        lines.append(f"| {c['id']} | {c['claim']} | **{c['verdict']}** | {c['summary']} | {c['rule']} | "
-                     f"{c['rests_on']} |")
+        cells = [c["id"], c["claim"], f"**{c['verdict']}**", c["summary"], c["rule"], c["rests_on"]]
+        lines.append("| " + " | ".join(cell.replace("|", "\\|") for cell in cells) + " |")  # |g|: not a column
     return "\n".join(lines) + "\n"

@@ -23,7 +23,9 @@ first. The probe trains on batches 0, 1, 2, ... and measures every cell on one f
    the plain gradient-descent bound 2/lambda_max and steps by sqrt(10) up while the cell is stable and
    down while it is not. The columns run together, one cell each per round (vectorised over cells where
    that is faster). A cell's outcome (diverged, rose, trained, flat) follows ``stability``: start and
-   end are its meta-loss on the fixed batch; stable = neither diverged nor rose (definition (b)).
+   end are its meta-loss on the fixed batch; stable = neither diverged nor rose (definition (b)); and
+   trained also means ending 10 % below the start of the model as given (alpha = 0), since a large inner
+   step wrecks the start and a fall from there is no learning.
    While the top alpha still trains, rungs are added above it. The number of iterations per cell is
    what the time budget allows, between MIN_ITERATIONS and MAX_ITERATIONS.
 4. Recommendation: edge = the largest alpha at which some beta trained. alpha = the largest alpha
@@ -43,6 +45,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable
 
+import numpy as np
 import torch
 from torch.func import functional_call
 
@@ -321,7 +324,12 @@ class _Probe:
             self.resume.save(seconds_per_cell=self.seconds_per_cell)
         rows = [trained[c] for c in cells]
         start = [self.start_loss(a) for a, _ in cells]
-        found = outcomes([r["status"] for r in rows], start, [r["final_loss"] for r in rows], self.ceiling)
+        end = [r["final_loss"] for r in rows]
+        found = outcomes([r["status"] for r in rows], start, end, self.ceiling)
+        # An inner step large enough to wreck the model starts a cell far above the model as given (alpha = 0):
+        # falling from there is not training. Trained = also 10 % below the unadapted model's start.
+        below_given = outcomes(["ok"] * len(cells), [self.start_loss(0.0)] * len(cells), end) == "trained"
+        found = np.where((found == "trained") & ~below_given, "flat", found)
         for (a, b), r, s, o in zip(cells, rows, start, found):
             self.rows.append({"alpha": a, "beta": b, "phase": phase, "round": self.rounds, "outcome": str(o),
                               "status": r["status"], "start_loss": s, "final_loss": r["final_loss"],
