@@ -87,7 +87,7 @@ def test_a_cnn_with_torch_batch_norm_in_training_mode_on_classification():
     before = {k: v.clone() for k, v in model.state_dict().items()}
     result = guideline.suggest(model, Templates(), budget_seconds=600, iterations=10, verbose=False)
     assert result.alpha is not None and result.beta > 0 and result.settings["classes"] == 5
-    assert result.recommended_outcome == "trained"
+    assert result.recommended_outcome in guideline.STABLE  # neither diverged nor rose in its own run
     assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())  # running stats untouched
     assert result.settings["slots"] == 1 and result.settings["task_loop"]  # a CNN on a CPU: as the image grids
 
