@@ -151,10 +151,11 @@ def suggest(model: torch.nn.Module, sample_tasks: Callable, *, loss="auto", inne
     probe = _Probe(model, params, tasks, evaluation, loss_fn, inner_steps, order, dtype, device, layout,
                    ceiling=DIVERGED_MULTIPLE * math.log(classes) if classes else math.inf, say=say, verbose=verbose,
                    resume=resume)
-    budget_end = started + budget_seconds
-    lanczos_reserve = LANCZOS * 3 * seconds_per_cell if order == "second" else 0.0
-    cells_expected = 3 * (2 * ALPHA_RUNGS + 2) + 4
-    affordable = 0.85 * (budget_end - time.monotonic() - lanczos_reserve) / (cells_expected * seconds_per_cell)
+    # The probe's rounds end in time for the MAML Hessian at the recommendation (a Hessian-vector product
+    # through the inner steps costs about three meta-gradients).
+    budget_end = started + budget_seconds - (LANCZOS * 3 * seconds_per_cell if order == "second" else 0.0)
+    cells_expected = 4 * (2 * ALPHA_RUNGS + 2) + 4  # what the searches, the refinement and the check took so far
+    affordable = 0.85 * (budget_end - time.monotonic()) / (cells_expected * seconds_per_cell)
     probe.iterations = iterations or resume.state.get("iterations") or int(
         min(MAX_ITERATIONS, max(MIN_ITERATIONS, affordable)))
     resume.save(eigenvalues=list(eig), iterations=probe.iterations)
@@ -193,6 +194,8 @@ def suggest(model: torch.nn.Module, sample_tasks: Callable, *, loss="auto", inne
     if alpha is not None and order == "second":
         maml_lam = sharpness.maml_sharpness(model, params, first, alpha, inner_steps, k=1, iterations=LANCZOS,
                                             seed=seed, task_chunk=layout["task_chunk"], loss=loss_fn)[0]
+        say(f"the MAML objective's Hessian at alpha = {alpha:.4g}: lambda_max {maml_lam:.4g} "
+            f"({time.monotonic() - started:.0f} s)")
     at = alpha if alpha is not None else 0.0
     result = Suggestion(
         alpha=alpha, beta=beta, alpha_c=alpha_c, lambda_max=lam,
