@@ -221,3 +221,19 @@ def test_the_command_on_a_model_of_ones_own_and_its_errors(bin_dir, tmp_path):
         proc = run_cli(bin_dir, *args, cwd=tmp_path)
         assert proc.returncode == 2 and message in proc.stderr and "Traceback" not in proc.stderr, proc.stderr
         assert len(proc.stderr.strip().splitlines()) == 1
+
+
+def test_an_interrupt_inside_a_torchscript_kernel_is_reported_as_an_interruption(monkeypatch, capsys):
+    """SIGTERM during a Hessian-vector product reaches Python as a RuntimeError from TorchScript."""
+    from maml_convergence import cli
+
+    def interrupted(args):
+        raise RuntimeError("The following operation failed in the TorchScript interpreter.\n"
+                           "RuntimeError: KeyboardInterrupt: <EMPTY MESSAGE>")
+
+    monkeypatch.setattr(cli, "cmd_suggest", interrupted)
+    assert cli.main(["suggest", "--problem", "linear"]) == 130
+    assert capsys.readouterr().err == "maml-convergence: interrupted; rerun the same command to resume\n"
+    monkeypatch.setattr(cli, "cmd_suggest", lambda args: (_ for _ in ()).throw(RuntimeError("a real error")))
+    with pytest.raises(RuntimeError, match="a real error"):
+        cli.main(["suggest", "--problem", "linear"])

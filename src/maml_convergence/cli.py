@@ -474,5 +474,12 @@ def main(argv=None) -> int:
     except KeyboardInterrupt:
         print("maml-convergence: interrupted; rerun the same command to resume", file=sys.stderr)
         return 130
+    except RuntimeError as e:
+        # An interrupt that lands inside one of torch's TorchScript kernels (a Hessian-vector product's
+        # backward, say) comes out as this RuntimeError: it is still an interruption.
+        if "KeyboardInterrupt" not in str(e):
+            raise
+        print("maml-convergence: interrupted; rerun the same command to resume", file=sys.stderr)
+        return 130
     return 0
 
