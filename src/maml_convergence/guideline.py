@@ -63,6 +63,7 @@ BETA_RUNGS = (-4, 6)        # a column's search may go this many rungs below / a
 EXTEND = 3                  # at most this many rungs added above the ladder while its top alpha trains
 MIN_ITERATIONS, MAX_ITERATIONS = 10, 200
 LANCZOS = 20                # Hessian-vector products per top-eigenvalue estimate
+MAML_HESSIAN_COST = 3.0     # the MAML Hessian's Lanczos against the loss Hessian's, in time (measured ~2-3x)
 STABLE = DEFINITIONS["b"][1]
 
 class NoRecommendation(RuntimeError):
@@ -140,8 +141,12 @@ def suggest(model: torch.nn.Module, sample_tasks: Callable, *, loss="auto", inne
                                                   iterations=iterations, loss=getattr(loss_fn, "__qualname__", loss),
                                                   device=device.type, dtype=dtype))
     started = resume.started = started - resume.state.get("elapsed", 0.0)  # the budget counts earlier parts too
-    eig = resume.state.get("eigenvalues") or sharpness.loss_sharpness(
-        model, params, first, k=3, iterations=LANCZOS, seed=seed, task_chunk=layout["task_chunk"], loss=loss_fn)
+    eig, curvature_seconds = resume.state.get("eigenvalues"), resume.state.get("curvature_seconds", 0.0)
+    if eig is None:
+        lanczos_start = time.monotonic()
+        eig = sharpness.loss_sharpness(model, params, first, k=3, iterations=LANCZOS, seed=seed,
+                                       task_chunk=layout["task_chunk"], loss=loss_fn)
+        curvature_seconds = time.monotonic() - lanczos_start
     lam = eig[0]
     alpha_c = theory.paper_alpha_c(eig)
     say(f"curvature at the start: lambda_max {lam:.4g}, alpha_c = 1/lambda_max {alpha_c:.4g} "
@@ -151,14 +156,15 @@ def suggest(model: torch.nn.Module, sample_tasks: Callable, *, loss="auto", inne
     probe = _Probe(model, params, tasks, evaluation, loss_fn, inner_steps, order, dtype, device, layout,
                    ceiling=DIVERGED_MULTIPLE * math.log(classes) if classes else math.inf, say=say, verbose=verbose,
                    resume=resume)
-    # The probe's rounds end in time for the MAML Hessian at the recommendation (a Hessian-vector product
-    # through the inner steps costs about three meta-gradients).
-    budget_end = started + budget_seconds - (LANCZOS * 3 * seconds_per_cell if order == "second" else 0.0)
+    # The probe's rounds end in time for the MAML Hessian at the recommendation: its Hessian-vector
+    # products, through the inner steps, took about twice the loss Hessian's on Omniglot and more on
+    # small batches, where fixed costs weigh more.
+    budget_end = started + budget_seconds - (MAML_HESSIAN_COST * curvature_seconds if order == "second" else 0.0)
     cells_expected = 4 * (2 * ALPHA_RUNGS + 2) + 4  # what the searches, the refinement and the check took so far
     affordable = 0.85 * (budget_end - time.monotonic()) / (cells_expected * seconds_per_cell)
     probe.iterations = iterations or resume.state.get("iterations") or int(
         min(MAX_ITERATIONS, max(MIN_ITERATIONS, affordable)))
-    resume.save(eigenvalues=list(eig), iterations=probe.iterations)
+    resume.save(eigenvalues=list(eig), curvature_seconds=curvature_seconds, iterations=probe.iterations)
     say(f"probe: {probe.iterations} meta-iterations per cell" + ("" if iterations else " (what the budget allows)"))
     ladder = _ladder(alpha_c)
     beta_start = _half_decade(2 / lam) if lam > 0 else 1.0
