@@ -133,7 +133,7 @@ def cmd_sinusoid_reference(args):
     _write_reference(args, experiments.sinusoid_reference)
 
 
-def _write_trained_table(args, compute, extra=lambda cfg: {}) -> None:
+def _write_trained_table(args, compute, extra=lambda cfg: {}) -> pd.DataFrame:
     """The table of a resumable training step, ``compute(cfg, device, checkpoint=, run_info=)``, with its
     provenance (plus ``extra(cfg)``); its resume file is removed once both are written."""
     cfg = _config(args)
@@ -144,6 +144,7 @@ def _write_trained_table(args, compute, extra=lambda cfg: {}) -> None:
     provenance.write_json(args.provenance, _record(args, cfg, device, time.perf_counter() - start, run_info,
                                                    **extra(cfg)))
     _done(args)
+    return table
 
 
 def cmd_fig1(args):
@@ -334,19 +335,16 @@ def cmd_suggest(args):
 
 
 def cmd_guideline_check(args):
-    cfg = _config(args)
-    device = provenance.resolve_device(cfg["device"])
     suggestion = json.loads(Path(args.suggestion).read_text())
     alpha, beta = suggestion["alpha"], suggestion["beta"]
     if alpha is None or not (math.isfinite(alpha) and math.isfinite(beta)):
         raise guideline.NoRecommendation(f"{args.suggestion} holds no recommendation to check")
-    data_path = _image_data(args, cfg) if args.problem in experiments.IMAGE_DATASETS else None
-    start, run_info = time.perf_counter(), {}
-    frame = experiments.guideline_check(cfg, args.problem, device, alpha, beta, data_path, _ckpt(args), run_info)
-    provenance.atomic_write_text(args.out, frame.to_csv(index=False))
-    provenance.write_json(args.provenance, _record(args, cfg, device, time.perf_counter() - start, run_info,
-                                                   alpha=alpha, beta=beta))
-    _done(args)
+
+    def check(cfg, device, **run):
+        data_path = _image_data(args, cfg) if args.problem in experiments.IMAGE_DATASETS else None
+        return experiments.guideline_check(cfg, args.problem, device, alpha, beta, data_path, **run)
+
+    frame = _write_trained_table(args, check, lambda cfg: {"alpha": alpha, "beta": beta})
     print(f"[guideline] {args.problem}: alpha {alpha:.4g}, beta {beta:.4g} trained as a grid cell: "
           f"{frame.status.iloc[0]}, final loss {frame.final_loss.iloc[0]:.4g}")
 
@@ -359,7 +357,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="maml-convergence", description=__doc__.split("\n\n")[0])
     sub = p.add_subparsers(dest="command", required=True)
 
-    def add(name, func, help, out=True, provenance=False, checkpoint=False):
+    def add(name, func, help, out=True, provenance=False, checkpoint=False, data=False):
         s = sub.add_parser(name, help=help)
         g = s.add_mutually_exclusive_group()
         g.add_argument("--configfile", nargs="*", default=[],
@@ -372,6 +370,9 @@ def build_parser() -> argparse.ArgumentParser:
             s.add_argument("--provenance", required=True)
         if checkpoint:
             s.add_argument("--checkpoint", help="resume file, kept while the run is incomplete")
+        if data:  # a step that reads a prepared image dataset
+            s.add_argument("--data", help="the prepared dataset (default: under the config's data.root)")
+            s.add_argument("--dataset-record", help="the record prepare-data wrote; the dataset must still match it")
         s.set_defaults(func=func, experiment=name)
         return s
 
@@ -392,16 +393,13 @@ def build_parser() -> argparse.ArgumentParser:
             "the record of what this run uses")
     s.add_argument("--dataset", choices=sorted(data.PREPARED), required=True)
     s = add("image-grid", cmd_image_grid, "Fig. 4b/4c grid, or one chunk of it", provenance=True,
-            checkpoint=True)
+            checkpoint=True, data=True)
     s.add_argument("--dataset", choices=sorted(experiments.IMAGE_DATASETS), required=True)
     s.add_argument("--chunk", type=int, help="this chunk's index, 0-based (with --chunks)")
     s.add_argument("--chunks", type=int, help="how many chunks the grid is split into")
-    s.add_argument("--data", help="the prepared dataset (default: under the config's data.root)")
-    s.add_argument("--dataset-record", help="the record prepare-data wrote; the dataset must still match it")
-    s = add("image-merge", cmd_image_merge, "one grid table from the chunks of an image grid", provenance=True)
+    s = add("image-merge", cmd_image_merge, "one grid table from the chunks of an image grid", provenance=True,
+            data=True)
     s.add_argument("--dataset", choices=sorted(experiments.IMAGE_DATASETS), required=True)
-    s.add_argument("--data", help="the prepared dataset (default: under the config's data.root)")
-    s.add_argument("--dataset-record", help="the record prepare-data wrote; the dataset must still match it")
     s.add_argument("--chunks", nargs="+", required=True)
     s.add_argument("--chunk-provenance", nargs="*", default=[])
     add("sinusoid-sharpness", cmd_sinusoid_sharpness, "Fig. 4a's local prediction: 2/lambda_max of the MAML "
@@ -410,7 +408,7 @@ def build_parser() -> argparse.ArgumentParser:
             provenance=True, checkpoint=True)
     s.add_argument("--sinusoid-grid", required=True)
     s = add("suggest", cmd_suggest, "the paper's guideline on a problem of the paper or a model of one's own: the "
-            "largest alpha that trains, then beta", out=False, checkpoint=True)
+            "largest alpha that trains, then beta", out=False, checkpoint=True, data=True)
     s.add_argument("--problem", choices=experiments.GUIDELINE_PROBLEMS, help="one of the paper's problems, "
                    "with its settings from the config")
     s.add_argument("--model", help="pkg.module:factory, a function that returns the nn.Module (or the module)")
@@ -429,14 +427,10 @@ def build_parser() -> argparse.ArgumentParser:
                    "parameters are the start)")
     s.add_argument("--out", help="the whole report as JSON: recommendation, curvature, every probe cell")
     s.add_argument("--figure", help="a figure of the probe (.png or .pdf)")
-    s.add_argument("--data", help="the prepared dataset (default: under the config's data.root)")
-    s.add_argument("--dataset-record", help="the record prepare-data wrote; the dataset must still match it")
     s = add("guideline-check", cmd_guideline_check, "train suggest's recommendation as a cell of its problem's grid",
-            provenance=True, checkpoint=True)
+            provenance=True, checkpoint=True, data=True)
     s.add_argument("--problem", choices=experiments.GUIDELINE_PROBLEMS, required=True)
     s.add_argument("--suggestion", required=True, help="the report suggest wrote (--out)")
-    s.add_argument("--data", help="the prepared dataset (default: under the config's data.root)")
-    s.add_argument("--dataset-record", help="the record prepare-data wrote; the dataset must still match it")
     s = add("claims", cmd_claims, "verdicts on the paper's claims", out=False)
     s.add_argument("--sinusoid-sharpness", help="Fig. 4a's local prediction (claim A-local-sinusoid)")
     s.add_argument("--guideline", nargs="*", default=[], help="suggest's reports and their checks, in pairs "
