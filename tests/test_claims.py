@@ -4,6 +4,7 @@ seeds, the three few-shot definitions, and the guideline row."""
 import json
 import math
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -148,6 +149,24 @@ def test_g1_holds_only_inside_the_stable_region_and_near_the_best_loss(tmp_path,
     row = claims._g1("sinusoid", *write_suggestion(tmp_path, grid, alpha, beta, check))
     assert row["id"] == "G1-sinusoid" and row["verdict"] == verdict and why in row["summary"], row["summary"]
     assert "read on seed 0" in row["rests_on"] and "9 probe cells x 100 iterations" in row["rests_on"]
+
+
+def test_g1_says_whether_any_beta_at_the_suggested_alpha_could_meet_the_loss_bound(tmp_path):
+    seed0 = grid_of({0.0: [0.1, 0.3], 0.02: [0.1, 0.3], 0.1: [0.1, 0.3]}).assign(seed=0)
+    seed0.loc[seed0.alpha == 0.1, "final_loss"] = [2.4, 2.2, math.nan, math.nan]  # best 1.0 at alpha 0, 0.02
+    seed1 = seed0.assign(seed=1, final_loss=seed0.final_loss * np.where(seed0.alpha == 0.1, 0.5, 1.0))
+    grid = pd.concat([seed0, seed1])
+    row = claims._g1("sinusoid", *write_suggestion(tmp_path, grid, 0.1, 0.3, {"status": "ok", "final_loss": 2.2}))
+    assert row["verdict"] == "fails" and "ratio 2.2)" in row["summary"]
+    assert "best stable cell in those columns: loss 2.2 at alpha=0.1, beta=0.3 (ratio 2.2), so no beta there " \
+           "meets (iii)" in row["summary"], row["summary"]
+    assert "over the grid's 2 seeds, that ratio is 1.1-2.2 (median 1.65), above 2 in 1" in row["summary"]
+    assert row["measured"]["best_at_suggested_alpha_per_seed"][1]["ratio"] == pytest.approx(1.1)
+    # a hand-edited loss in that column moves the diagnostic, never the verdict's rule
+    grid.loc[(grid.seed == 0) & (grid.alpha == 0.1) & (grid.beta == 0.1), "final_loss"] = 1.5
+    row = claims._g1("sinusoid", *write_suggestion(tmp_path / "edit", grid, 0.1, 0.3,
+                                                   {"status": "ok", "final_loss": 2.2}))
+    assert row["verdict"] == "fails" and "loss 1.5 at alpha=0.1, beta=0.1 (ratio 1.5), so some beta" in row["summary"]
 
 
 def test_g1_on_a_few_shot_grid_reads_definition_b_and_fails_without_a_recommendation(tmp_path):

@@ -482,6 +482,18 @@ def _bracketing_columns(brackets: pd.DataFrame, alpha: float) -> pd.DataFrame:
     return brackets[brackets.alpha.isin({lower.max(), upper.min()})]
 
 
+def _best_at(region: pd.DataFrame, alpha: float) -> dict | None:
+    """The lowest final loss of the stable cells in the grid columns on both sides of ``alpha``, beside the
+    grid's lowest: whether any beta at the suggested alpha could have met G1's loss bound (iii)."""
+    stable = region[region.status == "ok"]
+    near = stable[stable.alpha.isin(_bracketing_columns(stability_brackets(region), alpha).alpha)]
+    if not len(near):
+        return None
+    cell = near.loc[near.final_loss.idxmin()]
+    return {"alpha": float(cell.alpha), "beta": float(cell.beta), "final_loss": float(cell.final_loss),
+            "ratio": float(cell.final_loss / stable.final_loss.min())}
+
+
 def _g1(problem: str, grid_path, suggestion_path, check_path) -> dict:
     """G1: is what ``maml-convergence suggest`` recommends stable and good on the workflow's own grid?"""
     prov, sugg, check = _provenance(grid_path), json.loads(Path(suggestion_path).read_text()), pd.read_csv(check_path)
@@ -530,11 +542,25 @@ def _g1(problem: str, grid_path, suggestion_path, check_path) -> dict:
                f"columns {where}: {'inside' if inside else 'OUTSIDE'} the stable region; its own run: {own}, final "
                f"loss {loss:.3g}" + (f" vs the grid's best {best.final_loss:.3g} at alpha={best.alpha:g}, "
                                      f"beta={best.beta:g} (ratio {ratio:.3g})" if best is not None else ""))
+    # Not part of the rule: says whether (iii) was within reach of any beta at the suggested alpha, on this
+    # seed and on every seed of the grid, so a failure can be put on the alpha or on the beta.
+    reach = _best_at(region, alpha)
+    seeds = whole.groupby("seed") if "seed" in whole else [(seed, whole)]
+    reach_per_seed = {int(s): _best_at(few_shot_stability(g, n_way, "b") if few_shot else g, alpha) for s, g in seeds}
+    if reach is not None:
+        summary += (f"; the best stable cell in those columns: loss {reach['final_loss']:.3g} at "
+                    f"alpha={reach['alpha']:g}, beta={reach['beta']:g} (ratio {reach['ratio']:.3g}), so "
+                    + ("some" if reach["ratio"] <= G1_LOSS_FACTOR else "no") + " beta there meets (iii)")
+        if len(reach_per_seed) > 1:
+            ratios = [r["ratio"] for r in reach_per_seed.values() if r is not None]
+            summary += (f"; over the grid's {len(reach_per_seed)} seeds, that ratio is {_spread(ratios)}, "
+                        f"above {G1_LOSS_FACTOR:g} in {sum(r > G1_LOSS_FACTOR for r in ratios)}")
     measured = {"alpha": alpha, "beta": beta, "alpha_edge": sugg["alpha_edge"], "beta_max": sugg["beta_max"],
                 "inside_stable_region": inside, "columns": cols.to_dict("records"), "own_outcome": own,
                 "final_loss": loss, "loss_ratio": ratio,
                 "best": None if best is None else {"alpha": best.alpha, "beta": best.beta,
                                                    "final_loss": best.final_loss},
+                "best_at_suggested_alpha": reach, "best_at_suggested_alpha_per_seed": reach_per_seed,
                 "curvature": {k: sugg[k] for k in ("alpha_c", "lambda_max", "beta_bound_paper", "beta_bound_exact",
                                                    "beta_bound_maml_hessian")}}
     for column in ("heldout_accuracy", "final_accuracy"):
