@@ -523,12 +523,13 @@ def _g1(problem: str, grid_path, suggestion_path, check_path) -> dict:
     alpha, beta = sugg["alpha"], sugg["beta"]
     if few_shot:
         n_way = prov["config"][problem]["n_way"]
-        region = few_shot_stability(grid, n_way, "b")
+        region_of = lambda rows: few_shot_stability(rows, n_way, "b")
         own = str(few_shot_outcomes(check, n_way).iloc[0])
         own_stable = own in DEFINITIONS["b"][1]
     else:
-        region, own = grid, str(check.status.iloc[0])
+        region_of, own = (lambda rows: rows), str(check.status.iloc[0])
         own_stable = own == "ok"
+    region = region_of(grid)
     cols = _bracketing_columns(stability_brackets(region), alpha)
     inside = bool(len(cols)) and bool((cols.last_ok >= beta * (1 - 1e-9)).all())
     stable = region[region.status == "ok"]
@@ -544,9 +545,9 @@ def _g1(problem: str, grid_path, suggestion_path, check_path) -> dict:
                                      f"beta={best.beta:g} (ratio {ratio:.3g})" if best is not None else ""))
     # Not part of the rule: says whether (iii) was within reach of any beta at the suggested alpha, on this
     # seed and on every seed of the grid, so a failure can be put on the alpha or on the beta.
-    reach = _best_at(region, alpha)
     seeds = whole.groupby("seed") if "seed" in whole else [(seed, whole)]
-    reach_per_seed = {int(s): _best_at(few_shot_stability(g, n_way, "b") if few_shot else g, alpha) for s, g in seeds}
+    reach_per_seed = {int(s): _best_at(region_of(rows), alpha) for s, rows in seeds}
+    reach = reach_per_seed[int(seed)]
     if reach is not None:
         summary += (f"; the best stable cell in those columns: loss {reach['final_loss']:.3g} at "
                     f"alpha={reach['alpha']:g}, beta={reach['beta']:g} (ratio {reach['ratio']:.3g}), so "

@@ -465,13 +465,10 @@ def main(argv=None) -> int:
     except guideline.NoRecommendation as e:
         print(f"maml-convergence: no recommendation: {e}", file=sys.stderr)
         return 1
-    except KeyboardInterrupt:
-        print("maml-convergence: interrupted; rerun the same command to resume", file=sys.stderr)
-        return 130
-    except RuntimeError as e:
+    except (KeyboardInterrupt, RuntimeError) as e:
         # An interrupt that lands inside one of torch's TorchScript kernels (a Hessian-vector product's
-        # backward, say) comes out as this RuntimeError: it is still an interruption.
-        if "KeyboardInterrupt" not in str(e):
+        # backward, say) comes out as a RuntimeError: it is still an interruption.
+        if isinstance(e, RuntimeError) and "KeyboardInterrupt" not in str(e):
             raise
         print("maml-convergence: interrupted; rerun the same command to resume", file=sys.stderr)
         return 130
