@@ -3,24 +3,8 @@
 #   snakemake --cores all                                 # the paper's settings
 #   snakemake --cores all --configfile config/quick.yaml  # small grids (tests, CI)
 #
-# Figure -> code (the README has the same table, with links):
-#
-#   figure  rule file         command (maml-convergence ...)    experiments function          config       notebook
-#   fig1    rules/fig1.smk    fig1                              fig1_runs                     fig1         fig1.ipynb
-#   fig2    rules/fig2.smk    fig2                              fig2_curves                   fig2         fig2.ipynb
-#   fig3    rules/fig3.smk    linear-grid, linear-reference,    linear_spec, linear_reference, linear,     fig3.ipynb
-#                             linear-audit                      linear_audit                  audit
-#   fig4a   rules/fig4a.smk   sinusoid-grid,                    sinusoid_spec,                sinusoid,    fig4a.ipynb
-#                             sinusoid-reference,               sinusoid_reference,           sharpness
-#                             sinusoid-sharpness                sinusoid_sharpness
-#   fig4b/c rules/fig4bc.smk  image-grid, image-merge           image_spec, merge_chunks,     omniglot,    fig4bc.ipynb
-#           rules/data.smk    prepare-data                      initial_eval_losses           miniimagenet
-#   fig5    rules/fig5.smk    fig5-train, fig5-analysis         fig5_train, fig5_analysis     fig5         fig5.ipynb
-#   fig6    rules/fig6.smk    fig6                              fig6_runs                     fig6,        fig6.ipynb
-#                                                                                             sharpness
-#   guide-  rules/guideline   suggest, guideline-check          suggest_on, guideline_check   guideline    guideline.ipynb
-#   line      .smk
-#   CLAIMS  rules/claims.smk  claims                            (claims.evaluate)             claims       -
+# Which rule file, command, function, config section and notebook make each figure: the table
+# in docs/figures.md (tests/test_docs.py holds it to the code).
 #
 # Each rule passes its command only the config sections it reads (rules/common.smk), so an edit
 # reruns only what depends on it. Results (ignored by git) go to results/, the prepared datasets

@@ -13,7 +13,7 @@
 #
 # The GPU machine has no internet, no snakemake and no jsonschema, and the offline mirror does
 # not travel: carry the prepared dataset and wheels (the README's "Running on a lent GPU" has the
-# two commands). A chunk is every CHUNKS-th cell (rule image_chunk's split), so the cells done
+# two commands). A chunk is every CHUNKS-th cell (rule image_grid's split), so the cells done
 # spread over the whole grid. On a machine with Snakemake the same work is
 # `snakemake --profile profiles/local-gpu results/omniglot/grid.csv`.
 set -uo pipefail

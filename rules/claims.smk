@@ -13,18 +13,18 @@ rule claims:
         fig5=rules.fig5_analysis.output.table,
         fig5_provenance=rules.fig5_analysis.output.provenance,
         fig1=rules.fig1_runs.output.table,
-        fig2=rules.fig2_theory.output.curves,
-        fig2_provenance=rules.fig2_theory.output.provenance,
+        fig2=rules.fig2_curves.output.curves,
+        fig2_provenance=rules.fig2_curves.output.provenance,
         linear=rules.fig3.input.grids,
         linear_provenance=rules.fig3.input.provenance,
         sinusoid=rules.sinusoid_grid.output.grid,
         sinusoid_provenance=rules.sinusoid_grid.output.provenance,
-        omniglot=expand(rules.image_grid.output.grid, dataset="omniglot"),
-        omniglot_provenance=expand(rules.image_grid.output.provenance, dataset="omniglot"),
-        miniimagenet=expand(rules.image_grid.output.grid, dataset="miniimagenet"),
-        miniimagenet_provenance=expand(rules.image_grid.output.provenance, dataset="miniimagenet"),
-        sinusoid_sharpness=rules.sinusoid_sharpness.output.table,
-        guideline=[f for p in GUIDELINE_PROBLEMS for f in (rules.guideline_suggest.output.suggestion.format(problem=p),
+        omniglot=expand(rules.image_merge.output.grid, dataset="omniglot"),
+        omniglot_provenance=expand(rules.image_merge.output.provenance, dataset="omniglot"),
+        miniimagenet=expand(rules.image_merge.output.grid, dataset="miniimagenet"),
+        miniimagenet_provenance=expand(rules.image_merge.output.provenance, dataset="miniimagenet"),
+        sinusoid_local_bound=rules.sinusoid_local_bound.output.table,
+        guideline=[f for p in GUIDELINE_PROBLEMS for f in (rules.suggest.output.suggestion.format(problem=p),
                                                            rules.guideline_check.output.check.format(problem=p))],
     output:
         json=report("figures/claims.json", caption="report/claims.rst", category="Claims"),
@@ -41,5 +41,5 @@ rule claims:
         " --fig1 {input.fig1} --fig2 {input.fig2} --omniglot-grid {input.omniglot}"
         " --miniimagenet-grid {input.miniimagenet}"
         " --linear-grids {input.linear} --sinusoid-grid {input.sinusoid}"
-        " --sinusoid-sharpness {input.sinusoid_sharpness} --guideline {input.guideline}"
+        " --sinusoid-local-bound {input.sinusoid_local_bound} --guideline {input.guideline}"
         " --out-json {output.json} --out-md {output.md} 2>&1 | tee {log}"

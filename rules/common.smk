@@ -51,8 +51,8 @@ def image_chunks(wildcards):
     """The chunk tables of one image grid, and their provenance."""
     n = config[wildcards.dataset]["chunks"]
     return {
-        "grids": expand(rules.image_chunk.output.grid, dataset=wildcards.dataset, chunk=range(n)),
-        "provenance": expand(rules.image_chunk.output.provenance, dataset=wildcards.dataset, chunk=range(n)),
+        "grids": expand(rules.image_grid.output.grid, dataset=wildcards.dataset, chunk=range(n)),
+        "provenance": expand(rules.image_grid.output.provenance, dataset=wildcards.dataset, chunk=range(n)),
     }
 
 
@@ -60,13 +60,13 @@ def problem_grid(problem):
     """The grid a problem's recommendation is judged against."""
     if problem == "sinusoid":
         return {"grid": rules.sinusoid_grid.output.grid, "grid_provenance": rules.sinusoid_grid.output.provenance}
-    return {k: v.format(dataset=problem) for k, v in (("grid", rules.image_grid.output.grid),
-                                                      ("grid_provenance", rules.image_grid.output.provenance))}
+    return {k: v.format(dataset=problem) for k, v in (("grid", rules.image_merge.output.grid),
+                                                      ("grid_provenance", rules.image_merge.output.provenance))}
 
 
 def problem_data(wildcards):
     """An image problem reads its prepared dataset, checked against the record of this run."""
-    return {"data": rules.dataset.output[0].format(dataset=wildcards.problem)} if wildcards.problem in \
+    return {"data": rules.prepare_data.output[0].format(dataset=wildcards.problem)} if wildcards.problem in \
         FEW_SHOT_FIGURES.values() else {}
 
 

@@ -4,15 +4,15 @@
 # uses (its sha256), so the steps that read it notice if it changes. See src/maml_convergence/data.py.
 
 
-rule dataset:
+rule prepare_data:
     output:
-        "results/data/{dataset}.json",
+        "results/data/{dataset}/record.json",
     params:
         config=step_config("prepare-data"),
     wildcard_constraints:
         dataset="omniglot|miniimagenet",
     log:
-        "logs/dataset_{dataset}.log",
+        "logs/prepare_data_{dataset}.log",
     conda:
         ENV
     shell:

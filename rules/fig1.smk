@@ -7,7 +7,7 @@ rule fig1_runs:
         table="results/fig1/gradients.csv",
         provenance=report("results/fig1/provenance.json", caption="report/provenance.rst", category="Provenance"),
     params:
-        config=step_config("fig1"),
+        config=step_config("fig1-runs"),
         checkpoint="results/fig1/train.ckpt",
     log:
         "logs/fig1_runs.log",
@@ -15,7 +15,7 @@ rule fig1_runs:
     conda:
         ENV
     shell:
-        "maml-convergence fig1 --config-json {params.config:q} --out {output.table}"
+        "maml-convergence fig1-runs --config-json {params.config:q} --out {output.table}"
         " --provenance {output.provenance} --checkpoint {params.checkpoint} 2>&1 | tee {log}"
 
 

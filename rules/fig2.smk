@@ -1,25 +1,25 @@
 # Fig. 2: the paper's beta_c(alpha) curves and feasible region (theory only).
 
 
-rule fig2_theory:
+rule fig2_curves:
     output:
         curves="results/fig2/curves.csv",
         provenance=report("results/fig2/provenance.json", caption="report/provenance.rst", category="Provenance"),
     params:
-        config=step_config("fig2"),
+        config=step_config("fig2-curves"),
     log:
-        "logs/fig2_theory.log",
+        "logs/fig2_curves.log",
     conda:
         ENV
     shell:
-        "maml-convergence fig2 --config-json {params.config:q} --out {output.curves}"
+        "maml-convergence fig2-curves --config-json {params.config:q} --out {output.curves}"
         " --provenance {output.provenance} 2>&1 | tee {log}"
 
 
 rule fig2:
     input:
-        curves=rules.fig2_theory.output.curves,
-        provenance=rules.fig2_theory.output.provenance,
+        curves=rules.fig2_curves.output.curves,
+        provenance=rules.fig2_curves.output.provenance,
     output:
         png=report("figures/fig2.png", caption="report/fig2.rst", category="Figures", labels={"figure": "fig2"}),
         pdf="figures/fig2.pdf",

@@ -35,19 +35,19 @@ rule sinusoid_reference:
         "maml-convergence sinusoid-reference --config-json {params.config:q} --out {output} 2>&1 | tee {log}"
 
 
-rule sinusoid_sharpness:
+rule sinusoid_local_bound:
     output:
-        table="results/sinusoid/sharpness.csv",
-        provenance=report("results/sinusoid/sharpness.json", caption="report/provenance.rst", category="Provenance"),
+        table="results/sinusoid/local-bound/bounds.csv",
+        provenance=report("results/sinusoid/local-bound/provenance.json", caption="report/provenance.rst", category="Provenance"),
     params:
-        config=step_config("sinusoid-sharpness"),
+        config=step_config("sinusoid-local-bound"),
     log:
-        "logs/sinusoid_sharpness.log",
+        "logs/sinusoid_local_bound.log",
     threads: ALL_CORES
     conda:
         ENV
     shell:
-        "maml-convergence sinusoid-sharpness --config-json {params.config:q} --out {output.table}"
+        "maml-convergence sinusoid-local-bound --config-json {params.config:q} --out {output.table}"
         " --provenance {output.provenance} 2>&1 | tee {log}"
 
 
@@ -56,7 +56,7 @@ rule fig4a:
         grid=rules.sinusoid_grid.output.grid,
         provenance=rules.sinusoid_grid.output.provenance,
         reference=rules.sinusoid_reference.output[0],
-        sharpness=rules.sinusoid_sharpness.output.table,
+        local_bound=rules.sinusoid_local_bound.output.table,
     output:
         png=report("figures/fig4a.png", caption="report/fig4a.rst", category="Figures", labels={"figure": "fig4a"}),
         pdf="figures/fig4a.pdf",

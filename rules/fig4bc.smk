@@ -4,21 +4,21 @@
 # every cell came back exactly once.
 
 
-rule image_chunk:
+rule image_grid:
     input:
-        data=rules.dataset.output[0],
+        data=rules.prepare_data.output[0],
     output:
-        grid="results/{dataset}/chunks/{chunk}.csv",
-        provenance="results/{dataset}/chunks/{chunk}.json",
+        grid="results/{dataset}/chunks/{chunk}/grid.csv",
+        provenance="results/{dataset}/chunks/{chunk}/provenance.json",
     params:
         config=lambda w: step_config("image-grid", w.dataset),
         chunks=lambda w: config[w.dataset]["chunks"],
-        checkpoint="results/{dataset}/chunks/{chunk}.ckpt",
+        checkpoint="results/{dataset}/chunks/{chunk}/grid.ckpt",
     wildcard_constraints:
         dataset="omniglot|miniimagenet",
         chunk=r"\d+",
     log:
-        "logs/{dataset}_chunk{chunk}.log",
+        "logs/image_grid_{dataset}_chunk{chunk}.log",
     threads: ALL_CORES
     resources:
         mem_mb=16000,
@@ -31,10 +31,10 @@ rule image_chunk:
         " --provenance {output.provenance} --checkpoint {params.checkpoint} 2>&1 | tee {log}"
 
 
-rule image_grid:
+rule image_merge:
     input:
         unpack(image_chunks),
-        data=rules.dataset.output[0],
+        data=rules.prepare_data.output[0],
     output:
         grid="results/{dataset}/grid.csv",
         provenance=report("results/{dataset}/provenance.json", caption="report/provenance.rst", category="Provenance"),
@@ -43,7 +43,7 @@ rule image_grid:
     wildcard_constraints:
         dataset="omniglot|miniimagenet",
     log:
-        "logs/{dataset}_grid.log",
+        "logs/image_merge_{dataset}.log",
     conda:
         ENV
     shell:
@@ -54,8 +54,8 @@ rule image_grid:
 
 rule fig4bc:
     input:
-        grid=lambda w: rules.image_grid.output.grid.format(dataset=FEW_SHOT_FIGURES[w.fig]),
-        provenance=lambda w: rules.image_grid.output.provenance.format(dataset=FEW_SHOT_FIGURES[w.fig]),
+        grid=lambda w: rules.image_merge.output.grid.format(dataset=FEW_SHOT_FIGURES[w.fig]),
+        provenance=lambda w: rules.image_merge.output.provenance.format(dataset=FEW_SHOT_FIGURES[w.fig]),
     output:
         png=report("figures/{fig}.png", caption="report/fig4bc.rst", category="Figures",
                    labels={"figure": "{fig}"}),

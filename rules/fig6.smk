@@ -10,7 +10,7 @@ rule fig6_runs:
         table="results/fig6/sharpness.csv",
         provenance=report("results/fig6/provenance.json", caption="report/provenance.rst", category="Provenance"),
     params:
-        config=step_config("fig6"),
+        config=step_config("fig6-runs"),
         checkpoint="results/fig6/train.ckpt",
     log:
         "logs/fig6_runs.log",
@@ -18,7 +18,7 @@ rule fig6_runs:
     conda:
         ENV
     shell:
-        "maml-convergence fig6 --config-json {params.config:q} --sinusoid-grid {input.grid} --out {output.table}"
+        "maml-convergence fig6-runs --config-json {params.config:q} --sinusoid-grid {input.grid} --out {output.table}"
         " --provenance {output.provenance} --checkpoint {params.checkpoint} 2>&1 | tee {log}"
 
 

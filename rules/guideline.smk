@@ -3,7 +3,7 @@
 # and task stream; its recommendation is then trained as a cell of that grid (claims G1-<problem>).
 
 
-rule guideline_suggest:
+rule suggest:
     input:
         unpack(problem_data),
     output:
@@ -16,7 +16,7 @@ rule guideline_suggest:
     wildcard_constraints:
         problem="linear|sinusoid|omniglot|miniimagenet",
     log:
-        "logs/guideline_suggest_{problem}.log",
+        "logs/suggest_{problem}.log",
     threads: ALL_CORES
     resources:
         mem_mb=4000,
@@ -30,7 +30,7 @@ rule guideline_suggest:
 rule guideline_check:
     input:
         unpack(problem_data),
-        suggestion=rules.guideline_suggest.output.suggestion,
+        suggestion=rules.suggest.output.suggestion,
     output:
         check="results/guideline/{problem}/check.csv",
         provenance=report("results/guideline/{problem}/provenance.json", caption="report/provenance.rst",
@@ -56,7 +56,7 @@ rule guideline:
     input:
         grids=[problem_grid(p)["grid"] for p in GUIDELINE_PROBLEMS],
         grid_provenance=[problem_grid(p)["grid_provenance"] for p in GUIDELINE_PROBLEMS],
-        suggestions=expand(rules.guideline_suggest.output.suggestion, problem=GUIDELINE_PROBLEMS),
+        suggestions=expand(rules.suggest.output.suggestion, problem=GUIDELINE_PROBLEMS),
         checks=expand(rules.guideline_check.output.check, problem=GUIDELINE_PROBLEMS),
     output:
         png=report("figures/guideline.png", caption="report/guideline.rst", category="Figures",

@@ -137,7 +137,7 @@ def test_default_config_has_the_papers_settings(cfg):
 def test_cli_reports_one_line_and_exit_code_2(tmp_path, bin_dir):
     bad = tmp_path / "bad.yaml"
     bad.write_text(yaml.safe_dump({"sinusoid": {"alpha_range": [0.1, -2.0]}}))
-    proc = subprocess.run([sys.executable, "-m", "maml_convergence", "fig2", "--configfile", str(bad),
+    proc = subprocess.run([sys.executable, "-m", "maml_convergence", "fig2-curves", "--configfile", str(bad),
                            "--out", str(tmp_path / "c.csv"), "--provenance", str(tmp_path / "p.json")],
                           capture_output=True, text=True)
     assert proc.returncode == 2

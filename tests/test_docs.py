@@ -25,8 +25,12 @@ def test_every_file_command_function_and_section_named_exists(root):
     for figure, rule_file, command, function, section, notebook in figure_table(root):
         for path in re.findall(r"\]\(([^)]+)\)", rule_file + command + notebook):
             assert (root / path).exists() or (root / "notebooks" / path).exists(), (figure, path)
-            assert path.split("/")[-1] in snakefile or path.startswith("rules/data"), (figure, path)
-        assert set(re.findall(r"`([a-z0-9-]+)`", command)) <= commands, figure
+        rules = "".join((root / path).read_text() for path in re.findall(r"\]\((rules/[^)]+)\)", rule_file + command))
+        assert all(f'include: "{path}"' in snakefile for path in re.findall(r"\]\((rules/[^)]+)\)", rule_file)), figure
+        named = set(re.findall(r"`([a-z0-9-]+)`", command))
+        assert named <= commands, figure
+        assert all(f"maml-convergence {name} " in rules for name in named), (figure, "a command its rules do not run")
+        assert all(f'"../notebooks/{name}"' in rules for name in re.findall(r"\[([\w.]+\.ipynb)\]", notebook)), figure
         assert all(hasattr(experiments, f) for f in re.findall(r"`(\w+)`", function) if f != "claims"), figure
         assert set(re.findall(r"`(\w+)`", section)) <= sections, figure
 

@@ -80,13 +80,13 @@ def test_on_a_cnn_with_batch_norm_the_hessian_vector_product_agrees_with_plain_a
 
 
 def test_the_predicted_boundary_of_fig4a_is_two_over_the_top_eigenvalue_of_the_maml_hessian_at_the_start():
-    """experiments.sinusoid_sharpness at alpha = 0 against the dense Hessian of the query loss (what the MAML
+    """experiments.sinusoid_local_bound at alpha = 0 against the dense Hessian of the query loss (what the MAML
     objective is without an inner step), for each seed's own initial parameters and first meta-batch."""
     from maml_convergence import config, experiments
     cfg = config.load("config/quick.yaml")
     cfg["sinusoid"].update(alpha_range=[0.01, 0.03], mantissas=[1], seeds=[0, 3])
     cfg["sharpness"]["lanczos_iterations"] = 60
-    table = experiments.sinusoid_sharpness(cfg)
+    table = experiments.sinusoid_local_bound(cfg)
     assert sorted(table.alpha.unique()) == [0.0, 0.01] and sorted(table.seed.unique()) == [0, 3]
     model = models.sinusoid_mlp().double()
     for seed in (0, 3):

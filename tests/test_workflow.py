@@ -22,7 +22,7 @@ FIGURES = [f"figures/{f}.{e}" for f in ("fig1", "fig2", "fig3", "fig4a", "fig4b"
 RESULTS = ["results/fig2/curves.csv", "results/linear/second/grid.csv", "results/linear/first/grid.csv",
            "results/sinusoid/grid.csv", "results/audit/linear_boundary.csv", "results/fig5/curvature.csv",
            "results/fig1/gradients.csv", "results/omniglot/grid.csv", "results/miniimagenet/grid.csv",
-           "results/linear/reference.json", "results/data/omniglot.json", "results/sinusoid/sharpness.csv",
+           "results/linear/reference.json", "results/data/omniglot/record.json", "results/sinusoid/local-bound/bounds.csv",
            "results/fig6/sharpness.csv"] + [f"results/guideline/{p}/{f}" for p in ("sinusoid", "omniglot")
                                             for f in ("suggestion.json", "check.csv", "probe.png")]
 SOURCE = ["Snakefile", "rules", "config", "notebooks", "environment.yml"]  # what the workflow reads of the checkout
@@ -50,19 +50,30 @@ def test_lint_is_clean(root, bin_dir):
     assert "Congratulations" in proc.stdout + proc.stderr
 
 
+def test_every_rule_that_runs_a_command_is_named_for_it_and_every_provenance_file_is_provenance_json(root):
+    """One vocabulary: rule ``image_merge`` runs ``maml-convergence image-merge``; a step's provenance is its
+    folder's provenance.json."""
+    for path in sorted((root / "rules").glob("*.smk")):
+        for name, body in re.findall(r"^rule (\w+):\n(.*?)(?=^rule |\Z)", path.read_text(), re.M | re.S):
+            commands = re.findall(r'"maml-convergence ([a-z0-9-]+) ', body)
+            assert commands in ([], [name.replace("_", "-")]), (path.name, name, commands)
+            for provenance in re.findall(r'provenance=(?:report\()?"([^"]+)"', body):
+                assert provenance.endswith("/provenance.json"), (path.name, name, provenance)
+
+
 def test_dry_run_of_paper_config_resolves(root, bin_dir, tmp_path):
     proc = subprocess.run([sys.executable, "-m", "snakemake", "-n", "-s", str(root / "Snakefile"), "--directory",
                            str(tmp_path)], capture_output=True, text=True, env=env_with_bin(bin_dir))
     assert proc.returncode == 0, proc.stderr
     jobs = scheduled(proc)
     for rule in ("fig1", "fig2", "fig3", "fig4a", "fig4bc", "fig5", "linear_grid", "sinusoid_grid",
-                 "sinusoid_reference", "linear_audit", "fig5_analysis", "dataset", "image_chunk", "image_grid",
-                 "sinusoid_sharpness", "fig6_runs", "fig6", "guideline_suggest", "guideline_check", "guideline",
+                 "sinusoid_reference", "linear_audit", "fig5_analysis", "prepare_data", "image_grid", "image_merge",
+                 "sinusoid_local_bound", "fig6_runs", "fig6", "suggest", "guideline_check", "guideline",
                  "claims"):
         assert rule in jobs
     # the paper's image grids are split into the configured number of chunk jobs
-    assert jobs["image_chunk"] == 16 and jobs["fig4bc"] == 2
-    assert jobs["guideline_suggest"] == jobs["guideline_check"] == 2  # the config's problems: sinusoid, omniglot
+    assert jobs["image_grid"] == 16 and jobs["fig4bc"] == 2
+    assert jobs["suggest"] == jobs["guideline_check"] == 2  # the config's problems: sinusoid, omniglot
 
 
 @pytest.mark.parametrize("profile", ["slurm", "local-gpu"])
@@ -72,7 +83,7 @@ def test_cluster_and_gpu_profiles_resolve(root, bin_dir, tmp_path, profile):
                            str(tmp_path), "--profile", str(root / "profiles" / profile)],
                           capture_output=True, text=True, env=env_with_bin(bin_dir))
     assert proc.returncode == 0, proc.stderr[-3000:]
-    chunks = [block for block in proc.stdout.split("\n\n") if "rule image_chunk:" in block]
+    chunks = [block for block in proc.stdout.split("\n\n") if "rule image_grid:" in block]
     assert len(chunks) == 16
     assert all("gpu=1" in block for block in chunks)
 
@@ -180,15 +191,15 @@ def test_a_claims_only_change_reruns_only_the_claims(root, bin_dir, quick_run, t
 def test_a_change_reruns_the_steps_that_read_it_and_what_draws_on_them(root, bin_dir, quick_run):
     proc = snakemake(root, bin_dir, quick_run, "-n", "--config", "fig2={eigenvalues: [1, 2, 4], alpha_points: 600}")
     assert proc.returncode == 0, proc.stderr[-2000:]
-    # claims.json records Fig. 2's numbers, so the claims step draws on fig2_theory too.
-    assert scheduled(proc) == {"fig2_theory": 1, "fig2": 1, "claims": 1, "all": 1}
+    # claims.json records Fig. 2's numbers, so the claims step draws on fig2_curves too.
+    assert scheduled(proc) == {"fig2_curves": 1, "fig2": 1, "claims": 1, "all": 1}
 
 
 def test_training_the_grids_with_the_reference_backend_reruns_the_grids_and_what_draws_on_them(root, bin_dir,
                                                                                              quick_run):
     proc = snakemake(root, bin_dir, quick_run, "-n", "--config", "backend=higher")
     assert proc.returncode == 0, proc.stderr[-2000:]
-    assert set(scheduled(proc)) == {"linear_grid", "sinusoid_grid", "image_chunk", "image_grid", "fig3", "fig4a",
+    assert set(scheduled(proc)) == {"linear_grid", "sinusoid_grid", "image_grid", "image_merge", "fig3", "fig4a",
                                     "fig4bc", "fig6_runs", "fig6", "guideline", "claims", "all"}
 
 
@@ -197,7 +208,7 @@ def test_a_guideline_change_reruns_that_problems_suggestion_and_what_draws_on_it
     changed = {**quick, "sinusoid": {**quick["sinusoid"], "budget_seconds": 16}}
     proc = snakemake(root, bin_dir, quick_run, "-n", "--config", f"guideline={json.dumps(changed)}")
     assert proc.returncode == 0, proc.stderr[-2000:]
-    assert scheduled(proc) == {"guideline_suggest": 1, "guideline_check": 1, "guideline": 1, "claims": 1, "all": 1}
+    assert scheduled(proc) == {"suggest": 1, "guideline_check": 1, "guideline": 1, "claims": 1, "all": 1}
 
 
 def test_moving_the_checkout_reruns_nothing(root, bin_dir, quick_run, tmp_path):
@@ -215,7 +226,7 @@ def test_moving_the_checkout_reruns_nothing(root, bin_dir, quick_run, tmp_path):
 
 def test_a_second_working_directory_shares_the_prepared_data_without_warnings(root, bin_dir, quick_run, tmp_path):
     """make quick and the paper run use different working directories and one copy of the datasets."""
-    target = ["results/data/omniglot.json"]
+    target = ["results/data/omniglot/record.json"]
     first = snakemake(root, bin_dir, tmp_path, "--cores", "1", *target)
     assert first.returncode == 0, first.stderr[-2000:]
     assert "reusing omniglot" in (tmp_path / "logs/dataset_omniglot.log").read_text()

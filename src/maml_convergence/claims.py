@@ -664,7 +664,7 @@ def fig2_numbers(curves: pd.DataFrame) -> dict:
 
 def evaluate(cfg: dict, reference_path, linear_grid_paths, sinusoid_grid_path, audit_path=None,
              sinusoid_reference_path=None, fig5_path=None, fig1_path=None, few_shot_grid_paths=None,
-             fig2_path=None, sinusoid_sharpness_path=None, guideline_paths=None) -> dict:
+             fig2_path=None, sinusoid_local_bound_path=None, guideline_paths=None) -> dict:
     """Every claim, from the result files. ``cfg`` needs only its ``claims`` section: every other
     setting is read from the provenance of the result it belongs to, so a verdict always uses the
     settings its numbers were computed with."""
@@ -692,8 +692,8 @@ def evaluate(cfg: dict, reference_path, linear_grid_paths, sinusoid_grid_path, a
     if sinusoid_reference_path is not None:
         ref = json.loads(Path(sinusoid_reference_path).read_text())
         claims.append(_sinusoid_theory(sin_grid, ref, sin_prov["iterations"]))
-        if sinusoid_sharpness_path is not None:
-            claims.append(_local_sinusoid(sin_grid, pd.read_csv(sinusoid_sharpness_path), ref, sin_prov["iterations"]))
+        if sinusoid_local_bound_path is not None:
+            claims.append(_local_sinusoid(sin_grid, pd.read_csv(sinusoid_local_bound_path), ref, sin_prov["iterations"]))
     grids = {"sinusoid": sinusoid_grid_path, **(few_shot_grid_paths or {})}
     claims += [_g1(problem, grids[problem], suggestion, check)
                for problem, (suggestion, check) in (guideline_paths or {}).items()]
@@ -709,7 +709,7 @@ def evaluate(cfg: dict, reference_path, linear_grid_paths, sinusoid_grid_path, a
                         "sinusoid_grid": str(sinusoid_grid_path), "linear_audit": str(audit_path),
                         "sinusoid_reference": str(sinusoid_reference_path), "fig5": str(fig5_path),
                         "fig1": str(fig1_path), **{k: str(v) for k, v in (few_shot_grid_paths or {}).items()},
-                        "sinusoid_sharpness": str(sinusoid_sharpness_path),
+                        "sinusoid_local_bound": str(sinusoid_local_bound_path),
                         "guideline": {k: list(map(str, v)) for k, v in (guideline_paths or {}).items()}}}
 
 

@@ -86,7 +86,7 @@ def _write_cpu_table(args, compute) -> None:
     provenance.write_json(args.provenance, _record(args, cfg, "cpu", time.perf_counter() - start))
 
 
-def cmd_fig2(args):
+def cmd_fig2_curves(args):
     _write_cpu_table(args, experiments.fig2_curves)
 
 
@@ -147,7 +147,7 @@ def _write_trained_table(args, compute, extra=lambda cfg: {}) -> pd.DataFrame:
     return table
 
 
-def cmd_fig1(args):
+def cmd_fig1_runs(args):
     _write_trained_table(args, experiments.fig1_runs,
                          lambda cfg: {"seeds": cfg["fig1"]["seeds"], "iterations": cfg["fig1"]["iterations"]})
 
@@ -264,18 +264,18 @@ def cmd_claims(args):
                              args.linear_audit, args.sinusoid_reference, args.fig5, args.fig1,
                              {k: v for k, v in (("omniglot", args.omniglot_grid),
                                                 ("miniimagenet", args.miniimagenet_grid)) if v}, args.fig2,
-                             args.sinusoid_sharpness, guideline_paths)
+                             args.sinusoid_local_bound, guideline_paths)
     provenance.write_json(args.out_json, result)
     provenance.atomic_write_text(args.out_md, claims.to_markdown(result))
     for row in result["claims"]:
         print(f"{row['id']:<10} {row['verdict']:<13} {row['summary']}")
 
 
-def cmd_sinusoid_sharpness(args):
-    _write_cpu_table(args, experiments.sinusoid_sharpness)
+def cmd_sinusoid_local_bound(args):
+    _write_cpu_table(args, experiments.sinusoid_local_bound)
 
 
-def cmd_fig6(args):
+def cmd_fig6_runs(args):
     grid = pd.read_csv(args.sinusoid_grid)
     _write_trained_table(args, lambda cfg, device, **run: experiments.fig6_runs(cfg, device, grid, **run))
 
@@ -376,7 +376,7 @@ def build_parser() -> argparse.ArgumentParser:
         s.set_defaults(func=func, experiment=name)
         return s
 
-    add("fig2", cmd_fig2, "beta_c(alpha) curves of Fig. 2", provenance=True)
+    add("fig2-curves", cmd_fig2_curves, "beta_c(alpha) curves of Fig. 2", provenance=True)
     add("linear-reference", cmd_linear_reference, "Hessian spectrum at the trained reference point")
     s = add("linear-grid", cmd_linear_grid, "Fig. 3 grid", provenance=True, checkpoint=True)
     s.add_argument("--order", choices=["second", "first"], required=True)
@@ -384,7 +384,7 @@ def build_parser() -> argparse.ArgumentParser:
     s = add("linear-audit", cmd_linear_audit, "bisected stability boundary on linear regression", provenance=True)
     s.add_argument("--linear-reference", required=True)
     add("sinusoid-reference", cmd_sinusoid_reference, "Hessian spectrum at a meta-trained sinusoid point")
-    add("fig1", cmd_fig1, "Fig. 1 training runs (every seed) and their task-gradient statistics",
+    add("fig1-runs", cmd_fig1_runs, "Fig. 1 training runs (every seed) and their task-gradient statistics",
         provenance=True, checkpoint=True)
     add("fig5-train", cmd_fig5_train, "Appendix B training run, with parameter snapshots", checkpoint=True)
     s = add("fig5-analysis", cmd_fig5_analysis, "exact T g and H^2 at every snapshot (Fig. 5)", provenance=True)
@@ -402,9 +402,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--dataset", choices=sorted(experiments.IMAGE_DATASETS), required=True)
     s.add_argument("--chunks", nargs="+", required=True)
     s.add_argument("--chunk-provenance", nargs="*", default=[])
-    add("sinusoid-sharpness", cmd_sinusoid_sharpness, "Fig. 4a's local prediction: 2/lambda_max of the MAML "
+    add("sinusoid-local-bound", cmd_sinusoid_local_bound, "Fig. 4a's local prediction: 2/lambda_max of the MAML "
         "objective's Hessian at each seed's initial parameters, per alpha", provenance=True)
-    s = add("fig6", cmd_fig6, "Fig. 6: sharpness over training in cells on both sides of the Fig. 4a boundary",
+    s = add("fig6-runs", cmd_fig6_runs, "Fig. 6: sharpness over training in cells on both sides of the Fig. 4a boundary",
             provenance=True, checkpoint=True)
     s.add_argument("--sinusoid-grid", required=True)
     s = add("suggest", cmd_suggest, "the paper's guideline on a problem of the paper or a model of one's own: the "
@@ -432,7 +432,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--problem", choices=experiments.GUIDELINE_PROBLEMS, required=True)
     s.add_argument("--suggestion", required=True, help="the report suggest wrote (--out)")
     s = add("claims", cmd_claims, "verdicts on the paper's claims", out=False)
-    s.add_argument("--sinusoid-sharpness", help="Fig. 4a's local prediction (claim A-local-sinusoid)")
+    s.add_argument("--sinusoid-local-bound", help="Fig. 4a's local prediction (claim A-local-sinusoid)")
     s.add_argument("--guideline", nargs="*", default=[], help="suggest's reports and their checks, in pairs "
                    "(claims G1-<problem>)")
     s.add_argument("--fig5", help="Fig. 5 curvature table (claim C6)")

@@ -308,7 +308,7 @@ def fig1_runs(cfg: dict, device: str, checkpoint=None, run_info: dict | None = N
 # --- where the local theory applies (Fig. 4a's predicted boundary, Fig. 6) and the guideline tool ---
 
 
-def sinusoid_sharpness(cfg: dict) -> pd.DataFrame:
+def sinusoid_local_bound(cfg: dict) -> pd.DataFrame:
     """Fig. 4a's local prediction: for every seed of the grid and every alpha of its columns, the top
     eigenvalue of the MAML objective's Hessian at the seed's initial parameters, on its first meta-batch
     (Lanczos on Hessian-vector products, float64), and 2 / that: gradient descent on the MAML objective is
