@@ -15,7 +15,6 @@ import math
 from functools import lru_cache
 from pathlib import Path
 
-import jsonschema
 import yaml
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -96,6 +95,8 @@ def validate(cfg: dict, sections=None) -> dict:
                 raise ConfigError(f"config key '{key}': required by this step but missing")
         full = {**full, "required": [k for k in full["required"] if k in sections]}
     _check_finite(cfg)
+    import jsonschema  # here, not at the top: importing it takes 2 s, and only validation needs it
+
     errors = sorted(jsonschema.Draft202012Validator(full).iter_errors(cfg),
                     key=lambda e: (len(list(e.absolute_path)), list(map(str, e.absolute_path))))
     if errors:
@@ -137,7 +138,7 @@ def _check_finite(tree, path: str = "") -> None:
         raise ConfigError(f"config key '{path}': {tree} is not a finite number")
 
 
-def _describe(error: jsonschema.ValidationError) -> str:
+def _describe(error: "jsonschema.ValidationError") -> str:
     path = ".".join(str(p) for p in error.absolute_path)
     if error.validator == "additionalProperties":
         unknown = sorted(set(error.instance) - set(error.schema.get("properties", {})))

@@ -10,8 +10,6 @@ import sys
 from importlib import metadata
 from pathlib import Path
 
-import torch
-
 from .config import ConfigError
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -19,6 +17,8 @@ PACKAGES = ("torch", "numpy", "pandas", "matplotlib", "higher", "snakemake", "ma
 
 
 def resolve_device(name: str) -> str:
+    import torch  # in the functions, not at the top: figure notebooks read provenance and need no torch
+
     if name == "auto":
         return "cuda" if torch.cuda.is_available() else "cpu"
     if name == "cuda" and not torch.cuda.is_available():
@@ -27,6 +27,8 @@ def resolve_device(name: str) -> str:
 
 
 def device_description(device: str) -> str:
+    import torch
+
     if device.startswith("cuda"):
         return f"cuda: {torch.cuda.get_device_name(torch.device(device))}"
     model = platform.processor() or platform.machine()
@@ -46,7 +48,8 @@ def git_commit() -> str:
     try:
         commit = subprocess.run(["git", "rev-parse", "--short=10", "HEAD"], cwd=ROOT, capture_output=True,
                                 text=True, check=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--", "src", "config", "rules", "Snakefile"],
+        dirty = subprocess.run(["git", "status", "--porcelain", "--", "src", "config", "rules", "Snakefile",
+                                "notebooks"],
                                cwd=ROOT, capture_output=True, text=True, check=True).stdout.strip()
         return commit + ("-dirty" if dirty else "")
     except (OSError, subprocess.CalledProcessError):
@@ -66,6 +69,8 @@ def versions() -> dict:
 def record(experiment: str, config: dict, device: str, wall_seconds: float, workflow_config: dict | None = None,
            **extra) -> dict:
     """``config``: what the step read; ``workflow_config``: the whole configuration of the run it was part of."""
+    import torch
+
     whole = workflow_config if workflow_config is not None else config
     return {"experiment": experiment, "seed": config.get("seed", whole.get("seed")), "config": config,
             "workflow_config": whole,
@@ -75,6 +80,8 @@ def record(experiment: str, config: dict, device: str, wall_seconds: float, work
 
 
 def _gpu_memory(device: str) -> dict:
+    import torch
+
     if not str(device).startswith("cuda") or not torch.cuda.is_available():
         return {}
     return {"gpu_peak_memory_gb": round(torch.cuda.max_memory_allocated() / 2**30, 2)}
