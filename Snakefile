@@ -38,6 +38,7 @@ os.environ.update(MAML_CONVERGENCE_WORKFLOW_CONFIG=json.dumps(config, sort_keys=
 
 include: "rules/common.smk"
 include: "rules/data.smk"
+include: "rules/source_data.smk"
 include: "rules/fig1.smk"
 include: "rules/fig2.smk"
 include: "rules/fig3.smk"

@@ -8,6 +8,10 @@ GUIDELINE_PROBLEMS = sorted(config["guideline"])  # where the workflow checks `m
 # Steps that use every core ask for more than any machine has; Snakemake scales a job down to
 # --cores (workflow.cores itself is undefined in commands without --cores, such as --report).
 ALL_CORES = 1024
+FIGURES = ["fig1", "fig2", "fig3", "fig4a", "fig4b", "fig4c", "fig5", "fig6", "guideline"]
+# What each figure draws, kept beside it as its source data (rules/source_data.smk); each figure's
+# rules fill in its entry (name -> result file, and <name>_provenance for the step behind table <name>).
+FIGURE_SOURCES = {}
 
 
 def step_config(step, dataset=None):
@@ -68,6 +72,15 @@ def problem_data(wildcards):
     """An image problem reads its prepared dataset, checked against the record of this run."""
     return {"data": rules.prepare_data.output[0].format(dataset=wildcards.problem)} if wildcards.problem in \
         FEW_SHOT_FIGURES.values() else {}
+
+
+def source_folder(figure):
+    """The source data of ``figure``, what its notebook reads: the folder's provenance.json."""
+    return rules.source_data.output[0].format(figure=figure)
+
+
+def name_path_pairs(wildcards, input):
+    return " ".join(f"{name}={path}" for name, path in input.items())
 
 
 def data_record(wildcards, input):

@@ -19,10 +19,13 @@ rule fig1_runs:
         " --provenance {output.provenance} --checkpoint {params.checkpoint} 2>&1 | tee {log}"
 
 
+FIGURE_SOURCES["fig1"] = {"gradients": rules.fig1_runs.output.table,
+                          "gradients_provenance": rules.fig1_runs.output.provenance}
+
+
 rule fig1:
     input:
-        table=rules.fig1_runs.output.table,
-        provenance=rules.fig1_runs.output.provenance,
+        source=source_folder("fig1"),
     output:
         png=report("figures/fig1.png", caption="report/fig1.rst", category="Figures", labels={"figure": "fig1"}),
         pdf="figures/fig1.pdf",

@@ -16,10 +16,13 @@ rule fig2_curves:
         " --provenance {output.provenance} 2>&1 | tee {log}"
 
 
+FIGURE_SOURCES["fig2"] = {"curves": rules.fig2_curves.output.curves,
+                          "curves_provenance": rules.fig2_curves.output.provenance}
+
+
 rule fig2:
     input:
-        curves=rules.fig2_curves.output.curves,
-        provenance=rules.fig2_curves.output.provenance,
+        source=source_folder("fig2"),
     output:
         png=report("figures/fig2.png", caption="report/fig2.rst", category="Figures", labels={"figure": "fig2"}),
         pdf="figures/fig2.pdf",

@@ -53,12 +53,19 @@ rule linear_audit:
         " --out {output.table} --provenance {output.provenance} 2>&1 | tee {log}"
 
 
+FIGURE_SOURCES["fig3"] = {
+    **{f"grid_{order}": rules.linear_grid.output.grid.format(order=order) for order in config["linear"]["orders"]},
+    **{f"grid_{order}_provenance": rules.linear_grid.output.provenance.format(order=order)
+       for order in config["linear"]["orders"]},
+    "reference": rules.linear_reference.output[0],
+    "audit": rules.linear_audit.output.table,
+    "audit_provenance": rules.linear_audit.output.provenance,
+}
+
+
 rule fig3:
     input:
-        grids=expand(rules.linear_grid.output.grid, order=config["linear"]["orders"]),
-        provenance=expand(rules.linear_grid.output.provenance, order=config["linear"]["orders"]),
-        reference=rules.linear_reference.output[0],
-        audit=rules.linear_audit.output.table,
+        source=source_folder("fig3"),
     output:
         png=report("figures/fig3.png", caption="report/fig3.rst", category="Figures", labels={"figure": "fig3"}),
         pdf="figures/fig3.pdf",

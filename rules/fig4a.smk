@@ -51,12 +51,16 @@ rule sinusoid_local_bound:
         " --provenance {output.provenance} 2>&1 | tee {log}"
 
 
+FIGURE_SOURCES["fig4a"] = {"grid": rules.sinusoid_grid.output.grid,
+                           "grid_provenance": rules.sinusoid_grid.output.provenance,
+                           "reference": rules.sinusoid_reference.output[0],
+                           "local_bound": rules.sinusoid_local_bound.output.table,
+                           "local_bound_provenance": rules.sinusoid_local_bound.output.provenance}
+
+
 rule fig4a:
     input:
-        grid=rules.sinusoid_grid.output.grid,
-        provenance=rules.sinusoid_grid.output.provenance,
-        reference=rules.sinusoid_reference.output[0],
-        local_bound=rules.sinusoid_local_bound.output.table,
+        source=source_folder("fig4a"),
     output:
         png=report("figures/fig4a.png", caption="report/fig4a.rst", category="Figures", labels={"figure": "fig4a"}),
         pdf="figures/fig4a.pdf",

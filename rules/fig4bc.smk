@@ -52,10 +52,14 @@ rule image_merge:
         " --out {output.grid} --provenance {output.provenance} 2>&1 | tee {log}"
 
 
+for fig, dataset in FEW_SHOT_FIGURES.items():
+    FIGURE_SOURCES[fig] = {"grid": rules.image_merge.output.grid.format(dataset=dataset),
+                           "grid_provenance": rules.image_merge.output.provenance.format(dataset=dataset)}
+
+
 rule fig4bc:
     input:
-        grid=lambda w: rules.image_merge.output.grid.format(dataset=FEW_SHOT_FIGURES[w.fig]),
-        provenance=lambda w: rules.image_merge.output.provenance.format(dataset=FEW_SHOT_FIGURES[w.fig]),
+        source=lambda w: source_folder(w.fig),
     output:
         png=report("figures/{fig}.png", caption="report/fig4bc.rst", category="Figures",
                    labels={"figure": "{fig}"}),

@@ -38,10 +38,13 @@ rule fig5_analysis:
         " --out {output.table} --provenance {output.provenance} 2>&1 | tee {log}"
 
 
+FIGURE_SOURCES["fig5"] = {"curvature": rules.fig5_analysis.output.table,
+                          "curvature_provenance": rules.fig5_analysis.output.provenance}
+
+
 rule fig5:
     input:
-        table=rules.fig5_analysis.output.table,
-        provenance=rules.fig5_analysis.output.provenance,
+        source=source_folder("fig5"),
     output:
         png=report("figures/fig5.png", caption="report/fig5.rst", category="Figures", labels={"figure": "fig5"}),
         pdf="figures/fig5.pdf",

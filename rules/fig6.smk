@@ -22,10 +22,13 @@ rule fig6_runs:
         " --provenance {output.provenance} --checkpoint {params.checkpoint} 2>&1 | tee {log}"
 
 
+FIGURE_SOURCES["fig6"] = {"sharpness": rules.fig6_runs.output.table,
+                          "sharpness_provenance": rules.fig6_runs.output.provenance}
+
+
 rule fig6:
     input:
-        table=rules.fig6_runs.output.table,
-        provenance=rules.fig6_runs.output.provenance,
+        source=source_folder("fig6"),
     output:
         png=report("figures/fig6.png", caption="report/fig6.rst", category="Figures", labels={"figure": "fig6"}),
         pdf="figures/fig6.pdf",

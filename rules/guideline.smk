@@ -52,12 +52,19 @@ rule guideline_check:
         " --checkpoint {params.checkpoint} 2>&1 | tee {log}"
 
 
+FIGURE_SOURCES["guideline"] = {
+    key.format(p): path
+    for p in GUIDELINE_PROBLEMS
+    for key, path in (("grid_{}", problem_grid(p)["grid"]), ("grid_{}_provenance", problem_grid(p)["grid_provenance"]),
+                      ("suggestion_{}", rules.suggest.output.suggestion.format(problem=p)),
+                      ("check_{}", rules.guideline_check.output.check.format(problem=p)),
+                      ("check_{}_provenance", rules.guideline_check.output.provenance.format(problem=p)))
+}
+
+
 rule guideline:
     input:
-        grids=[problem_grid(p)["grid"] for p in GUIDELINE_PROBLEMS],
-        grid_provenance=[problem_grid(p)["grid_provenance"] for p in GUIDELINE_PROBLEMS],
-        suggestions=expand(rules.suggest.output.suggestion, problem=GUIDELINE_PROBLEMS),
-        checks=expand(rules.guideline_check.output.check, problem=GUIDELINE_PROBLEMS),
+        source=source_folder("guideline"),
     output:
         png=report("figures/guideline.png", caption="report/guideline.rst", category="Figures",
                    labels={"figure": "guideline"}),

@@ -185,8 +185,18 @@ def test_g1_on_a_few_shot_grid_reads_definition_b_and_fails_without_a_recommenda
 
 
 def test_a_bar_inside_a_cell_of_the_claims_table_does_not_start_a_new_column():
-    row = {"id": "C1", "claim": "||g|| grows", "verdict": "holds", "summary": "median |rel. error| 0.2", "rule": "r",
-           "rests_on": "s"}
-    line = claims.to_markdown({"eigenvalues": {}, "claims": [row]}).splitlines()[-1]
-    assert line == r"| C1 | \|\|g\|\| grows | **holds** | median \|rel. error\| 0.2 | r | s |"
-    assert len(line.replace(r"\|", "").split("|")) == 8  # six cells
+    row = {"id": "C1", "claim": "||g|| grows", "short": "||g|| grows", "verdict": "holds",
+           "why": "median |rel. error| 0.2", "summary": "s", "rule": "r", "rests_on": "o"}
+    line = claims.to_markdown({"eigenvalues": {}, "claims": [row]}).split("|---|---|---|---|\n")[1].splitlines()[0]
+    assert line == r"| [C1](#c1) | \|\|g\|\| grows | **holds** | median \|rel. error\| 0.2 |"
+    assert len(line.replace(r"\|", "").split("|")) == 6  # four cells
+
+
+def test_the_summary_table_has_one_row_per_claim_then_a_section_for_each():
+    rows = [{"id": f"X{i}", "claim": "c" * 300, "short": f"claim {i}", "verdict": "fails", "why": f"because {i}",
+             "summary": "m" * 900, "rule": "r", "rests_on": "o"} for i in range(3)]
+    text = claims.to_markdown({"eigenvalues": {0: [2.0]}, "claims": rows})
+    table = text.split("|---|---|---|---|\n")[1].split("\n\n")[0].splitlines()
+    assert [line.split("]")[0] for line in table] == ["| [X0", "| [X1", "| [X2"]
+    assert all(f"## X{i}\n\n**fails**: {'c' * 300}" in text for i in range(3))  # the whole claim, below
+    assert max(map(len, table)) < 200

@@ -6,9 +6,9 @@ from pathlib import Path
 import maml_convergence
 
 # Bottom to top. A module may import any module listed before it, never one after it.
-LAYERS = ["config", "progress", "provenance", "stability", "theory", "data", "tasks", "models", "maml",
-          "higher_backend", "curvature", "curvature_mlp", "sharpness", "grid", "guideline", "audit", "experiments", "claims", "plots", "cli",
-          "__main__"]
+LAYERS = ["config", "progress", "provenance", "source_data", "stability", "theory", "data", "tasks", "models", "maml",
+          "higher_backend", "curvature", "curvature_mlp", "sharpness", "grid", "guideline", "audit", "experiments",
+          "claims", "plots", "cli", "__main__"]
 PACKAGE = Path(maml_convergence.__file__).parent
 
 

@@ -83,6 +83,7 @@ def _per_seed(unit: str, table: pd.DataFrame, claim_of_one, rests_on: str | None
     spread = f"; {spread_of[0]} over the {unit}s: {_spread(spread_of[1](r['measured']) for r in rows)}" \
         if spread_of else ""
     return {**first, "verdict": _overall(verdicts),
+            "why": f"{_tally(verdicts)} {unit}s; {unit} {rows[0]['seed']}: {first['why']}",
             "summary": f"{unit} {rows[0]['seed']}: {first['summary']}; over {len(rows)} {unit}s: {_tally(verdicts)}"
                        + spread,
             "measured": {"per_seed": [{"seed": r["seed"], "verdict": r["verdict"], "summary": r["summary"],
@@ -117,7 +118,8 @@ def _beta_c_claim(order: str, grid: pd.DataFrame, eig, iterations: int) -> dict:
     return {
         "id": f"C2-beta-{order}", "panel": f"{order}-order MAML",
         "claim": "beta_c(alpha) = min_i 2/(lambda_i - alpha lambda_i^2) on linear regression (Fig. 3)",
-        "verdict": verdict,
+        "short": f"linear regression, {order} order: the paper's beta_c(alpha) is the boundary",
+        "verdict": verdict, "why": f"theory inside the measured bracket in {sum(consistent)}/{len(cols)} columns",
         "measured": {"columns": len(cols), "theory_inside_bracket": int(sum(consistent)),
                      "share_inside": share,
                      "median_relative_error": float(np.nanmedian(rel)) if rel.notna().any() else None,
@@ -152,19 +154,23 @@ def _alpha_c_claim(order: str, grid: pd.DataFrame, eig, iterations: int, success
         inside = (math.isnan(lo) or lo < a_c) and a_c <= first_dead and not trains_past
         verdict = "holds" if inside else "fails"
         measured = (f"no beta trains from alpha = {first_dead:g} (last alpha where one does: {last_trained:g})")
+        why = f"none trains from alpha {first_dead:g}" + (", yet some do beyond" if trains_past else "")
         rel = abs(math.sqrt(lo * first_dead) / a_c - 1) if not math.isnan(lo) else None
     else:
         first_dead, lo, rel = math.nan, last_trained, None
         if a_c <= by_alpha.index.max():
             verdict = "fails"
             measured = f"some beta trains at every alpha up to {by_alpha.index.max():g}, past alpha_c"
+            why = f"some beta trains up to alpha {by_alpha.index.max():g}"
         else:
             verdict = "inconclusive"
             measured = f"alpha_c lies beyond the grid's largest alpha {by_alpha.index.max():g}"
+            why = "alpha_c lies beyond the grid"
     return {
         "id": f"C2-alpha-{order}", "panel": f"{order}-order MAML",
         "claim": "alpha_c = 1/lambda_max: past it no beta trains (linear regression, Fig. 3)",
-        "verdict": verdict,
+        "short": f"linear regression, {order} order: past alpha_c = 1/lambda_max no beta trains",
+        "verdict": verdict, "why": f"alpha_c = {a_c:.3g}; {why}",
         "measured": {"alpha_c_theory": a_c, "first_alpha_none_trains": first_dead,
                      "last_alpha_trained": last_trained, "relative_error": rel,
                      "exact_quadratic_alpha_c": theory.exact_alpha_c(eig, order)},
@@ -248,10 +254,13 @@ def _c3(grid: pd.DataFrame, iterations: int, near_edge_factor: float) -> dict:
                   for k in ("below_first_divergence", "largest_stable")]
         parts.append(f"vs {baseline.replace('=', ' = ')}: {_tally(verdicts)} seeds (ratio below first divergence "
                      f"{_spread(ratios[0])}, largest stable {_spread(ratios[1])})")
-    verdict = _overall([_edge_verdict(e) for e in per_seed.values()])
+    verdicts = [_edge_verdict(e) for e in per_seed.values()]
+    ratios = [e["baselines"].get("alpha=0", {}).get("largest_stable", {}).get("ratio") for e in per_seed.values()]
     return {"id": "C3", "claim": "sinusoid: near the divergence edge of alpha, a larger beta trains than at alpha = 0 "
                                  "(Fig. 4a)",
-            "verdict": verdict,
+            "short": "sinusoid: near the alpha edge a larger beta trains than at alpha = 0",
+            "verdict": _overall(verdicts),
+            "why": f"{_tally(verdicts)} seeds; largest stable beta, edge / alpha = 0: {_spread(ratios)}",
             "summary": "; ".join(parts) + f"; seed {first} vs alpha = 0: {_edge_text(per_seed[first], 'alpha=0')}",
             "measured": {"per_seed": [{"seed": seed, "verdict": _edge_verdict(e), **{k: v for k, v in e.items()
                                        if k != "brackets" or seed == first}} for seed, e in per_seed.items()]},
@@ -292,7 +301,11 @@ def _few_shot_claim(dataset: str, grid_path, near_edge_factor: float) -> dict:
     cid, claim = FEW_SHOT_CLAIMS[dataset]
     summary = "; ".join(f"({d}) {DEFINITIONS[d][0]}: {verdicts[d]} vs alpha = 0 ({_edge_text(e, 'alpha=0')}), "
                         f"{_edge_verdict(e, 'smallest alpha')} vs the smallest alpha" for d, e in per_def.items())
+    readings = ", ".join(f"({d}) {v}" for d, v in verdicts.items())
     return {"id": cid, "claim": claim, "verdict": verdicts["a"] if agree else "inconclusive",
+            "short": f"{claim.split(':')[0]}: near the alpha edge a larger beta trains than at alpha = 0",
+            "why": f"vs alpha = 0 by the three definitions of stable: {readings}"
+                   + ("" if agree else "; they disagree"),
             "summary": summary + ("" if agree else "; the verdict DEPENDS ON THE DEFINITION of a stable cell"),
             "measured": {"definitions": {d: {"verdict": verdicts[d], **e} for d, e in per_def.items()}},
             "rule": _edge_rule(_definitions_text(n_way), near_edge_factor)
@@ -307,7 +320,8 @@ def _guideline_claim(dataset: str, grid_path, near_edge_factor: float) -> dict:
     outcome = few_shot_outcomes(raw, n_way)
     accuracy = "heldout_accuracy" if raw.get("heldout_accuracy", pd.Series(dtype=float)).notna().any() \
         else "final_accuracy"
-    base = {"id": GUIDELINE_CLAIMS[dataset],
+    name = "Omniglot" if dataset == "omniglot" else "MiniImagenet"
+    base = {"id": GUIDELINE_CLAIMS[dataset], "short": f"{name}: the best cell lies near the largest alpha that trains",
             "claim": f"{'Omniglot' if dataset == 'omniglot' else 'MiniImagenet'}: the guideline (first the largest "
                      "alpha that trains, then beta): the best cell, by training loss and by accuracy, lies near that "
                      "alpha",
@@ -319,7 +333,8 @@ def _guideline_claim(dataset: str, grid_path, near_edge_factor: float) -> dict:
     trains = raw[(outcome == "trained") & (raw.alpha > 0)]
     alive = raw[outcome != "diverged"]
     if not len(trains) or not len(alive) or alive.get(accuracy, pd.Series(dtype=float)).isna().all():
-        return {**base, "verdict": "inconclusive", "summary": "no cell with alpha > 0 trained", "measured": {}}
+        return {**base, "verdict": "inconclusive", "why": "no cell with alpha > 0 trained",
+                "summary": "no cell with alpha > 0 trained", "measured": {}}
     edge = trains.alpha.max()
     near = lambda a: edge / near_edge_factor <= a <= edge
     best = {"loss": alive.loc[alive.final_loss.idxmin()], "accuracy": alive.loc[alive[accuracy].idxmax()]}
@@ -328,6 +343,8 @@ def _guideline_claim(dataset: str, grid_path, near_edge_factor: float) -> dict:
     text = lambda b: (f"alpha={b.alpha:g}, beta={b.beta:g} (loss {b.final_loss:.3g}, {accuracy.replace('_', ' ')} "
                       f"{b[accuracy]:.3f})")
     return {**base, "verdict": verdict,
+            "why": f"edge alpha {edge:g}; best by loss at alpha {best['loss'].alpha:g}, by accuracy at alpha "
+                   f"{best['accuracy'].alpha:g}; near = within {near_edge_factor:g}x below the edge",
             "summary": f"edge alpha {edge:g}; best by loss {text(best['loss'])}; best by accuracy "
                        f"{text(best['accuracy'])}",
             "measured": {"alpha_edge": edge, "accuracy_column": accuracy,
@@ -366,14 +383,17 @@ def _audit_formula(table: pd.DataFrame, order: str, formula: str, eig, audit_cfg
                else "fails" if rel.max() > AUDIT_FAILS else "inconclusive")
     name = "2/(lambda - alpha lambda^2) (paper)" if formula == "paper" else (
         "2/(lambda (1 - alpha lambda)^2) (exact)" if order == "second" else "2/(lambda (1 - alpha lambda)) (exact)")
-    summary = "no comparable alpha"
+    summary = why = "no comparable alpha"
     if len(t):
+        why = (f"inside {int(inside.sum())}/{len(t)} bisection brackets; max |rel. error| {rel.max():.3g} at alpha "
+               f"{worst.alpha:.3g}")
         summary = (f"{len(t)} alphas; |rel. error| median {rel.median():.3g}, max {rel.max():.3g} at "
                    f"alpha={worst.alpha:.3g}" + (f"; > {AUDIT_FAILS:.0%} from alpha = {off.alpha.min():.3g}"
                                                  if len(off) else "")
                    + f"; inside the bisection bracket (width <= {precision:.2%}) at {int(inside.sum())}/{len(t)}")
     return {"id": f"A-{formula}-{order}", "claim": f"{order}-order MAML on linear regression: beta_c = {name}",
-            "verdict": verdict, "summary": summary,
+            "short": f"linear regression, {order} order: beta_c = {name}",
+            "verdict": verdict, "why": why, "summary": summary,
             "measured": {"median_relative_error": float(rel.median()) if len(t) else None,
                          "max_relative_error": float(rel.max()) if len(t) else None,
                          "bracket_precision": precision, "rows": t.to_dict("records")},
@@ -389,7 +409,10 @@ def _audit_past_alpha_c(table: pd.DataFrame, order: str, eig, audit_cfg: dict) -
     predicted = np.isfinite(theory.exact_alpha_c(eig, order))
     verdict = "holds" if len(past) and not len(trains) else "fails" if len(trains) else "inconclusive"
     return {"id": f"A-alpha_c-{order}", "claim": f"{order}-order MAML: every beta diverges past alpha_c = 1/lambda_max",
+            "short": f"linear regression, {order} order: every beta diverges past alpha_c",
             "verdict": verdict,
+            "why": f"{len(trains)}/{len(past)} alphas past alpha_c still converge (exact theory: "
+                   f"{'none' if predicted else 'all'})",
             "summary": (f"{len(trains)}/{len(past)} alphas in (alpha_c, 2 alpha_c) still have a converging beta "
                         f"(exact theory predicts {'none' if predicted else 'all'})"),
             "measured": {"alpha_c": a_c, "alphas_past": past.alpha.tolist(),
@@ -414,7 +437,10 @@ def _sinusoid_theory(grid: pd.DataFrame, ref: dict, iterations: int) -> dict:
                else "fails" if share < FAIL_SHARE else "inconclusive")
     return {"id": "A-sinusoid", "claim": "sinusoid: beta_c(alpha) and alpha_c from the Hessian at a meta-trained "
                                          "point predict the Fig. 4a boundary",
+            "short": "sinusoid: the paper's bound at a trained point predicts the boundary",
             "verdict": verdict,
+            "why": f"inside the measured bracket in {sum(inside)}/{len(cols)} columns; alpha_c {a_c:.3g}, but alpha "
+                   f"{edge:g} trains",
             "summary": (f"lambda_max {eig.max():.4g} at (alpha, beta) = ({ref['alpha']:g}, {ref['beta']:g}); theory "
                         f"inside the measured bracket in {sum(inside)}/{len(cols)} alpha columns; alpha_c theory "
                         f"{a_c:.3g} vs largest alpha that trains {edge:g}"),
@@ -449,7 +475,10 @@ def _local_sinusoid(grid: pd.DataFrame, sharp: pd.DataFrame, ref: dict, iteratio
         return {"id": "A-local-sinusoid",
                 "claim": "sinusoid: 2/lambda_max of the MAML objective's Hessian at the initial parameters predicts "
                          "the Fig. 4a boundary, per alpha (the local theory, no fixed-Hessian assumption)",
+                "short": "sinusoid: 2/lambda_max of the MAML Hessian at the start predicts the boundary",
                 "verdict": verdict,
+                "why": f"inside the measured bracket in {sum(inside)}/{len(cols)} columns, below it in "
+                       f"{len(cols) - sum(inside) - sum(above)}",
                 "summary": (f"prediction inside the measured bracket in {sum(inside)}/{len(cols)} alpha columns "
                             f"(above it in {sum(above)}, below in {len(cols) - sum(inside) - sum(above)}); median "
                             f"|rel. error| {np.nanmedian(rel) if rel.notna().any() else math.nan:.2f} (bracket centre "
@@ -502,6 +531,7 @@ def _g1(problem: str, grid_path, suggestion_path, check_path) -> dict:
     grid = whole[whole.seed == seed] if "seed" in whole else whole
     few_shot = problem in FEW_SHOT_CLAIMS
     base = {"id": f"G1-{problem}",
+            "short": f"{problem}: suggest's cell is stable and within {G1_LOSS_FACTOR:g}x the grid's best loss",
             "claim": f"{problem}: the guideline tool's recommendation (maml-convergence suggest) lies in the stable "
                      f"region of the workflow's grid, and trains to within {G1_LOSS_FACTOR:g}x the grid's best loss",
             "rule": "stable = " + ("neither diverged nor rose, definition (b) of C4/C5" if few_shot else "not diverged")
@@ -516,9 +546,11 @@ def _g1(problem: str, grid_path, suggestion_path, check_path) -> dict:
                           f"x {sugg['settings']['iterations']} iterations, took {sugg['seconds']:.0f} s on "
                           f"{sugg['settings']['device']}"}
     if not len(grid):
-        return {**base, "verdict": "inconclusive", "summary": f"the grid has no seed {seed}", "measured": {}}
+        return {**base, "verdict": "inconclusive", "why": f"the grid has no seed {seed}",
+                "summary": f"the grid has no seed {seed}", "measured": {}}
     if sugg["alpha"] is None:
-        return {**base, "verdict": "fails", "summary": "suggest made no recommendation: no probe cell trained",
+        return {**base, "verdict": "fails", "why": "suggest made no recommendation",
+                "summary": "suggest made no recommendation: no probe cell trained",
                 "measured": {"notes": sugg["notes"]}}
     alpha, beta = sugg["alpha"], sugg["beta"]
     if few_shot:
@@ -567,7 +599,9 @@ def _g1(problem: str, grid_path, suggestion_path, check_path) -> dict:
     for column in ("heldout_accuracy", "final_accuracy"):
         if column in check and check[column].notna().any():
             measured[column] = float(check[column].iloc[0])
-    return {**base, "verdict": verdict, "summary": summary, "measured": measured}
+    why = (f"alpha={alpha:.3g}, beta={beta:.3g}: {'inside' if inside else 'outside'} the stable region, own run "
+           f"{own}, loss {ratio:.3g}x the grid's best")
+    return {**base, "verdict": verdict, "why": why, "summary": summary, "measured": measured}
 
 
 def _c1(table: pd.DataFrame) -> dict:
@@ -594,7 +628,9 @@ def _c1(table: pd.DataFrame) -> dict:
                         for split, g in ps.groupby("split"))
     return {"id": "C1", "claim": f"the mean task-gradient norm grows under MAML (alpha={maml_alpha:g}) more than "
                                  f"under joint training (alpha={joint_alpha:g}) (Fig. 1)",
-            "verdict": verdict, "summary": summary, "measured": {"per_seed": per_seed},
+            "short": "MAML's task-gradient norm grows more than joint training's",
+            "verdict": verdict,
+            "why": f"||g|| MAML/joint at the end {_spread(ratio)} over {seeds} seeds and both splits", "summary": summary, "measured": {"per_seed": per_seed},
             "rule": "holds if, for every seed and both splits, the end-of-training norm ratio MAML/joint > 1 and "
                     "MAML's norm grew by more than joint training's; fails if the median ratio < 1",
             "rests_on": note}
@@ -604,8 +640,8 @@ TG_NEGLIGIBLE, TG_NOT = 0.1, 0.5  # C6: ratio of T g to H^2 (largest eigenvalue,
 
 
 def _c6(curv: pd.DataFrame, cfg: dict) -> dict:
-    """``cfg``: the configuration the curvature analysis ran with (its provenance)."""
-    """Is T g negligible next to H^2 at the trained point (the paper's Appendix B)?"""
+    """Is T g negligible next to H^2 at the trained point (the paper's Appendix B)? ``cfg``: the configuration
+    the curvature analysis ran with (its provenance)."""
     curv = curv.assign(eig_ratio=curv.eig_Tg_1 / curv.eig_H2_1, fro_ratio=curv.fro_Tg / curv.fro_H2)
     last = curv[curv.iteration == curv.iteration.max()].set_index("scope")
     worst = max(float(last.eig_ratio.abs().max()), float(last.fro_ratio.max()))
@@ -617,7 +653,9 @@ def _c6(curv: pd.DataFrame, cfg: dict) -> dict:
         note += f" (LESS than the paper's {paper['iterations']} iterations, {paper['tasks']} tasks)"
     return {"id": "C6", "claim": "T g is negligible next to H^2 at the trained point: lambda_max(T g + H^2) ~ "
                                  "lambda_max(H^2) and ||T g||_F << ||H^2||_F (Fig. 5)",
+            "short": "T g is negligible next to H^2 at the trained point",
             "verdict": verdict,
+            "why": f"largest ratio T g / H^2 at the end {worst:.3g} (holds <= {TG_NEGLIGIBLE:g}, fails >= {TG_NOT:g})",
             "summary": "; ".join(
                 f"{scope}: lambda_max(Tg)/lambda_max(H^2) = {r.eig_ratio:.3g}, ||Tg||F/||H^2||F = {r.fro_ratio:.3g} "
                 f"at iteration {int(r.iteration)} (over training {over.loc[scope, ('eig_ratio', 'min')]:.3g}-"
@@ -713,18 +751,47 @@ def evaluate(cfg: dict, reference_path, linear_grid_paths, sinusoid_grid_path, a
                         "guideline": {k: list(map(str, v)) for k, v in (guideline_paths or {}).items()}}}
 
 
+def _cell(text: str) -> str:
+    return text.replace("|", "\\|")  # ||g||: not a column
+
+
+def verdict_table(result: dict, link: str = "") -> str:
+    """One row per claim: id, the claim in short, verdict, one line of why. ``link``: where each id's section is
+    (``figures/CLAIMS.md`` from the README; empty within CLAIMS.md itself)."""
+    lines = ["| id | claim | verdict | why |", "|---|---|---|---|"]
+    for c in result["claims"]:
+        anchor = c["id"].lower()  # GitHub's anchor of the section "## <id>"
+        lines.append(f"| [{c['id']}]({link}#{anchor}) | {_cell(c['short'])} | **{c['verdict']}** | {_cell(c['why'])} |")
+    return "\n".join(lines)
+
+
+README_BEGIN = "<!-- verdicts: generated from figures/claims.json by `maml-convergence verdict-table --update README.md` -->"
+README_END = "<!-- verdicts: end -->"
+
+
+def with_verdict_table(readme: str, result: dict) -> str:
+    """``readme`` with the block between README_BEGIN and README_END replaced by the verdict table."""
+    if README_BEGIN not in readme or README_END not in readme:
+        raise ValueError(f"no verdict table block ({README_BEGIN} ... {README_END})")
+    head, rest = readme.split(README_BEGIN, 1)
+    return head + README_BEGIN + "\n" + verdict_table(result, "figures/CLAIMS.md") + "\n" + README_END + \
+        rest.split(README_END, 1)[1]
+
+
 def to_markdown(result: dict) -> str:
     lines = ["# Claims: verdicts from this repository's own results",
              "",
              "Generated by the workflow (`snakemake --cores all`, rule `claims`) from `results/`; "
              "never edited by hand; `figures/claims.json` holds the same with every number, and a test "
-             "recomputes the cheap ones. Hessian eigenvalues at the linear-regression reference point, per data "
-             "draw: " + "; ".join(f"draw {s}: " + ", ".join(f"{e:.4g}" for e in eig)
-                                  for s, eig in result["eigenvalues"].items()) + ".",
+             "recomputes the cheap ones. Each verdict follows a rule fixed before the data it judges; the "
+             "sections below give, per claim, what was measured, the rule and what the numbers rest on.",
              "",
-             "| id | claim | verdict | measured | rule | rests on |",
-             "|---|---|---|---|---|---|"]
+             verdict_table(result),
+             "",
+             "Hessian eigenvalues at the linear-regression reference point, per data draw: "
+             + "; ".join(f"draw {s}: " + ", ".join(f"{e:.4g}" for e in eig) for s, eig in result["eigenvalues"].items())
+             + "."]
     for c in result["claims"]:
-        cells = [c["id"], c["claim"], f"**{c['verdict']}**", c["summary"], c["rule"], c["rests_on"]]
-        lines.append("| " + " | ".join(cell.replace("|", "\\|") for cell in cells) + " |")  # |g|: not a column
+        lines += ["", f"## {c['id']}", "", f"**{c['verdict']}**: {c['claim']}", "",
+                  f"- **measured**: {c['summary']}", f"- **rule**: {c['rule']}", f"- **rests on**: {c['rests_on']}"]
     return "\n".join(lines) + "\n"

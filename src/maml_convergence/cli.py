@@ -22,7 +22,7 @@ import pandas as pd
 import torch
 
 from . import config as config_mod
-from . import data, experiments, guideline, provenance
+from . import data, experiments, guideline, provenance, source_data
 from .grid import run_grid
 from .tasks import ProtocolError
 
@@ -280,6 +280,30 @@ def cmd_fig6_runs(args):
     _write_trained_table(args, lambda cfg, device, **run: experiments.fig6_runs(cfg, device, grid, **run))
 
 
+def cmd_verdict_table(args):
+    from . import claims
+    result = json.loads(Path(args.claims).read_text())
+    if any("short" not in c or "why" not in c for c in result["claims"]):
+        raise config_mod.ConfigError(f"{args.claims}: written by an older version (no short claim or why); "
+                                     "rerun the workflow's claims step")
+    if not args.update:
+        print(claims.verdict_table(result, "figures/CLAIMS.md"))
+        return
+    try:
+        text = claims.with_verdict_table(Path(args.update).read_text(), result)
+    except ValueError as e:
+        raise config_mod.ConfigError(f"{args.update}: {e}") from None
+    provenance.atomic_write_text(args.update, text)
+
+
+def cmd_source_data(args):
+    pairs = [item.partition("=") for item in args.inputs]
+    if any(not name or not path for name, _, path in pairs):
+        raise config_mod.ConfigError(f"--inputs: expected name=path pairs, got {' '.join(args.inputs)}")
+    record = source_data.write(args.figure, {name: path for name, _, path in pairs}, args.out_dir)
+    print(f"[source-data] {args.figure}: {len(record['files'])} files -> {args.out_dir}")
+
+
 def _load_object(spec: str, option: str):
     """``pkg.module:name`` -> that object, importable from the current directory too."""
     module_name, _, name = spec.partition(":")
@@ -431,6 +455,16 @@ def build_parser() -> argparse.ArgumentParser:
             provenance=True, checkpoint=True, data=True)
     s.add_argument("--problem", choices=experiments.GUIDELINE_PROBLEMS, required=True)
     s.add_argument("--suggestion", required=True, help="the report suggest wrote (--out)")
+    s = add("verdict-table", cmd_verdict_table, "the claims' verdict table (the README's), from claims.json",
+            out=False)
+    s.add_argument("--claims", default="figures/claims.json")
+    s.add_argument("--update", help="rewrite the table's block in this file (README.md) instead of printing it")
+    s = add("source-data", cmd_source_data, "keep the results a figure draws on beside it, as its source data",
+            out=False)
+    s.add_argument("--figure", required=True)
+    s.add_argument("--inputs", nargs="+", required=True, help="name=path of each result file; name_provenance=path "
+                   "for the provenance of the step behind table name")
+    s.add_argument("--out-dir", required=True)
     s = add("claims", cmd_claims, "verdicts on the paper's claims", out=False)
     s.add_argument("--sinusoid-local-bound", help="Fig. 4a's local prediction (claim A-local-sinusoid)")
     s.add_argument("--guideline", nargs="*", default=[], help="suggest's reports and their checks, in pairs "

@@ -5,6 +5,7 @@ The notebooks under ``notebooks/`` draw the figures; this module holds what they
 
 from __future__ import annotations
 
+import io
 import json
 from pathlib import Path
 from types import SimpleNamespace
@@ -21,22 +22,27 @@ from mpl_toolkits.axes_grid1 import make_axes_locatable  # noqa: E402
 
 from . import theory  # noqa: E402
 from .provenance import stamp as stamp_text  # noqa: E402
+from .source_data import SourceData  # noqa: E402
 from .stability import stability_brackets  # noqa: E402
 
 
-def notebook_io(injected, default_input: dict, **default_wildcards) -> SimpleNamespace:
+def notebook_io(injected, figure: str) -> SimpleNamespace:
     """What a figure notebook reads and writes.
 
     Run by the workflow, Snakemake injects a ``snakemake`` object (its rule's input, output,
-    wildcards): pass it on. Opened by hand, there is none: read the workflow's results from the
-    repository (``default_input``, paths relative to it), show the figure, write nothing.
+    wildcards): pass it on. Opened by hand, there is none: read the committed source data of
+    ``figure`` (``figures/data/<figure>/``), show the figure, write nothing.
     """
     if injected is not None:
         return injected
     root = Path.cwd().parent if Path.cwd().name == "notebooks" else Path.cwd()
-    inputs = {k: str(root / v) if isinstance(v, str) else [str(root / p) for p in v] for k, v in default_input.items()}
-    return SimpleNamespace(input=SimpleNamespace(**inputs), output=SimpleNamespace(png=None, pdf=None),
-                           wildcards=SimpleNamespace(**default_wildcards))
+    return SimpleNamespace(input=SimpleNamespace(source=str(root / "figures" / "data" / figure / "provenance.json")),
+                           output=SimpleNamespace(png=None, pdf=None), wildcards=SimpleNamespace(fig=figure))
+
+
+def source(io: SimpleNamespace) -> SourceData:
+    """The source data a notebook draws (``notebook_io``'s input: the folder's provenance.json)."""
+    return SourceData(Path(io.input.source).parent)
 
 
 def style() -> None:
@@ -144,14 +150,23 @@ def load_json(path) -> dict:
     return json.loads(Path(path).read_text())
 
 
-def save(fig, png=None, pdf=None) -> None:
-    """PNG and PDF without timestamps, so an unchanged result gives an unchanged file."""
+def save(fig, png=None, pdf=None, data: SourceData | None = None) -> None:
+    """PNG and PDF without timestamps, so an unchanged result gives an unchanged file. Each names, in its
+    metadata, the commit that wrote the source data it was drawn from (``data``). With neither path (a
+    notebook opened by hand) the figure is shown instead."""
+    drawn_from = {"Source": f"maml-convergence {data.meta['git_commit']} {data.folder.name}"} if data else {}
     if png:
         Path(png).parent.mkdir(parents=True, exist_ok=True)
-        fig.savefig(png, dpi=200, metadata={"Software": None})
+        fig.savefig(png, dpi=200, metadata={"Software": None, **drawn_from})
     if pdf:
         Path(pdf).parent.mkdir(parents=True, exist_ok=True)
-        fig.savefig(pdf, metadata={"CreationDate": None, "ModDate": None, "Creator": None, "Producer": None})
+        fig.savefig(pdf, metadata={"CreationDate": None, "ModDate": None, "Creator": None, "Producer": None,
+                                   **({"Subject": drawn_from["Source"]} if data else {})})
+    if not png and not pdf:  # under the Agg backend a notebook shows nothing by itself: show the PNG
+        from IPython.display import Image, display
+        buffer = io.BytesIO()
+        fig.savefig(buffer, format="png", dpi=110)
+        display(Image(buffer.getvalue()))
 
 
 OUTCOME_MARKERS = {"trained": ("o", "tab:green"), "flat": ("o", "0.6"), "rose": ("^", "tab:orange"),
