@@ -23,9 +23,9 @@ $(STAMP): requirements.txt pyproject.toml
 test: setup
 	$(BIN)/python -m pytest -q
 
-# Every figure; the image grids of Fig. 4b/4c at the size that runs here in about an hour each
-# (config/reduced.yaml, what figures/ holds). reproduce-paper: the paper's image grids too
-# (a GPU or a cluster: see profiles/ and the README).
+# Every figure; the image grids of Fig. 4b/4c at the size a 2-vCPU CPU runs in about 35-40 minutes
+# each (config/reduced.yaml, what figures/ holds). reproduce-paper: the paper's image grids too
+# (a GPU or a cluster: docs/gpu-and-cluster.md).
 reproduce: setup
 	$(BIN)/snakemake --cores all --configfile config/reduced.yaml
 

@@ -1,15 +1,59 @@
-"""The README: its figure -> code table points at things that exist, and its guideline example runs."""
+"""The README and docs/: a short README whose first screen holds the paper, the verdicts and a figure; the
+figure -> code table points at things that exist; every link, file and command named exists; the guideline
+example runs as it stands."""
 
 import json
 import re
 
-from maml_convergence import cli, config, experiments
+from maml_convergence import claims, cli, config, experiments
+
+DOCS = ["README.md", "config/README.md"]  # and every docs/*.md
+
+
+def pages(root):
+    return [root / p for p in DOCS] + sorted((root / "docs").glob("*.md"))
 
 
 def figure_table(root) -> list[list[str]]:
-    text = (root / "README.md").read_text().split("## Figure → code", 1)[1].split("\n## ", 1)[0]
+    text = (root / "docs" / "figures.md").read_text().split("## Figure → code", 1)[1].split("\n## ", 1)[0]
     rows = [line.strip("|").split("|") for line in text.splitlines() if line.startswith("| ")]
     return [[cell.strip() for cell in row] for row in rows[1:]]  # without the header
+
+
+def test_the_readme_is_short_and_its_first_screen_has_the_paper_the_verdicts_and_a_figure(root):
+    lines = (root / "README.md").read_text().splitlines()
+    assert len(lines) <= 200
+    first = "\n".join(lines[:40])
+    assert "https://meta-learn.github.io/2019/papers/metalearn2019-takagi.pdf" in first
+    assert claims.README_BEGIN in first and "![" in first and "(figures/fig4a.png)" in first
+
+
+def test_the_readme_verdict_table_is_the_one_written_from_claims_json(root):
+    committed = json.loads((root / "figures" / "claims.json").read_text())
+    readme = (root / "README.md").read_text()
+    assert claims.with_verdict_table(readme, committed) == readme, \
+        "run: maml-convergence verdict-table --update README.md"
+    table = readme.split(claims.README_BEGIN, 1)[1].split(claims.README_END, 1)[0]
+    assert len(table.strip().splitlines()) == len(committed["claims"]) + 2
+    assert all(len(cell) <= 200 for row in table.replace(r"\|", "").splitlines() for cell in row.split("|"))
+
+
+def test_every_link_between_the_pages_resolves(root):
+    for page in pages(root):
+        for target in re.findall(r"\]\(([^)#\s]+)(?:#[^)]*)?\)", page.read_text()):
+            if target.startswith("http"):
+                continue
+            assert (page.parent / target).exists(), (page.relative_to(root), target)
+
+
+def test_every_command_and_repository_path_named_in_the_pages_exists(root):
+    commands = set(cli.build_parser()._subparsers._group_actions[0].choices)
+    for page in pages(root):
+        text = page.read_text()
+        named = set(re.findall(r"maml-convergence ([a-z][a-z0-9-]+)", text)) - {"is", "on", "of"}
+        assert named <= commands, (page.relative_to(root), named - commands)
+        for path in re.findall(r"`((?:src|rules|config|notebooks|benchmarks|tests|profiles|docs)/[\w./-]+)`", text):
+            assert (root / path.rstrip(".")).exists() or "<" in path, (page.relative_to(root), path)
 
 
 def test_every_figure_and_the_claims_have_a_row(root):
@@ -22,11 +66,14 @@ def test_every_file_command_function_and_section_named_exists(root):
     commands = set(cli.build_parser()._subparsers._group_actions[0].choices)
     sections = set(config.schema()["properties"])
     snakefile = (root / "Snakefile").read_text()
+    docs = root / "docs"
     for figure, rule_file, command, function, section, notebook in figure_table(root):
-        for path in re.findall(r"\]\(([^)]+)\)", rule_file + command + notebook):
-            assert (root / path).exists() or (root / "notebooks" / path).exists(), (figure, path)
-        rules = "".join((root / path).read_text() for path in re.findall(r"\]\((rules/[^)]+)\)", rule_file + command))
-        assert all(f'include: "{path}"' in snakefile for path in re.findall(r"\]\((rules/[^)]+)\)", rule_file)), figure
+        links = re.findall(r"\]\(([^)]+)\)", rule_file + command + notebook)
+        for path in links:
+            assert (docs / path).exists(), (figure, path)
+        rule_paths = [p.removeprefix("../") for p in links if p.startswith("../rules/")]
+        rules = "".join((root / p).read_text() for p in rule_paths)
+        assert all(f'include: "{p}"' in snakefile for p in rule_paths), figure
         named = set(re.findall(r"`([a-z0-9-]+)`", command))
         assert named <= commands, figure
         assert all(f"maml-convergence {name} " in rules for name in named), (figure, "a command its rules do not run")
@@ -35,14 +82,13 @@ def test_every_file_command_function_and_section_named_exists(root):
         assert set(re.findall(r"`(\w+)`", section)) <= sections, figure
 
 
-def test_the_guideline_example_of_the_readme_runs_as_it_stands(root, tmp_path, monkeypatch):
-    """The complete example of "Using the guideline on your own model": a CNN with torch's batch norm in
-    training mode on a classification sampler, executed as a user would paste it."""
-    section = (root / "README.md").read_text().split("## Using the guideline on your own model", 1)[1]
-    example = section.split("```python\n", 1)[1].split("```", 1)[0]
+def test_the_guideline_example_runs_as_it_stands(root, tmp_path, monkeypatch):
+    """The complete example of docs/guideline.md: a CNN with torch's batch norm in training mode on a
+    classification sampler, executed as a user would paste it."""
+    example = (root / "docs" / "guideline.md").read_text().split("```python\n", 1)[1].split("```", 1)[0]
     monkeypatch.chdir(tmp_path)
     scope = {}
-    exec(compile(example, "README.md", "exec"), scope)
+    exec(compile(example, "docs/guideline.md", "exec"), scope)
     result = scope["result"]
     assert result.alpha is not None and result.alpha > 0 and result.beta > 0
     assert result.recommended_outcome in ("trained", "flat") and result.settings["classes"] == 5  # stable
