@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
-.PHONY: setup test reproduce reproduce-paper quick report lint benchmark clean-results
+.PHONY: setup test test-fast reproduce reproduce-paper quick report lint benchmark clean-results
 
 setup: $(STAMP)
 
@@ -22,6 +22,12 @@ $(STAMP): requirements.txt pyproject.toml
 
 test: setup
 	$(BIN)/python -m pytest -q
+
+# Everything but the tests marked slow (end-to-end runs of the workflow and of whole commands,
+# recomputation at the paper's settings, bisections, executed notebooks and examples): the loop
+# while editing. `make test` stays everything, and is what CI runs.
+test-fast: setup
+	$(BIN)/python -m pytest -q -m "not slow"
 
 # Every figure; the image grids of Fig. 4b/4c at the size a 2-vCPU CPU runs in about 35-40 minutes
 # each (config/reduced.yaml, what figures/ holds). reproduce-paper: the paper's image grids too
@@ -41,6 +47,7 @@ report: setup
 
 lint: setup
 	$(BIN)/snakemake --lint
+	$(BIN)/ruff check src tests benchmarks
 
 benchmark: setup
 	$(BIN)/python benchmarks/sinusoid_grid.py

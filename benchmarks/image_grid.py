@@ -109,7 +109,6 @@ def main() -> int:
     torch.backends.cudnn.benchmark = True
     out = {"device": provenance.device_description(device), "torch": torch.__version__}
     for dataset in ("omniglot", "miniimagenet"):
-        sec = cfg[dataset]
         spec = experiments.image_spec(cfg, dataset, device)
         if on_gpu and args.slots:
             spec.slots = args.slots

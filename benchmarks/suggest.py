@@ -68,8 +68,9 @@ def main() -> None:
         if proc.returncode:
             sys.exit(f"{problem}: {proc.stderr.strip().splitlines()[-1]}")
         out[problem] = json.loads(proc.stdout.strip().splitlines()[-1])
-        print(f"{problem}: {out[problem]['wall_s']} s, {out[problem]['peak_rss_gb']} GB, alpha {out[problem]['alpha']}, "
-              f"beta {out[problem]['beta']}", flush=True)
+        r = out[problem]
+        print(f"{problem}: {r['wall_s']} s, {r['peak_rss_gb']} GB, alpha {r['alpha']}, "
+              f"beta {r['beta']}", flush=True)
     print(json.dumps(out))
 
 

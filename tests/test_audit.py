@@ -20,6 +20,7 @@ def setting():
     return spec, np.linalg.eigvalsh(H)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("order", ["second", "first"])
 def test_bisection_brackets_the_exact_bound(setting, order):
     spec, eig = setting

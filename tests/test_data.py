@@ -28,6 +28,7 @@ def omniglot(tmp_path_factory):
     return root, data.load_prepared(prepared)
 
 
+@pytest.mark.slow
 @needs_mirror
 def test_mirror_rebuilds_the_layout_torchvision_reads(omniglot):
     root, prepared = omniglot
@@ -171,6 +172,7 @@ def test_a_relative_mirror_is_relative_to_the_repository_wherever_the_command_ru
     assert cli._mirror({"data": {"mirror": "data"}}) == root / "data"
 
 
+@pytest.mark.slow
 @needs_mirror
 def test_prepared_data_is_made_once_and_shared(tmp_path):
     """A second run reuses the prepared file (checked by its sha256); a changed file is prepared again."""

@@ -5,6 +5,8 @@ example runs as it stands."""
 import json
 import re
 
+import pytest
+
 from maml_convergence import claims, cli, config, experiments
 
 DOCS = ["README.md", "config/README.md"]  # and every docs/*.md
@@ -82,6 +84,7 @@ def test_every_file_command_function_and_section_named_exists(root):
         assert set(re.findall(r"`(\w+)`", section)) <= sections, figure
 
 
+@pytest.mark.slow
 def test_the_guideline_example_runs_as_it_stands(root, tmp_path, monkeypatch):
     """The complete example of docs/guideline.md: a CNN with torch's batch norm in training mode on a
     classification sampler, executed as a user would paste it."""

@@ -4,7 +4,6 @@ torch's batch norm on classification, determinism, one message per broken protoc
 import json
 import math
 import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -82,6 +81,7 @@ def small_cnn():
                          nn.Flatten(), nn.Linear(8 * 4 * 4, 5))
 
 
+@pytest.mark.slow
 def test_a_cnn_with_torch_batch_norm_in_training_mode_on_classification():
     model = small_cnn()
     before = {k: v.clone() for k, v in model.state_dict().items()}
@@ -190,6 +190,7 @@ def run_cli(bin_dir, *args, cwd=None):
                           cwd=cwd, env=env_with_bin(bin_dir))
 
 
+@pytest.mark.slow
 def test_the_command_on_a_problem_of_the_paper_prints_one_json_line_last(bin_dir, tmp_path):
     proc = run_cli(bin_dir, "--problem", "linear", "--budget-seconds", "60", "--iterations", "30",
                    "--out", str(tmp_path / "report.json"), "--figure", str(tmp_path / "probe.png"))
@@ -202,6 +203,7 @@ def test_the_command_on_a_problem_of_the_paper_prints_one_json_line_last(bin_dir
     assert "[suggest] round 1" in proc.stderr  # progress on stderr
 
 
+@pytest.mark.slow
 def test_the_command_on_a_model_of_ones_own_and_its_errors(bin_dir, tmp_path):
     (tmp_path / "mine.py").write_text(
         "import torch\n"

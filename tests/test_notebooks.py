@@ -23,6 +23,7 @@ def test_every_figure_has_source_data_and_every_notebook_a_figure(root):
     assert size < 20e6, f"figures/data holds {size / 1e6:.1f} MB"
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", NOTEBOOKS)
 def test_the_notebook_runs_on_the_committed_source_data_and_shows_its_figure(name, root):
     nb = nbformat.read(root / "notebooks" / name, as_version=4)

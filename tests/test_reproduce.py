@@ -25,6 +25,8 @@ ROOT = Path(__file__).resolve().parents[1]
 COMMITTED = ROOT / "figures" / "claims.json"
 RTOL = 1e-9
 
+pytestmark = pytest.mark.slow  # recomputes at the paper's settings: minutes
+
 
 @pytest.fixture(scope="module")
 def committed() -> dict:

@@ -79,6 +79,7 @@ def test_on_a_cnn_with_batch_norm_the_hessian_vector_product_agrees_with_plain_a
     assert float((hv - want).norm() / want.norm()) <= 1e-10
 
 
+@pytest.mark.slow
 def test_the_predicted_boundary_of_fig4a_is_two_over_the_top_eigenvalue_of_the_maml_hessian_at_the_start():
     """experiments.sinusoid_local_bound at alpha = 0 against the dense Hessian of the query loss (what the MAML
     objective is without an inner step), for each seed's own initial parameters and first meta-batch."""

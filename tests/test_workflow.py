@@ -22,7 +22,8 @@ FIGURES = [f"figures/{f}.{e}" for f in ("fig1", "fig2", "fig3", "fig4a", "fig4b"
 RESULTS = ["results/fig2/curves.csv", "results/linear/second/grid.csv", "results/linear/first/grid.csv",
            "results/sinusoid/grid.csv", "results/audit/linear_boundary.csv", "results/fig5/curvature.csv",
            "results/fig1/gradients.csv", "results/omniglot/grid.csv", "results/miniimagenet/grid.csv",
-           "results/linear/reference.json", "results/data/omniglot/record.json", "results/sinusoid/local-bound/bounds.csv",
+           "results/linear/reference.json", "results/data/omniglot/record.json",
+           "results/sinusoid/local-bound/bounds.csv",
            "results/fig6/sharpness.csv"] + [f"results/guideline/{p}/{f}" for p in ("sinusoid", "omniglot")
                                             for f in ("suggestion.json", "check.csv", "probe.png")]
 SOURCE = ["Snakefile", "rules", "config", "notebooks", "environment.yml"]  # what the workflow reads of the checkout
@@ -117,6 +118,7 @@ def quick_run(root, bin_dir, tmp_path_factory):
     return workdir
 
 
+@pytest.mark.slow
 def test_quick_run_writes_every_figure_and_the_claims(quick_run):
     for rel in FIGURES + RESULTS + ["figures/claims.json", "figures/CLAIMS.md"]:
         path = quick_run / rel
@@ -135,6 +137,7 @@ def test_quick_run_writes_every_figure_and_the_claims(quick_run):
     assert max(map(len, cells)) <= 200, max(cells, key=len)
 
 
+@pytest.mark.slow
 def test_quick_run_results_have_provenance(quick_run, root):
     prov = json.loads((quick_run / "results/sinusoid/provenance.json").read_text())
     for key in ("config", "workflow_config", "seed", "versions", "git_commit", "device", "wall_seconds", "fingerprint"):
@@ -150,6 +153,7 @@ def test_quick_run_results_have_provenance(quick_run, root):
     assert grid.loc[grid.status == "diverged", "final_loss"].isna().all()
 
 
+@pytest.mark.slow
 def test_every_grid_has_alpha_zero_and_the_repeated_ones_every_seed(quick_run, root):
     quick = yaml.safe_load((root / "config/quick.yaml").read_text())
     for name, seeds in (("linear/second", quick["linear"]["seeds"]), ("sinusoid", quick["sinusoid"]["seeds"]),
@@ -167,18 +171,21 @@ def test_every_grid_has_alpha_zero_and_the_repeated_ones_every_seed(quick_run, r
     assert f"of {len(quick['sinusoid']['seeds'])} seeds" in c3["summary"] and "vs alpha = 0" in c3["summary"]
 
 
+@pytest.mark.slow
 def test_logs_hold_progress_lines_not_carriage_return_frames(quick_run):
     logs = {p.name: p.read_text() for p in (quick_run / "logs").glob("*.log")}
     assert "cell-it" in logs["sinusoid_grid.log"]  # progress is still reported
     assert [name for name, text in logs.items() if "\r" in text] == []
 
 
+@pytest.mark.slow
 def test_a_dry_run_after_the_run_has_nothing_to_do_and_no_warning(root, bin_dir, quick_run):
     proc = snakemake(root, bin_dir, quick_run, "-n")
     assert proc.returncode == 0 and scheduled(proc) == {}
     assert "missing provenance" not in proc.stdout + proc.stderr
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("how", ["overlay", "command line"])
 def test_a_claims_only_change_reruns_only_the_claims(root, bin_dir, quick_run, tmp_path, how):
     overlay = tmp_path / "claims.yaml"
@@ -190,6 +197,7 @@ def test_a_claims_only_change_reruns_only_the_claims(root, bin_dir, quick_run, t
     assert scheduled(proc) == {"claims": 1, "all": 1}
 
 
+@pytest.mark.slow
 def test_a_change_reruns_the_steps_that_read_it_and_what_draws_on_them(root, bin_dir, quick_run):
     proc = snakemake(root, bin_dir, quick_run, "-n", "--config", "fig2={eigenvalues: [1, 2, 4], alpha_points: 600}")
     assert proc.returncode == 0, proc.stderr[-2000:]
@@ -197,6 +205,7 @@ def test_a_change_reruns_the_steps_that_read_it_and_what_draws_on_them(root, bin
     assert scheduled(proc) == {"fig2_curves": 1, "fig2": 1, "claims": 1, "all": 1}
 
 
+@pytest.mark.slow
 def test_training_the_grids_with_the_reference_backend_reruns_the_grids_and_what_draws_on_them(root, bin_dir,
                                                                                              quick_run):
     proc = snakemake(root, bin_dir, quick_run, "-n", "--config", "backend=higher")
@@ -205,6 +214,7 @@ def test_training_the_grids_with_the_reference_backend_reruns_the_grids_and_what
                                     "fig4bc", "fig6_runs", "fig6", "guideline", "claims", "all"}
 
 
+@pytest.mark.slow
 def test_a_guideline_change_reruns_that_problems_suggestion_and_what_draws_on_it(root, bin_dir, quick_run):
     quick = yaml.safe_load((root / "config/quick.yaml").read_text())["guideline"]
     changed = {**quick, "sinusoid": {**quick["sinusoid"], "budget_seconds": 16}}
@@ -213,6 +223,7 @@ def test_a_guideline_change_reruns_that_problems_suggestion_and_what_draws_on_it
     assert scheduled(proc) == {"suggest": 1, "guideline_check": 1, "guideline": 1, "claims": 1, "all": 1}
 
 
+@pytest.mark.slow
 def test_moving_the_checkout_reruns_nothing(root, bin_dir, quick_run, tmp_path):
     """Checkout and results moved elsewhere (timestamps kept, as mv or cp -a keep them)."""
     moved = tmp_path / "elsewhere" / "maml-convergence"
@@ -226,6 +237,7 @@ def test_moving_the_checkout_reruns_nothing(root, bin_dir, quick_run, tmp_path):
     assert "missing provenance" not in proc.stdout + proc.stderr
 
 
+@pytest.mark.slow
 def test_a_second_working_directory_shares_the_prepared_data_without_warnings(root, bin_dir, quick_run, tmp_path):
     """make quick and the paper run use different working directories and one copy of the datasets."""
     target = ["results/data/omniglot/record.json"]
@@ -236,6 +248,7 @@ def test_a_second_working_directory_shares_the_prepared_data_without_warnings(ro
     assert scheduled(again) == {} and "missing provenance" not in again.stdout + again.stderr
 
 
+@pytest.mark.slow
 def test_a_failing_step_prints_the_sections_it_reads_not_the_whole_config(root, bin_dir, tmp_path):
     target = "results/linear/reference.json"
     proc = snakemake(root, bin_dir, tmp_path, "--cores", "1", target, "--config", "device=cuda")
@@ -267,6 +280,7 @@ def _interrupt_sinusoid_grid(root, bin_dir, workdir, signum, slower):
     return torch.load(ckpt, weights_only=False)["elapsed"]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGKILL], ids=["ctrl-c", "kill-9"])
 def test_an_interrupted_run_resumes_with_the_same_command_and_identical_results(root, bin_dir, tmp_path, quick_run,
                                                                                  signum):
@@ -289,6 +303,7 @@ def test_an_interrupted_run_resumes_with_the_same_command_and_identical_results(
     assert prov["resumed"] == 1 and prov["wall_seconds"] >= elapsed > 0  # the interrupted part counts too
 
 
+@pytest.mark.slow
 def test_the_report_has_every_figure_with_its_caption_and_the_claims(root, bin_dir, quick_run):
     proc = snakemake(root, bin_dir, quick_run, "--report", str(quick_run / "report.html"))
     assert proc.returncode == 0, proc.stderr[-3000:]

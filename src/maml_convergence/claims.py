@@ -494,7 +494,8 @@ def _local_sinusoid(grid: pd.DataFrame, sharp: pd.DataFrame, ref: dict, iteratio
                         f"{FAIL_SHARE:.0%}",
                 "rests_on": ""}
 
-    note = _scale_note("sinusoid", grid, iterations) + "; lambda_max at each seed's initial parameters, first meta-batch"
+    note = (_scale_note("sinusoid", grid, iterations)
+            + "; lambda_max at each seed's initial parameters, first meta-batch")
     return _per_seed("seed", grid, one, note, ("share of columns inside", lambda m: m["share_inside"]))
 
 
@@ -542,7 +543,8 @@ def _g1(problem: str, grid_path, suggestion_path, check_path) -> dict:
                       "cells; fails otherwise",
             "rests_on": (_few_shot_rests_on(problem, whole, prov) if few_shot
                          else _scale_note(problem, whole, prov["iterations"]) + f", read on seed {seed}")
-                        + f"; suggest: {sugg['settings']['budget_seconds']:g} s budget, {len(sugg['probe'])} probe cells "
+                        + f"; suggest: {sugg['settings']['budget_seconds']:g} s budget, {len(sugg['probe'])} probe "
+                          f"cells "
                           f"x {sugg['settings']['iterations']} iterations, took {sugg['seconds']:.0f} s on "
                           f"{sugg['settings']['device']}"}
     if not len(grid):
@@ -623,14 +625,16 @@ def _c1(table: pd.DataFrame) -> dict:
     note = f"{seeds} seeds x {int(end)} iterations"
     if seeds < paper["seeds"] or end < paper["iterations"]:
         note += f" (LESS than {paper['seeds']} seeds x {paper['iterations']} iterations)"
-    summary = "; ".join(f"{split}: ||g|| MAML/joint at the end {g.end_ratio.mean():.3g} +- {g.end_ratio.std(ddof=0):.2g}"
+    summary = "; ".join(f"{split}: ||g|| MAML/joint at the end {g.end_ratio.mean():.3g} +- "
+                        f"{g.end_ratio.std(ddof=0):.2g}"
                         f" (growth over training: MAML x{g.growth_maml.mean():.3g}, joint x{g.growth_joint.mean():.3g})"
                         for split, g in ps.groupby("split"))
     return {"id": "C1", "claim": f"the mean task-gradient norm grows under MAML (alpha={maml_alpha:g}) more than "
                                  f"under joint training (alpha={joint_alpha:g}) (Fig. 1)",
             "short": "MAML's task-gradient norm grows more than joint training's",
             "verdict": verdict,
-            "why": f"||g|| MAML/joint at the end {_spread(ratio)} over {seeds} seeds and both splits", "summary": summary, "measured": {"per_seed": per_seed},
+            "why": f"||g|| MAML/joint at the end {_spread(ratio)} over {seeds} seeds and both splits",
+            "summary": summary, "measured": {"per_seed": per_seed},
             "rule": "holds if, for every seed and both splits, the end-of-training norm ratio MAML/joint > 1 and "
                     "MAML's norm grew by more than joint training's; fails if the median ratio < 1",
             "rests_on": note}
@@ -662,7 +666,8 @@ def _c6(curv: pd.DataFrame, cfg: dict) -> dict:
                 f"{over.loc[scope, ('eig_ratio', 'max')]:.3g} and {over.loc[scope, ('fro_ratio', 'min')]:.3g}-"
                 f"{over.loc[scope, ('fro_ratio', 'max')]:.3g})" for scope, r in last.iterrows()),
             "measured": {"final": last.reset_index().to_dict("records"), "over_training": curv.to_dict("records")},
-            "rule": f"at the last snapshot, for the batch loss and per task: holds if both ratios <= {TG_NEGLIGIBLE:g}, "
+            "rule": f"at the last snapshot, for the batch loss and per task: holds if both ratios <= "
+                    f"{TG_NEGLIGIBLE:g}, "
                     f"fails if either >= {TG_NOT:g}",
             "rests_on": note}
 
@@ -731,7 +736,8 @@ def evaluate(cfg: dict, reference_path, linear_grid_paths, sinusoid_grid_path, a
         ref = json.loads(Path(sinusoid_reference_path).read_text())
         claims.append(_sinusoid_theory(sin_grid, ref, sin_prov["iterations"]))
         if sinusoid_local_bound_path is not None:
-            claims.append(_local_sinusoid(sin_grid, pd.read_csv(sinusoid_local_bound_path), ref, sin_prov["iterations"]))
+            claims.append(_local_sinusoid(sin_grid, pd.read_csv(sinusoid_local_bound_path), ref,
+                                          sin_prov["iterations"]))
     grids = {"sinusoid": sinusoid_grid_path, **(few_shot_grid_paths or {})}
     claims += [_g1(problem, grids[problem], suggestion, check)
                for problem, (suggestion, check) in (guideline_paths or {}).items()]
@@ -765,7 +771,8 @@ def verdict_table(result: dict, link: str = "") -> str:
     return "\n".join(lines)
 
 
-README_BEGIN = "<!-- verdicts: generated from figures/claims.json by `maml-convergence verdict-table --update README.md` -->"
+README_BEGIN = ("<!-- verdicts: generated from figures/claims.json by "
+                "`maml-convergence verdict-table --update README.md` -->")
 README_END = "<!-- verdicts: end -->"
 
 

@@ -428,7 +428,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--chunk-provenance", nargs="*", default=[])
     add("sinusoid-local-bound", cmd_sinusoid_local_bound, "Fig. 4a's local prediction: 2/lambda_max of the MAML "
         "objective's Hessian at each seed's initial parameters, per alpha", provenance=True)
-    s = add("fig6-runs", cmd_fig6_runs, "Fig. 6: sharpness over training in cells on both sides of the Fig. 4a boundary",
+    s = add("fig6-runs", cmd_fig6_runs, "Fig. 6: sharpness over training in cells on both sides of the Fig. 4a "
+            "boundary",
             provenance=True, checkpoint=True)
     s.add_argument("--sinusoid-grid", required=True)
     s = add("suggest", cmd_suggest, "the paper's guideline on a problem of the paper or a model of one's own: the "

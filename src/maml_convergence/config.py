@@ -138,7 +138,8 @@ def _check_finite(tree, path: str = "") -> None:
         raise ConfigError(f"config key '{path}': {tree} is not a finite number")
 
 
-def _describe(error: "jsonschema.ValidationError") -> str:
+def _describe(error) -> str:
+    """One line for a jsonschema ValidationError, naming the key."""
     path = ".".join(str(p) for p in error.absolute_path)
     if error.validator == "additionalProperties":
         unknown = sorted(set(error.instance) - set(error.schema.get("properties", {})))

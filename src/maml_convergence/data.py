@@ -183,7 +183,7 @@ def _omniglot_from_mirror(mirror: Path, out: Path) -> None:
     first_id = {"images_background": 1, "images_evaluation": 965}
     for name in OMNIGLOT_SETS:
         arrays = np.load(_mirror_file(mirror, f"omniglot/{name}.npz"))
-        images, labels = arrays["images"], arrays["labels"]
+        images = arrays["images"]
         if images.shape[1:] != (OMNIGLOT_DRAWERS, 105, 105):
             raise DataError(f"{mirror}/omniglot/{name}.npz: images have shape {images.shape}, "
                             f"expected (characters, 20, 105, 105)")

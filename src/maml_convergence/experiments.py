@@ -344,7 +344,8 @@ def fig6_cells(grid: pd.DataFrame, alphas, seed: int) -> list[tuple[float, float
     return cells
 
 
-def fig6_runs(cfg: dict, device: str, grid: pd.DataFrame, checkpoint=None, run_info: dict | None = None) -> pd.DataFrame:
+def fig6_runs(cfg: dict, device: str, grid: pd.DataFrame, checkpoint=None,
+              run_info: dict | None = None) -> pd.DataFrame:
     """Fig. 6: the cells of ``fig6_cells`` (seed ``cfg['seed']``) trained again with the grid's settings, and
     the sharpness monitor every ``fig6.every`` iterations: the MAML objective's top Hessian eigenvalue at the
     parameters of that iteration, on its meta-batch, against 2 / beta. A diverging cell is followed until

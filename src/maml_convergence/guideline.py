@@ -50,9 +50,9 @@ import torch
 from torch.func import functional_call
 
 from . import maml, models, provenance, sharpness, theory
-from .grid import EVAL_STREAM, GridSpec, eval_batch, run_grid
+from .grid import GridSpec, eval_batch, run_grid
 from .stability import DEFINITIONS, DIVERGED_MULTIPLE, outcomes
-from .tasks import Batch, ProtocolError, SampledTasks, as_batch
+from .tasks import Batch, ProtocolError, SampledTasks
 
 RUNG = math.sqrt(10)        # the probe's ladders step by half a decade
 FINE = 10 ** (1 / 6)        # beta is refined at the recommended alpha in sixths of a decade

@@ -129,7 +129,7 @@ def meta_gradient(model, params: Params, batch: Batch, alpha, inner_steps: int =
     if task_loop:
         per_task = [query_grad(p, xq, yq) for p, xq, yq in zip(_unstack(adapted), batch.xq, batch.yq)]
         n = len(per_task)
-        return {k: sum(g[k] for g, _ in per_task) / n for k in params}, sum(l for _, l in per_task) / n
+        return {k: sum(g[k] for g, _ in per_task) / n for k in params}, sum(loss for _, loss in per_task) / n
     grads, losses = vmap(query_grad)(adapted, batch.xq, batch.yq)
     return {k: g.mean(0) for k, g in grads.items()}, losses.mean()
 

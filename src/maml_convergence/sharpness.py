@@ -70,7 +70,8 @@ def task_chunks(batch: Batch, task_chunk: int | None) -> list[tuple[float, Batch
 
 
 def maml_sharpness(model, params, batch: Batch, alpha: float, inner_steps: int = 1, k: int = 1,
-                   iterations: int = 40, seed: int = 0, task_chunk: int | None = None, loss=maml.loss_fn) -> list[float]:
+                   iterations: int = 40, seed: int = 0, task_chunk: int | None = None,
+                   loss=maml.loss_fn) -> list[float]:
     """Top ``k`` eigenvalues of the MAML objective's Hessian at ``params`` on ``batch`` (``task_chunk``
     tasks at a time)."""
     return top_hessian_eigenvalues([(w, maml_objective(model, b, alpha, inner_steps, loss))

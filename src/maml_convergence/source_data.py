@@ -70,7 +70,8 @@ def write(figure: str, inputs: dict[str, str | os.PathLike], out_dir: str | os.P
         files[stored] = {"sha256": _sha256(data), "from": str(path)}
     unmatched = sorted(set(steps) - {f.split(".")[0] for f in files})
     if unmatched:
-        raise SourceDataError(f"source data of {figure}: provenance for '{unmatched[0]}', which is not one of its tables")
+        raise SourceDataError(f"source data of {figure}: provenance for '{unmatched[0]}', which is not one of its "
+                              "tables")
     record = {"figure": figure, "git_commit": git_commit(), "versions": versions(), "files": files, "steps": steps}
     write_json(building / PROVENANCE, record)
     shutil.rmtree(out_dir, ignore_errors=True)

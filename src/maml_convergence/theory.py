@@ -39,7 +39,7 @@ def paper_beta_bound(alpha, eigenvalues):
     lam = np.asarray(eigenvalues, dtype=float)
     lam = lam[lam > 0]
     alpha = np.asarray(alpha, dtype=float)
-    curves = np.stack([paper_beta_c(alpha, l) for l in lam])
+    curves = np.stack([paper_beta_c(alpha, one) for one in lam])
     bound = np.min(np.where(np.isnan(curves), np.inf, curves), axis=0)
     return np.where(alpha < paper_alpha_c(lam), bound, np.nan)
 
@@ -63,7 +63,7 @@ def exact_beta_bound(alpha, eigenvalues, order: str):
     lam = np.asarray(eigenvalues, dtype=float)
     lam = lam[lam > 0]
     alpha = np.atleast_1d(np.asarray(alpha, dtype=float))
-    mu = np.stack([quadratic_rates(alpha, l, order) for l in lam])  # (eig, alpha)
+    mu = np.stack([quadratic_rates(alpha, one, order) for one in lam])  # (eig, alpha)
     with np.errstate(divide="ignore"):
         per_direction = np.where(mu > 0, 2.0 / mu, np.where(mu < 0, 0.0, np.inf))
     return per_direction.min(axis=0)
