@@ -33,11 +33,11 @@ def _linear_problem():
     return model, params, batch, H
 
 
-def _step_jacobian(model, params, batch, alpha, beta, order):
+def _step_jacobian(model, params, batch, alpha, beta, order, inner_steps=1):
     """Jacobian of one real engine meta-step w.r.t. (weight, bias)."""
     def step(theta):
         p = {"weight": theta[0].reshape(1, 1), "bias": theta[1].reshape(1)}
-        g, _ = maml.meta_gradient(model, p, batch, alpha, 1, order)
+        g, _ = maml.meta_gradient(model, p, batch, alpha, inner_steps, order)
         return theta - beta * torch.stack([g["weight"].reshape(()), g["bias"].reshape(())])
     theta = torch.stack([params["weight"].reshape(()), params["bias"].reshape(())])
     return jacrev(step)(theta).numpy()
@@ -104,3 +104,58 @@ def test_hessian_of_nonquadratic_loss_matches_finite_differences():
     eps = 1e-6
     fd = (grad_at(flat + eps * v) - grad_at(flat - eps * v)) / (2 * eps)
     torch.testing.assert_close(H @ v, fd, rtol=1e-5, atol=1e-7)
+
+
+@pytest.mark.parametrize("order", ["second", "first"])
+@pytest.mark.parametrize("inner_steps", [1, 2, 3])
+@pytest.mark.parametrize("alpha", [0.02, 0.07, 0.12])
+def test_the_n_step_iteration_matrix_is_the_engine_jacobian(order, inner_steps, alpha):
+    """N inner steps: eigenvalues 1 - beta lambda (1 - alpha lambda)^(2N) (second order) or ^N (first), held to
+    the Jacobian of the engine's own meta-step; alpha = 0.12 lies past 1/lambda_max (0.088 here)."""
+    model, params, batch, H = _linear_problem()
+    J = _step_jacobian(model, params, batch, alpha, 0.3, order, inner_steps)
+    np.testing.assert_allclose(J, theory.iteration_matrix(H, alpha, 0.3, order, inner_steps), rtol=1e-9, atol=1e-12)
+    lam = np.linalg.eigvalsh(H)
+    expected = np.sort(1 - 0.3 * theory.quadratic_rates(alpha, lam, order, inner_steps))
+    np.testing.assert_allclose(np.sort(np.linalg.eigvals(J).real), expected, rtol=1e-9, atol=1e-12)
+
+
+@pytest.mark.parametrize("order", ["second", "first"])
+@pytest.mark.parametrize("inner_steps", [2, 3])
+@pytest.mark.parametrize("alpha", [0.03, 0.06, 0.12])
+def test_the_n_step_bound_separates_stable_from_unstable(order, inner_steps, alpha):
+    model, params, batch, H = _linear_problem()
+    lam = np.linalg.eigvalsh(H)
+    bound = float(theory.exact_beta_bound(alpha, lam, order, inner_steps)[0])
+    radius = lambda beta: max(abs(np.linalg.eigvals(_step_jacobian(model, params, batch, alpha, beta, order,
+                                                                   inner_steps))))
+    if bound == 0:  # first order, odd N, past 1/lambda_max: no beta converges
+        assert order == "first" and inner_steps % 2 and alpha > 1 / lam.max()
+        assert radius(1e-4) > 1
+        return
+    assert radius(bound * 0.99) < 1 < radius(bound * 1.01)
+
+
+def test_even_n_has_no_alpha_c_and_odd_n_first_order_has_the_papers():
+    lam = [2.0, 12.0]
+    past = np.array([0.1, 0.15, 0.3])  # all past 1/12
+    for order in ("second", "first"):
+        assert np.all(theory.exact_beta_bound(past, lam, order, 2) > 0)
+        assert theory.exact_alpha_c(lam, order, 2) == np.inf
+    assert np.all(theory.exact_beta_bound(past, lam, "first", 3) == 0)
+    assert theory.exact_alpha_c(lam, "first", 3) == pytest.approx(1 / 12)
+    assert theory.exact_alpha_c(lam, "second", 3) == np.inf
+    alphas = np.linspace(0, 0.3, 31)
+    np.testing.assert_allclose(theory.exact_beta_bound(alphas, lam, "first", 2),   # first order at N = 2 is
+                               theory.exact_beta_bound(alphas, lam, "second", 1))  # second order at N = 1
+    with pytest.raises(ValueError, match="inner_steps"):
+        theory.quadratic_rates(0.1, 2.0, "second", 0)
+
+
+@pytest.mark.parametrize("order,inner_steps", [("second", 1), ("second", 2), ("first", 2), ("first", 3)])
+def test_the_alpha_edge_a_grid_sees_is_where_its_smallest_beta_diverges(order, inner_steps):
+    lam, beta = [2.0, 12.0], 0.003
+    edge = theory.alpha_edge_for_beta(beta, lam, order, inner_steps)
+    scan = np.linspace(1 / 12 + 1e-9, 1.0, 200001)
+    diverges = theory.exact_beta_bound(scan, lam, order, inner_steps) < beta
+    assert edge == pytest.approx(scan[np.argmax(diverges)], abs=1e-4)
