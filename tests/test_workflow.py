@@ -202,7 +202,7 @@ def test_a_change_reruns_the_steps_that_read_it_and_what_draws_on_them(root, bin
     proc = snakemake(root, bin_dir, quick_run, "-n", "--config", "fig2={eigenvalues: [1, 2, 4], alpha_points: 600}")
     assert proc.returncode == 0, proc.stderr[-2000:]
     # claims.json records Fig. 2's numbers, so the claims step draws on fig2_curves too.
-    assert scheduled(proc) == {"fig2_curves": 1, "fig2": 1, "claims": 1, "all": 1}
+    assert scheduled(proc) == {"fig2_curves": 1, "source_data": 1, "fig2": 1, "claims": 1, "all": 1}
 
 
 @pytest.mark.slow
@@ -210,8 +210,8 @@ def test_training_the_grids_with_the_reference_backend_reruns_the_grids_and_what
                                                                                              quick_run):
     proc = snakemake(root, bin_dir, quick_run, "-n", "--config", "backend=higher")
     assert proc.returncode == 0, proc.stderr[-2000:]
-    assert set(scheduled(proc)) == {"linear_grid", "sinusoid_grid", "image_grid", "image_merge", "fig3", "fig4a",
-                                    "fig4bc", "fig6_runs", "fig6", "guideline", "claims", "all"}
+    assert set(scheduled(proc)) == {"linear_grid", "sinusoid_grid", "image_grid", "image_merge", "source_data", "fig3",
+                                    "fig4a", "fig4bc", "fig6_runs", "fig6", "guideline", "claims", "all"}
 
 
 @pytest.mark.slow
@@ -220,7 +220,8 @@ def test_a_guideline_change_reruns_that_problems_suggestion_and_what_draws_on_it
     changed = {**quick, "sinusoid": {**quick["sinusoid"], "budget_seconds": 16}}
     proc = snakemake(root, bin_dir, quick_run, "-n", "--config", f"guideline={json.dumps(changed)}")
     assert proc.returncode == 0, proc.stderr[-2000:]
-    assert scheduled(proc) == {"suggest": 1, "guideline_check": 1, "guideline": 1, "claims": 1, "all": 1}
+    assert scheduled(proc) == {"suggest": 1, "guideline_check": 1, "source_data": 1, "guideline": 1, "claims": 1,
+                               "all": 1}
 
 
 @pytest.mark.slow
