@@ -7,6 +7,7 @@ import re
 
 import pytest
 
+from conftest import figures_predate_the_workflow
 from maml_convergence import claims, cli, config, experiments
 
 DOCS = ["README.md", "config/README.md"]  # and every docs/*.md
@@ -31,6 +32,8 @@ def test_the_readme_is_short_and_its_first_screen_has_the_paper_the_verdicts_and
 
 
 def test_the_readme_verdict_table_is_the_one_written_from_claims_json(root):
+    if figures_predate_the_workflow(root):
+        pytest.skip(figures_predate_the_workflow(root))
     committed = json.loads((root / "figures" / "claims.json").read_text())
     readme = (root / "README.md").read_text()
     assert claims.with_verdict_table(readme, committed) == readme, \

@@ -10,9 +10,18 @@ import pytest
 from nbclient import NotebookClient
 from PIL import Image
 
+from conftest import figures_predate_the_workflow
+
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = sorted(p.name for p in (ROOT / "notebooks").glob("*.ipynb"))
 FIGURES = ["fig1", "fig2", "fig3", "fig4a", "fig4b", "fig4c", "fig5", "fig6", "guideline"]
+
+
+@pytest.fixture(autouse=True)
+def _committed_figures_are_current(root):
+    reason = figures_predate_the_workflow(root)
+    if reason:
+        pytest.skip(reason)
 
 
 def test_every_figure_has_source_data_and_every_notebook_a_figure(root):

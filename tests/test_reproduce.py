@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from conftest import figures_predate_the_workflow
 from maml_convergence import claims, config, experiments
 from maml_convergence.grid import run_grid
 
@@ -61,6 +62,8 @@ def json_round_trip(tree):
 
 
 def test_claims_md_is_the_committed_numbers(committed):
+    if figures_predate_the_workflow(ROOT):
+        pytest.skip(figures_predate_the_workflow(ROOT))
     assert (ROOT / "figures" / "CLAIMS.md").read_text() == claims.to_markdown(committed)
 
 
@@ -96,6 +99,8 @@ def test_the_fig3_grids_and_claims_c2_come_out_again(committed, paper, reference
                                 spectra(reference))
     want = {c["id"]: c for c in committed["claims"]}
     for row in json_round_trip(rows):
+        if "why" not in want[row["id"]]:  # written before rows had a short claim and a why: hold the rest
+            row = {k: v for k, v in row.items() if k not in ("short", "why")}
         assert same_numbers(row, want[row["id"]], row["id"]) == []
 
 
