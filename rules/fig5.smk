@@ -26,6 +26,7 @@ rule fig5_analysis:
         provenance=report("results/fig5/provenance.json", caption="report/provenance.rst", category="Provenance"),
     params:
         config=step_config("fig5-analysis"),
+        checkpoint="results/fig5/analysis.ckpt",
     log:
         "logs/fig5_analysis.log",
     threads: ALL_CORES
@@ -35,7 +36,7 @@ rule fig5_analysis:
         ENV
     shell:
         "maml-convergence fig5-analysis --config-json {params.config:q} --snapshots {input}"
-        " --out {output.table} --provenance {output.provenance} 2>&1 | tee {log}"
+        " --out {output.table} --provenance {output.provenance} --checkpoint {params.checkpoint} 2>&1 | tee {log}"
 
 
 FIGURE_SOURCES["fig5"] = {"curvature": rules.fig5_analysis.output.table,

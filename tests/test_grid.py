@@ -138,7 +138,7 @@ def test_checkpoint_of_another_configuration_is_ignored(tmp_path, capsys):
     run_grid(sinusoid_spec(), checkpoint=ckpt, checkpoint_every=0.0, progress=False, max_steps=2)
     other = sinusoid_spec(iterations=7)
     assert same_rows(run_grid(other, checkpoint=ckpt, progress=False), run_grid(other, progress=False))
-    assert "different configuration" in capsys.readouterr().out
+    assert "different configuration" in capsys.readouterr().err
 
 
 def test_seeds_in_one_run_equal_separate_runs():

@@ -1,12 +1,14 @@
 """The package is layered: a module imports only modules below it, and config sits at the bottom."""
 
 import ast
+import re
 from pathlib import Path
 
 import maml_convergence
 
 # Bottom to top. A module may import any module listed before it, never one after it.
-LAYERS = ["config", "progress", "provenance", "source_data", "stability", "theory", "data", "tasks", "models", "maml",
+LAYERS = ["config", "progress", "provenance", "checkpoint", "source_data", "stability", "theory", "data", "tasks",
+          "models", "maml",
           "higher_backend", "curvature", "curvature_mlp", "sharpness", "grid", "guideline", "audit", "experiments",
           "claims", "plots", "cli", "__main__"]
 PACKAGE = Path(maml_convergence.__file__).parent
@@ -32,3 +34,8 @@ def test_no_import_runs_up_a_layer():
 
 def test_config_imports_nothing_of_the_package():
     assert imports_of("config") == set()
+
+
+def test_the_package_docstring_names_every_module_bottom_up():
+    named = [m for m in re.findall(r"``(\w+)``", maml_convergence.__doc__) if m in LAYERS]
+    assert named == [m for m in LAYERS if m != "__main__"]

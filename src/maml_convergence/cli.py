@@ -23,6 +23,7 @@ import torch
 
 from . import config as config_mod
 from . import data, experiments, guideline, provenance, source_data
+from .checkpoint import Checkpoint
 from .grid import run_grid
 from .tasks import ProtocolError
 
@@ -158,33 +159,24 @@ def cmd_fig5_train(args):
     start, run_info = time.perf_counter(), {}
     out = experiments.fig5_train(cfg, device, checkpoint=_ckpt(args), run_info=run_info)
     out["provenance"] = _record(args, cfg, device, time.perf_counter() - start, run_info)
-    path = Path(args.out)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    torch.save(out, path.with_name(path.name + ".tmp"))
-    os.replace(path.with_name(path.name + ".tmp"), path)
+    with provenance.atomic_write(args.out) as tmp:
+        torch.save(out, tmp)
     _done(args)
 
 
 def cmd_fig5_analysis(args):
     cfg = _config(args)
     saved = torch.load(args.snapshots, weights_only=False)
-    partial = Path(args.out).with_name(Path(args.out).name + ".partial.pt")
-    kept = torch.load(partial, weights_only=False) if partial.exists() else {}
-    if kept.get("fingerprint") == saved["fingerprint"]:
-        print(f"[fig5] resuming: {len(kept['done'])} snapshots already analysed")
-    else:
-        kept = {"done": {}, "elapsed": 0.0, "resumed": -1}
-    run_info = {"earlier_seconds": kept["elapsed"], "resumed": kept["resumed"] + 1}
-    start, first_new = time.perf_counter(), len(kept["done"])
-    save = lambda d: torch.save({"fingerprint": saved["fingerprint"], "done": d, "resumed": run_info["resumed"],
-                                 "elapsed": run_info["earlier_seconds"] + time.perf_counter() - start}, partial)
-    rows = experiments.fig5_analysis(cfg, saved["snapshots"], kept["done"], on_done=save)
+    resume = Checkpoint(_ckpt(args), saved["fingerprint"], "fig5")
+    done = resume.load() or {}
+    start, first_new = time.perf_counter(), len(done)
+    rows = experiments.fig5_analysis(cfg, saved["snapshots"], done, on_done=resume.save)
     wall = time.perf_counter() - start
     provenance.atomic_write_text(args.out, pd.DataFrame(rows).to_csv(index=False))
     provenance.write_json(args.provenance, _record(
-        args, cfg, "cpu", wall, run_info, train=saved["provenance"], iterations=cfg["fig5"]["iterations"],
+        args, cfg, "cpu", wall, resume.run_info(), train=saved["provenance"], iterations=cfg["fig5"]["iterations"],
         seconds_per_snapshot=wall / max(1, len(saved["snapshots"]) - first_new)))
-    partial.unlink(missing_ok=True)
+    resume.remove()
 
 
 def _mirror(cfg) -> Path | None:
@@ -411,7 +403,8 @@ def build_parser() -> argparse.ArgumentParser:
     add("fig1-runs", cmd_fig1_runs, "Fig. 1 training runs (every seed) and their task-gradient statistics",
         provenance=True, checkpoint=True)
     add("fig5-train", cmd_fig5_train, "Appendix B training run, with parameter snapshots", checkpoint=True)
-    s = add("fig5-analysis", cmd_fig5_analysis, "exact T g and H^2 at every snapshot (Fig. 5)", provenance=True)
+    s = add("fig5-analysis", cmd_fig5_analysis, "exact T g and H^2 at every snapshot (Fig. 5)", provenance=True,
+            checkpoint=True)
     s.add_argument("--snapshots", required=True)
     s = add("prepare-data", cmd_prepare_data, "fetch and prepare a dataset once (shared by every run); write "
             "the record of what this run uses")

@@ -38,6 +38,8 @@ from pathlib import Path
 
 import numpy as np
 
+from .provenance import atomic_write, atomic_write_text
+
 # --- canonical sources ---------------------------------------------------------------
 
 # What torchvision.datasets.Omniglot downloads (torchvision/datasets/omniglot.py).
@@ -121,12 +123,8 @@ def _replace_dir(tmp: Path, final: Path) -> None:
 
 
 def _save_npz(path: Path, **arrays) -> None:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".part")
-    with open(tmp, "wb") as f:  # a file object, so numpy does not append .npz to the name
+    with atomic_write(path) as tmp, open(tmp, "wb") as f:  # a file object: numpy appends no .npz to the name
         np.savez(f, **arrays)
-    os.replace(tmp, path)
 
 
 # --- Omniglot ------------------------------------------------------------------------
@@ -336,9 +334,7 @@ def ensure_prepared(dataset: str, root: Path, mirror: Path | None) -> dict:
         source = f"mirror {mirror}" if mirror is not None else (
             OMNIGLOT_URL if dataset == "omniglot" else f"{MINIIMAGENET_ARCHIVE} (Google Drive, torchmeta)")
         record = {"dataset": dataset, "file": path.name, "sha256": file_hash(path), "source": source}
-        tmp = record_path.with_name(record_path.name + ".part")
-        tmp.write_text(json.dumps(record, indent=2) + "\n")
-        os.replace(tmp, record_path)
+        atomic_write_text(record_path, json.dumps(record, indent=2) + "\n")
         return {**record, "reused": False}
 
 

@@ -29,13 +29,13 @@ import threading
 import time
 from collections import OrderedDict
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 from typing import Callable
 
 import torch
 from torch.func import vmap
 
 from . import maml, models
+from .checkpoint import Checkpoint
 from .progress import progress_bar
 from .tasks import Batch, FewShotStream, FewShotTasks, LinearRegressionTask, SampledTasks, SinusoidTasks
 
@@ -278,16 +278,11 @@ def run_grid(spec: GridSpec, checkpoint: str | os.PathLike | None = None, checkp
     if spec.compile:
         advance = torch.compile(advance, dynamic=False)
 
-    fingerprint = spec.fingerprint() if checkpoint is not None else None
-    saved = _load_checkpoint(checkpoint, fingerprint)
-    started = time.monotonic()
-    # an interrupted run's earlier parts count too: provenance reports the whole run's time
-    earlier = {"seconds": saved.get("elapsed", 0.0), "resumed": saved.get("resumed", 0) + 1} if saved else {
-        "seconds": 0.0, "resumed": 0}
-    save = lambda: _save_checkpoint(checkpoint, fingerprint, slots, pending, done, snapshots,
-                                    elapsed=earlier["seconds"] + time.monotonic() - started, resumed=earlier["resumed"])
+    resume = Checkpoint(checkpoint, spec.fingerprint() if checkpoint is not None else None, "grid")
+    saved = resume.load()
+    save = lambda: resume.save(_checkpoint_state(slots, pending, done, snapshots))
     if saved is not None:
-        slots, pending, done, snapshots = saved["slots"], saved["pending"], saved["done"], saved["snapshots"]
+        slots, pending, done, snapshots = _Slots(**saved["slots"]), saved["pending"], saved["done"], saved["snapshots"]
         slots.params = {k: v.to(device) for k, v in slots.params.items()}
         slots.opt_state = _to(slots.opt_state, device)
         slots.alpha, slots.beta, slots.init_loss = (t.to(device) for t in (slots.alpha, slots.beta, slots.init_loss))
@@ -368,8 +363,7 @@ def run_grid(spec: GridSpec, checkpoint: str | os.PathLike | None = None, checkp
 
     _evaluate(spec, model, done, dtype, device, n_slots, cell_seed)
     if run_info is not None:
-        run_info.update(earlier_seconds=earlier["seconds"], resumed=earlier["resumed"], **(
-            {"conv": conv} if conv is not None else {}))
+        run_info.update(resume.run_info(), **({"conv": conv} if conv is not None else {}))
     rows = [_public(done[c], c, keep_params) for c in range(len(cells))]
     if snapshot_every:
         for c, row in enumerate(rows):
@@ -525,27 +519,9 @@ def _to(tree, device):
     return _tree_map(lambda t: t.to(device), tree)
 
 
-def _save_checkpoint(path, fingerprint, slots: _Slots, pending, done, snapshots, elapsed: float, resumed: int) -> None:
-    if path is None:
-        return
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+def _checkpoint_state(slots: _Slots, pending, done, snapshots) -> dict:
+    """What a resumed run needs: the slots (on the CPU), the next pending cell, the finished rows, snapshots."""
     cpu = _Slots(params=_to(slots.params, "cpu"), opt_state=_to(slots.opt_state, "cpu"),
                  alpha=slots.alpha.cpu(), beta=slots.beta.cpu(), init_loss=slots.init_loss.cpu(),
                  cell=list(slots.cell), iteration=list(slots.iteration))
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    torch.save({"fingerprint": fingerprint, "slots": asdict(cpu), "pending": pending, "done": done,
-                "snapshots": snapshots, "elapsed": elapsed, "resumed": resumed}, tmp)
-    os.replace(tmp, path)  # atomic: an interruption leaves the old checkpoint or the new one
-
-
-def _load_checkpoint(path, fingerprint):
-    if path is None or not Path(path).exists():
-        return None
-    saved = torch.load(path, weights_only=False)
-    if saved.get("fingerprint") != fingerprint:
-        print(f"[grid] ignoring checkpoint {path}: it belongs to a different configuration")
-        return None
-    print(f"[grid] resuming from checkpoint {path}")
-    saved["slots"] = _Slots(**saved["slots"])
-    return saved
+    return {"slots": asdict(cpu), "pending": pending, "done": done, "snapshots": snapshots}

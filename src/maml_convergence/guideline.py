@@ -42,14 +42,14 @@ import math
 import sys
 import time
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 from typing import Callable
 
 import numpy as np
 import torch
 from torch.func import functional_call
 
-from . import maml, models, provenance, sharpness, theory
+from . import maml, models, sharpness, theory
+from .checkpoint import Checkpoint
 from .grid import GridSpec, eval_batch, run_grid
 from .stability import DEFINITIONS, DIVERGED_MULTIPLE, outcomes
 from .tasks import Batch, ProtocolError, SampledTasks
@@ -139,8 +139,8 @@ def suggest(model: torch.nn.Module, sample_tasks: Callable, *, loss="auto", inne
 
     resume = _Checkpoint(checkpoint, _fingerprint(params, first, inner_steps=inner_steps, order=order, seed=seed,
                                                   iterations=iterations, loss=getattr(loss_fn, "__qualname__", loss),
-                                                  device=device.type, dtype=dtype))
-    started = resume.started = started - resume.state.get("elapsed", 0.0)  # the budget counts earlier parts too
+                                                  device=device.type, dtype=dtype), started)
+    started -= resume.file.earlier_seconds  # the budget counts earlier parts too
     eig, curvature_seconds = resume.state.get("eigenvalues"), resume.state.get("curvature_seconds", 0.0)
     if eig is None:
         lanczos_start = time.monotonic()
@@ -379,32 +379,18 @@ class _Probe:
 
 class _Checkpoint:
     """What an interrupted ``suggest`` had done: the curvature, the probe's iterations and every cell it
-    trained, with the time spent; written after each round (atomically), read back when the model's
-    parameters, the first meta-batch and the settings are the same. The search is a function of the cells'
-    outcomes, so a resumed run takes the same steps and ends with the same report."""
+    trained, with the time spent; written after each round, read back when the model's parameters, the first
+    meta-batch and the settings are the same (``checkpoint.Checkpoint``). The search is a function of the
+    cells' outcomes, so a resumed run takes the same steps and ends with the same report."""
 
-    def __init__(self, path, fingerprint: str):
-        self.path, self.fingerprint, self.state, self.cells = path, fingerprint, {}, {}
-        self.started = time.monotonic()  # of this run's earlier parts included (suggest sets it)
-        if path is None or not Path(path).exists():
-            return
-        saved = json.loads(Path(path).read_text())
-        if saved.get("fingerprint") != fingerprint:
-            print(f"[suggest] ignoring checkpoint {path}: it belongs to another model, sampler or settings",
-                  file=sys.stderr)
-            return
-        self.state = saved
-        self.cells = {(a, b): {"status": st, "final_loss": loss, "diverged_at": at}
-                      for a, b, st, loss, at in saved["cells"]}
-        print(f"[suggest] resuming from checkpoint {path}: {len(self.cells)} cells trained", file=sys.stderr)
+    def __init__(self, path, fingerprint: str, started: float):
+        self.file = Checkpoint(path, fingerprint, "suggest", started)
+        saved = self.file.load() or {"state": {}, "cells": {}}
+        self.state, self.cells = saved["state"], saved["cells"]
 
     def save(self, **state) -> None:
-        self.state.update(state, elapsed=time.monotonic() - self.started)
-        if self.path is None:
-            return
-        cells = [[a, b, r["status"], r["final_loss"], r["diverged_at"]] for (a, b), r in self.cells.items()]
-        provenance.atomic_write_text(self.path, json.dumps({**self.state, "fingerprint": self.fingerprint,
-                                                            "cells": cells}))
+        self.state.update(state)
+        self.file.save({"state": self.state, "cells": self.cells})
 
 
 def _fingerprint(params: dict, batch: Batch, **settings) -> str:

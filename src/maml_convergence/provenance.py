@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import platform
@@ -97,10 +98,21 @@ def write_json(path: str | os.PathLike, data) -> None:
     atomic_write_text(path, json.dumps(data, indent=2, sort_keys=True, default=str) + "\n")
 
 
-def atomic_write_text(path: str | os.PathLike, text: str) -> None:
-    """Write to a temporary file and rename, so a reader never sees half a file."""
+@contextlib.contextmanager
+def atomic_write(path: str | os.PathLike):
+    """Yields a temporary path beside ``path`` to write to; renamed onto ``path`` when the block ends without
+    an exception, so a reader never sees half a file and an interruption leaves the old one."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text)
+    try:
+        yield tmp
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
     os.replace(tmp, path)
+
+
+def atomic_write_text(path: str | os.PathLike, text: str) -> None:
+    with atomic_write(path) as tmp:
+        tmp.write_text(text)

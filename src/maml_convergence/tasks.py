@@ -1,7 +1,8 @@
-"""Task distributions of the paper's regression experiments.
+"""Task distributions: the paper's regression tasks (linear, sinusoid), few-shot classification on
+Omniglot and MiniImagenet, and a sampler function of one's own (``SampledTasks``).
 
-A batch holds tensors shaped (tasks, points, features): ``xs, ys`` adapt the
-parameters in the inner step, ``xq, yq`` score the adapted parameters.
+A batch holds tensors with the task axis first: ``xs, ys`` adapt the parameters in the inner
+steps, ``xq, yq`` score the adapted parameters.
 Every batch is a pure function of (seed, iteration), so a grid of cells can
 share one task stream and a resumed run sees the tasks it would have seen.
 """
