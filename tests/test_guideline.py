@@ -96,7 +96,7 @@ def test_a_fall_from_a_start_wrecked_by_the_inner_step_is_not_training():
     """At a large alpha the inner step wrecks the model: its meta-loss starts far above the model's own
     (alpha = 0). Ending 10 % below that start, but above the model's own, is 'flat', not 'trained'."""
     probe = guideline._Probe(*[None] * 9, layout={}, ceiling=math.inf, say=lambda text: None, verbose=False,
-                             resume=guideline._Checkpoint(None, ""))
+                             resume=guideline._Checkpoint(None, "", started=0.0))
     probe._start = {0.0: 1.6, 10.0: 38.0}
     probe.resume.cells = {(0.0, 1.0): {"status": "ok", "final_loss": 1.2, "diverged_at": -1},
                           (10.0, 0.1): {"status": "ok", "final_loss": 4.3, "diverged_at": -1},

@@ -244,7 +244,7 @@ def test_a_second_working_directory_shares_the_prepared_data_without_warnings(ro
     target = ["results/data/omniglot/record.json"]
     first = snakemake(root, bin_dir, tmp_path, "--cores", "1", *target)
     assert first.returncode == 0, first.stderr[-2000:]
-    assert "reusing omniglot" in (tmp_path / "logs/dataset_omniglot.log").read_text()
+    assert "reusing omniglot" in (tmp_path / "logs/prepare_data_omniglot.log").read_text()
     again = snakemake(root, bin_dir, tmp_path, "-n", *target)
     assert scheduled(again) == {} and "missing provenance" not in again.stdout + again.stderr
 

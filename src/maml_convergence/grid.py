@@ -253,122 +253,153 @@ def run_grid(spec: GridSpec, checkpoint: str | os.PathLike | None = None, checkp
     this run resumed from, 0 for a fresh run), ``resumed`` (how many times it resumed) and, for a
     CNN, ``conv`` (the convolution it ran, see ``GridSpec.conv``).
     """
-    dtype = getattr(torch, spec.dtype)
-    device = torch.device(spec.device)
-    model = _build(spec).to(device)
-    per_seed = spec.seed_problems()
-    theta0 = [_initial_params(spec, model, init, dtype, device) for _, init in per_seed]
-    state0 = maml.init_optimizer_state(theta0[0], spec.optimizer)
-    stream = _task_stream(spec, dtype, device)
-    cells = spec.cells()
-    seed_index = {seed: i for i, seed in enumerate(spec.seeds or [])}
-    cell_seed = [seed_index[c[2]] if spec.seeds is not None else 0 for c in cells]
-    n_slots = 1 if spec.backend == "higher" else max(1, min(spec.slots, len(cells)))
-    conv = _choose_conv(spec, dtype, device, n_slots, theta0[0], state0, stream)
-    if conv is not None:
-        model = _build(spec, conv).to(device)
-    step = _over_slots(_meta_step(spec, model, dtype), n_slots)
-
-    def advance(params, opt_state, xs, ys, xq, yq, alpha, beta, init_loss, first):
-        new_params, new_state, loss = step(params, opt_state, xs, ys, xq, yq, alpha, beta)
-        ref = torch.where(first, loss, init_loss)
-        ok = torch.isfinite(loss) & (loss <= spec.blowup_factor * ref) & _all_finite(new_params)
-        return _where(ok, new_params, params), _where(ok, new_state, opt_state), loss, ok
-
-    if spec.compile:
-        advance = torch.compile(advance, dynamic=False)
-
+    run = _GridRun(spec)
     resume = Checkpoint(checkpoint, spec.fingerprint() if checkpoint is not None else None, "grid")
-    saved = resume.load()
-    save = lambda: resume.save(_checkpoint_state(slots, pending, done, snapshots))
-    if saved is not None:
-        slots, pending, done, snapshots = _Slots(**saved["slots"]), saved["pending"], saved["done"], saved["snapshots"]
-        slots.params = {k: v.to(device) for k, v in slots.params.items()}
-        slots.opt_state = _to(slots.opt_state, device)
-        slots.alpha, slots.beta, slots.init_loss = (t.to(device) for t in (slots.alpha, slots.beta, slots.init_loss))
-    else:
-        slots = _Slots(params=_stack(theta0[0], n_slots), opt_state=_stack(state0, n_slots),
-                       alpha=torch.zeros(n_slots, dtype=dtype, device=device),
-                       beta=torch.zeros(n_slots, dtype=dtype, device=device),
-                       init_loss=torch.ones(n_slots, dtype=dtype, device=device),
-                       cell=[-1] * n_slots, iteration=[0] * n_slots)
-        pending, done, snapshots = 0, {}, {}
-
-    def fill(s):
-        nonlocal pending
-        if pending >= len(cells):
-            slots.cell[s] = -1
-            return
-        a, b = cells[pending][:2]
-        _set_slot(slots.params, s, theta0[cell_seed[pending]])
-        _set_slot(slots.opt_state, s, state0)
-        slots.alpha[s], slots.beta[s] = a, b
-        slots.cell[s], slots.iteration[s] = pending, 0
-        pending += 1
-
-    for s in range(n_slots):
-        if slots.cell[s] == -1:
-            fill(s)
-
-    total = len(cells) * spec.iterations
-    finished_work = len(done) * spec.iterations + sum(
-        it for c, it in zip(slots.cell, slots.iteration) if c >= 0)
+    slots = _Scheduler(run, resume.load())  # a fresh start, or where an interrupted run stopped
     name = spec.model if isinstance(spec.model, str) else type(spec.model).__name__
-    bar = progress_bar(total=total, initial=finished_work, disable=not progress, unit="cell-it",
-                       desc=f"{name} {spec.order}-order grid", smoothing=0.05)
+    bar = progress_bar(total=len(run.cells) * spec.iterations, initial=slots.work_done(), disable=not progress,
+                       unit="cell-it", desc=f"{name} {spec.order}-order grid", smoothing=0.05)
     last_save, steps = time.monotonic(), 0
     with _deferred_interrupts() as stop:
-        while any(c >= 0 for c in slots.cell):
+        while slots.busy():
             if stop.requested or (max_steps is not None and steps >= max_steps):
-                save()
+                resume.save(slots.state())
                 bar.close()
                 if stop.requested:
                     raise KeyboardInterrupt(f"grid interrupted; resume file: {checkpoint}")
                 return None
-            if snapshot_every:
-                for s, c in enumerate(slots.cell):
-                    if c >= 0 and slots.iteration[s] % snapshot_every == 0:
-                        snapshots.setdefault(c, {})[slots.iteration[s]] = _slot_params(slots, s)
-            batch = stream.get([(cell_seed[c] if c >= 0 else 0, it) for c, it in zip(slots.cell, slots.iteration)])
-            first = torch.tensor([it == 0 for it in slots.iteration], device=device)
-            slots.params, slots.opt_state, loss, ok = advance(
-                slots.params, slots.opt_state, batch.xs, batch.ys, batch.xq, batch.yq,
-                slots.alpha, slots.beta, slots.init_loss, first)
-            slots.init_loss = torch.where(first, loss, slots.init_loss)
-            loss_cpu, ok_cpu, init_cpu = loss.double().cpu(), ok.cpu(), slots.init_loss.double().cpu()
-            live = 0
-            for s, c in enumerate(slots.cell):
-                if c < 0:
-                    continue
-                live += 1
-                if not ok_cpu[s]:
-                    done[c] = _row(cells[c], "diverged", slots.iteration[s], init_cpu[s], loss_cpu[s], None,
-                                   slots.iteration[s])
-                    live += spec.iterations - slots.iteration[s] - 1  # its remaining work is skipped, not pending
-                    fill(s)
-                    continue
-                slots.iteration[s] += 1
-                if slots.iteration[s] == spec.iterations:
-                    final = _slot_params(slots, s)
-                    if snapshot_every:
-                        snapshots.setdefault(c, {})[spec.iterations] = final
-                    done[c] = _row(cells[c], "ok", -1, init_cpu[s], loss_cpu[s], final, spec.iterations)
-                    fill(s)
-            bar.update(live)
+            bar.update(run.step(slots, snapshot_every))
             steps += 1
             if checkpoint is not None and time.monotonic() - last_save > checkpoint_every:
-                save()
+                resume.save(slots.state())
                 last_save = time.monotonic()
     bar.close()
 
-    _evaluate(spec, model, done, dtype, device, n_slots, cell_seed)
+    _evaluate(spec, run.model, slots.done, run.dtype, run.device, run.n_slots, run.cell_seed)
     if run_info is not None:
-        run_info.update(resume.run_info(), **({"conv": conv} if conv is not None else {}))
-    rows = [_public(done[c], c, keep_params) for c in range(len(cells))]
+        run_info.update(resume.run_info(), **({"conv": run.conv} if run.conv is not None else {}))
+    rows = [_public(slots.done[c], c, keep_params) for c in range(len(run.cells))]
     if snapshot_every:
         for c, row in enumerate(rows):
-            row["snapshots"] = snapshots.get(c, {})
+            row["snapshots"] = slots.snapshots.get(c, {})
     return rows
+
+
+class _GridRun:
+    """What every meta-iteration of a grid uses: the model, each seed's initial parameters and task stream, the
+    cells, and the meta-step vectorised over slots, guarded so that a diverging cell keeps its last finite
+    parameters."""
+
+    def __init__(self, spec: GridSpec):
+        self.spec, self.dtype, self.device = spec, getattr(torch, spec.dtype), torch.device(spec.device)
+        model = _build(spec).to(self.device)
+        self.theta0 = [_initial_params(spec, model, init, self.dtype, self.device) for _, init in spec.seed_problems()]
+        self.state0 = maml.init_optimizer_state(self.theta0[0], spec.optimizer)
+        self.stream = _task_stream(spec, self.dtype, self.device)
+        self.cells = spec.cells()
+        seed_index = {seed: i for i, seed in enumerate(spec.seeds or [])}
+        self.cell_seed = [seed_index[c[2]] if spec.seeds is not None else 0 for c in self.cells]
+        self.n_slots = 1 if spec.backend == "higher" else max(1, min(spec.slots, len(self.cells)))
+        self.conv = _choose_conv(spec, self.dtype, self.device, self.n_slots, self.theta0[0], self.state0,
+                                 self.stream)
+        self.model = _build(spec, self.conv).to(self.device) if self.conv is not None else model
+        step = _over_slots(_meta_step(spec, self.model, self.dtype), self.n_slots)
+
+        def advance(params, opt_state, xs, ys, xq, yq, alpha, beta, init_loss, first):
+            new_params, new_state, loss = step(params, opt_state, xs, ys, xq, yq, alpha, beta)
+            ref = torch.where(first, loss, init_loss)
+            ok = torch.isfinite(loss) & (loss <= spec.blowup_factor * ref) & _all_finite(new_params)
+            return _where(ok, new_params, params), _where(ok, new_state, opt_state), loss, ok
+
+        self.advance = torch.compile(advance, dynamic=False) if spec.compile else advance
+
+    def step(self, sched: "_Scheduler", snapshot_every: int | None) -> int:
+        """One meta-iteration of every busy slot; a cell that diverged or finished is retired and its slot
+        refilled. Returns the cell-iterations it accounts for (a diverged cell's skipped ones included)."""
+        spec, slots = self.spec, sched.slots
+        if snapshot_every:
+            for s, c in enumerate(slots.cell):
+                if c >= 0 and slots.iteration[s] % snapshot_every == 0:
+                    sched.snapshots.setdefault(c, {})[slots.iteration[s]] = _slot_params(slots, s)
+        batch = self.stream.get([(self.cell_seed[c] if c >= 0 else 0, it)
+                                 for c, it in zip(slots.cell, slots.iteration)])
+        first = torch.tensor([it == 0 for it in slots.iteration], device=self.device)
+        slots.params, slots.opt_state, loss, ok = self.advance(
+            slots.params, slots.opt_state, batch.xs, batch.ys, batch.xq, batch.yq,
+            slots.alpha, slots.beta, slots.init_loss, first)
+        slots.init_loss = torch.where(first, loss, slots.init_loss)
+        loss_cpu, ok_cpu, init_cpu = loss.double().cpu(), ok.cpu(), slots.init_loss.double().cpu()
+        work = 0
+        for s, c in enumerate(slots.cell):
+            if c < 0:
+                continue
+            work += 1
+            if not ok_cpu[s]:
+                work += spec.iterations - slots.iteration[s] - 1  # its remaining work is skipped, not pending
+                sched.retire(s, _row(self.cells[c], "diverged", slots.iteration[s], init_cpu[s], loss_cpu[s], None,
+                                     slots.iteration[s]))
+                continue
+            slots.iteration[s] += 1
+            if slots.iteration[s] == spec.iterations:
+                final = _slot_params(slots, s)
+                if snapshot_every:
+                    sched.snapshots.setdefault(c, {})[spec.iterations] = final
+                sched.retire(s, _row(self.cells[c], "ok", -1, init_cpu[s], loss_cpu[s], final, spec.iterations))
+        return work
+
+
+class _Scheduler:
+    """Which cell each slot trains: a free slot takes the next pending cell, starting from its seed's initial
+    parameters; a cell that finishes or diverges leaves its row in ``done``. Its state is what a checkpoint
+    holds (``state()``; ``saved``: such a state, to resume from)."""
+
+    def __init__(self, run: _GridRun, saved: dict | None):
+        self.run = run
+        n, dtype, device = run.n_slots, run.dtype, run.device
+        if saved is not None:
+            self.slots = _Slots(**saved["slots"])
+            self.slots.params = {k: v.to(device) for k, v in self.slots.params.items()}
+            self.slots.opt_state = _to(self.slots.opt_state, device)
+            self.slots.alpha, self.slots.beta, self.slots.init_loss = (
+                t.to(device) for t in (self.slots.alpha, self.slots.beta, self.slots.init_loss))
+            self.pending, self.done, self.snapshots = saved["pending"], saved["done"], saved["snapshots"]
+        else:
+            self.slots = _Slots(params=_stack(run.theta0[0], n), opt_state=_stack(run.state0, n),
+                                alpha=torch.zeros(n, dtype=dtype, device=device),
+                                beta=torch.zeros(n, dtype=dtype, device=device),
+                                init_loss=torch.ones(n, dtype=dtype, device=device),
+                                cell=[-1] * n, iteration=[0] * n)
+            self.pending, self.done, self.snapshots = 0, {}, {}
+        for s in range(n):
+            if self.slots.cell[s] == -1:
+                self.fill(s)
+
+    def fill(self, s: int) -> None:
+        slots, run = self.slots, self.run
+        if self.pending >= len(run.cells):
+            slots.cell[s] = -1
+            return
+        a, b = run.cells[self.pending][:2]
+        _set_slot(slots.params, s, run.theta0[run.cell_seed[self.pending]])
+        _set_slot(slots.opt_state, s, run.state0)
+        slots.alpha[s], slots.beta[s] = a, b
+        slots.cell[s], slots.iteration[s] = self.pending, 0
+        self.pending += 1
+
+    def retire(self, s: int, row: dict) -> None:
+        self.done[self.slots.cell[s]] = row
+        self.fill(s)
+
+    def busy(self) -> bool:
+        return any(c >= 0 for c in self.slots.cell)
+
+    def work_done(self) -> int:
+        """Cell-iterations already done: finished cells count whole, busy slots their iterations."""
+        return len(self.done) * self.run.spec.iterations + sum(
+            it for c, it in zip(self.slots.cell, self.slots.iteration) if c >= 0)
+
+    def state(self) -> dict:
+        return _checkpoint_state(self.slots, self.pending, self.done, self.snapshots)
 
 
 def _choose_conv(spec: GridSpec, dtype, device, n_slots: int, theta0, state0, stream) -> str | None:
