@@ -23,6 +23,64 @@ GRID_COLUMNS = ["cell", "alpha", "beta", "seed", "status", "diverged_at", "itera
                 "last_loss", "final_loss", "final_plain_loss", "final_accuracy", "heldout_loss", "heldout_accuracy"]
 
 
+def grid_frame(rows: list[dict]) -> pd.DataFrame:
+    """The grid's table: the columns of GRID_COLUMNS that its rows have (seed: grids over several
+    seeds; accuracies: classification)."""
+    frame = pd.DataFrame(rows)
+    return frame[[c for c in GRID_COLUMNS if c in frame]]
+
+
+# --- Fig. 1: task-gradient norms during training ---
+
+
+def fig1_spec(cfg: dict, device: str) -> GridSpec:
+    """Fig. 1: the sinusoid MLP trained with Adam (beta = 1e-3) at alpha = 0 (joint) and 1e-2 (MAML),
+    every seed in one vectorised run (a seed fixes its own task stream and initialisation)."""
+    sec = cfg["fig1"]
+    spec = sinusoid_spec(cfg, device)
+    spec.alphas, spec.betas, spec.iterations = list(sec["alphas"]), [sec["beta"]], sec["iterations"]
+    spec.optimizer, spec.seeds = sec["optimizer"], list(sec["seeds"])
+    spec.slots = len(spec.cells())
+    return spec
+
+
+def task_gradient_stats(model, params, xs, ys) -> tuple[float, float]:
+    """Mean over tasks of ||grad L_i|| and mean over pairs i != j of <grad L_i, grad L_j>."""
+    grads = torch.func.vmap(torch.func.grad(lambda p, x, y: maml.task_loss(model, p, x, y)),
+                            in_dims=(None, 0, 0))(params, xs, ys)
+    flat = torch.cat([g.reshape(g.shape[0], -1) for g in grads.values()], dim=1).double()
+    n = flat.shape[0]
+    sq = (flat ** 2).sum(1)
+    pair_sum = flat.sum(0).pow(2).sum() - sq.sum()
+    return float(sq.sqrt().mean()), float(pair_sum / (n * (n - 1)))
+
+
+def fig1_runs(cfg: dict, device: str, checkpoint=None, run_info: dict | None = None) -> pd.DataFrame:
+    """Train both alphas for every seed, then measure the task gradients at every recorded
+    iteration, on the meta-batch of that iteration (training tasks) and on a fixed held-out batch."""
+    spec = fig1_spec(cfg, device)
+    rows = run_grid(spec, checkpoint=checkpoint, checkpoint_every=cfg["checkpoint_every"],
+                    snapshot_every=cfg["fig1"]["record_every"], run_info=run_info)
+    model = models.build("sinusoid_mlp")
+    out = []
+    for row in rows:
+        if row["status"] != "ok":
+            raise RuntimeError(f"Fig. 1 run (seed {row['seed']}, alpha {row['alpha']}) diverged at "
+                               f"iteration {row['diverged_at']}")
+        problem = dataclasses.replace(spec.problem, seed=row["seed"])
+        heldout = problem.sample(EVAL_STREAM)
+        for iteration, params in progress_bar(sorted(row["snapshots"].items()), desc="Fig. 1 gradients", leave=False):
+            train = problem.sample(min(iteration, spec.iterations - 1))
+            for split, batch in (("train", train), ("heldout", heldout)):
+                norm, inner = task_gradient_stats(model, params, batch.xs, batch.ys)
+                out.append({"seed": row["seed"], "alpha": row["alpha"], "iteration": iteration, "split": split,
+                            "grad_norm": norm, "grad_inner_product": inner})
+    return pd.DataFrame(out)
+
+
+# --- Fig. 2: the paper's beta_c(alpha) curves ---
+
+
 def fig2_curves(cfg: dict) -> pd.DataFrame:
     """beta_c(alpha) = 2 / (lambda - alpha lambda^2) for each eigenvalue of the Fig. 2 illustration."""
     lams = sorted(cfg["fig2"]["eigenvalues"])
@@ -31,6 +89,9 @@ def fig2_curves(cfg: dict) -> pd.DataFrame:
     frames = [pd.DataFrame({"alpha": alphas, "lambda_index": i, "lambda": lam,
                             "beta_c": theory.paper_beta_c(alphas, lam)}) for i, lam in enumerate(lams)]
     return pd.concat(frames, ignore_index=True)
+
+
+# --- Fig. 3: linear regression, its reference point and the audit ---
 
 
 def linear_spec(cfg: dict, order: str, device: str, seed: int | None = None) -> GridSpec:
@@ -44,6 +105,54 @@ def linear_spec(cfg: dict, order: str, device: str, seed: int | None = None) -> 
                     blowup_factor=cfg["divergence"]["blowup_factor"], init_seed=first, dtype="float64",
                     device=device, slots=sec["slots"], compile=False,
                     seeds=list(sec["seeds"]) if seed is None else None, backend=cfg.get("backend", "engine"))
+
+
+def linear_reference(cfg: dict, device: str, order: str = "second") -> dict:
+    """Train every data draw at the paper's reference (alpha, beta); the Hessian spectrum there.
+
+    The paper reads lambda_i off the Hessian of the training loss 'at the end of the
+    training, where alpha = 5e-2 and beta = 7e-1' (Appendix C). For this quadratic the
+    Hessian is the same everywhere; we still evaluate it at the trained point, as the paper does.
+    Each draw (``linear.seeds``) is its own task, so it has its own spectrum.
+    """
+    ref = cfg["linear"]["reference"]
+    spec = linear_spec(cfg, order, device)
+    spec.alphas, spec.betas, spec.slots = [ref["alpha"]], [ref["beta"]], len(spec.seeds)
+    model = models.build("linear")
+    draws = []
+    for row in run_grid(spec, progress=False, keep_params=True):
+        if row["status"] != "ok":
+            raise RuntimeError(f"the reference run of draw {row['seed']} (alpha={ref['alpha']}, beta={ref['beta']}) "
+                               f"diverged at iteration {row['diverged_at']}; its Hessian is not defined")
+        batch = dataclasses.replace(spec.problem, seed=row["seed"]).sample(0, dtype=torch.float64)
+        eig = curvature.loss_hessian_eigenvalues(model, row["final_params"], batch.xs[0], batch.ys[0])
+        x = batch.xs[0, :, 0].double()
+        closed_form = 2 * np.array([[float((x * x).mean()), float(x.mean())], [float(x.mean()), 1.0]])
+        draws.append({"seed": row["seed"], "final_loss": row["final_loss"], "final_plain_loss": row["final_plain_loss"],
+                      "params": {k: v.reshape(-1).tolist() for k, v in row["final_params"].items()},
+                      "eigenvalues": eig.tolist(), "closed_form_eigenvalues": np.linalg.eigvalsh(closed_form).tolist(),
+                      "alpha_c": theory.paper_alpha_c(eig)})
+    return {"alpha": ref["alpha"], "beta": ref["beta"], "order": order, "draws": draws}
+
+
+def linear_audit(cfg: dict, device: str, reference: dict) -> pd.DataFrame:
+    """Bisected stability boundary of linear-regression MAML, every draw and both orders, with both
+    theories (each draw's own spectrum, from ``linear_reference``)."""
+    sec = cfg["audit"]
+    tables = []
+    for draw in reference["draws"]:
+        eig = draw["eigenvalues"]
+        alphas = audit.audit_alphas(grid_values(cfg["linear"])[0], eig)
+        for order in cfg["linear"]["orders"]:
+            table = audit.boundary_table(linear_spec(cfg, order, device, seed=draw["seed"]), eig, order, alphas,
+                                         beta_range=tuple(sec["beta_range"]), points=sec["points"],
+                                         rounds=sec["rounds"], iterations=sec["iterations"])
+            table.insert(0, "seed", draw["seed"])
+            tables.append(table)
+    return pd.concat(tables, ignore_index=True)
+
+
+# --- Fig. 4a: sinusoid regression, its reference point and the local bound ---
 
 
 def sinusoid_spec(cfg: dict, device: str) -> GridSpec:
@@ -67,6 +176,57 @@ def sinusoid_grid_spec(cfg: dict, device: str) -> GridSpec:
     spec.backend = cfg.get("backend", "engine")
     spec.compile = spec.compile and spec.backend == "engine"
     return spec
+
+
+def sinusoid_reference(cfg: dict, device: str) -> dict:
+    """Hessian spectrum of the sinusoid training loss at a meta-trained point (Fig. 4a overlay).
+
+    Trained with the grid's settings at ``sinusoid.reference``; the loss is the plain
+    (pre-adaptation) loss averaged over the fixed evaluation batch of tasks, on their
+    support points, as in the paper's analysis of L.
+    """
+    ref = cfg["sinusoid"]["reference"]
+    spec = sinusoid_spec(cfg, device)
+    spec.alphas, spec.betas, spec.slots, spec.compile = [ref["alpha"]], [ref["beta"]], 1, False
+    (row,) = run_grid(spec, progress=False, keep_params=True)
+    if row["status"] != "ok":
+        raise RuntimeError(f"the sinusoid reference run (alpha={ref['alpha']}, beta={ref['beta']}) diverged at "
+                           f"iteration {row['diverged_at']}; choose a reference that trains")
+    model = models.build("sinusoid_mlp").double()
+    batch = spec.problem.sample(EVAL_STREAM, dtype=torch.float64)
+    params = {k: v.double() for k, v in row["final_params"].items()}
+
+    def loss(p):
+        return torch.func.vmap(lambda x, y: maml.task_loss(model, p, x, y))(batch.xs, batch.ys).mean()
+
+    eig = torch.linalg.eigvalsh(curvature.flat_hessian(loss, params)).numpy()
+    return {"alpha": ref["alpha"], "beta": ref["beta"], "seed": spec.problem.seed, "iterations": spec.iterations,
+            "final_loss": row["final_loss"], "eigenvalues": eig.tolist(),
+            "lambda_max": float(eig.max()), "alpha_c": theory.paper_alpha_c(eig),
+            "negative_eigenvalues": int((eig < 0).sum())}
+
+
+def sinusoid_local_bound(cfg: dict) -> pd.DataFrame:
+    """Fig. 4a's local prediction: for every seed of the grid and every alpha of its columns, the top
+    eigenvalue of the MAML objective's Hessian at the seed's initial parameters, on its first meta-batch
+    (Lanczos on Hessian-vector products, float64), and 2 / that: gradient descent on the MAML objective is
+    stable near the start below it. First-order MAML's update is the gradient of no objective: NaN."""
+    spec = sinusoid_grid_spec(cfg, "cpu")
+    model = models.build(spec.model).double()
+    rows = []
+    for problem, init in spec.seed_problems():
+        params = models.initial_params(model, init, torch.float64)
+        batch = problem.sample(0, dtype=torch.float64)
+        for alpha in progress_bar(spec.alphas, desc=f"MAML sharpness at the start, seed {problem.seed}", unit="alpha"):
+            lam = math.nan if spec.order != "second" else sharpness.maml_sharpness(
+                model, params, batch, alpha, spec.inner_steps, k=1, iterations=cfg["sharpness"]["lanczos_iterations"],
+                seed=init)[0]
+            rows.append({"seed": problem.seed, "alpha": alpha, "lambda_max": lam,
+                         "beta_predicted": 2 / lam if lam > 0 else math.inf if lam <= 0 else math.nan})
+    return pd.DataFrame(rows)
+
+
+# --- Fig. 4b, 4c: few-shot classification ---
 
 
 IMAGE_DATASETS = {"omniglot": "omniglot_cnn", "miniimagenet": "miniimagenet_cnn"}
@@ -130,84 +290,7 @@ def merge_chunks(frames: list[pd.DataFrame], cfg: dict, dataset: str) -> pd.Data
     return grid.reset_index(drop=True)
 
 
-def grid_frame(rows: list[dict]) -> pd.DataFrame:
-    """The grid's table: the columns of GRID_COLUMNS that its rows have (seed: grids over several
-    seeds; accuracies: classification)."""
-    frame = pd.DataFrame(rows)
-    return frame[[c for c in GRID_COLUMNS if c in frame]]
-
-
-def linear_reference(cfg: dict, device: str, order: str = "second") -> dict:
-    """Train every data draw at the paper's reference (alpha, beta); the Hessian spectrum there.
-
-    The paper reads lambda_i off the Hessian of the training loss 'at the end of the
-    training, where alpha = 5e-2 and beta = 7e-1' (Appendix C). For this quadratic the
-    Hessian is the same everywhere; we still evaluate it at the trained point, as the paper does.
-    Each draw (``linear.seeds``) is its own task, so it has its own spectrum.
-    """
-    ref = cfg["linear"]["reference"]
-    spec = linear_spec(cfg, order, device)
-    spec.alphas, spec.betas, spec.slots = [ref["alpha"]], [ref["beta"]], len(spec.seeds)
-    model = models.build("linear")
-    draws = []
-    for row in run_grid(spec, progress=False, keep_params=True):
-        if row["status"] != "ok":
-            raise RuntimeError(f"the reference run of draw {row['seed']} (alpha={ref['alpha']}, beta={ref['beta']}) "
-                               f"diverged at iteration {row['diverged_at']}; its Hessian is not defined")
-        batch = dataclasses.replace(spec.problem, seed=row["seed"]).sample(0, dtype=torch.float64)
-        eig = curvature.loss_hessian_eigenvalues(model, row["final_params"], batch.xs[0], batch.ys[0])
-        x = batch.xs[0, :, 0].double()
-        closed_form = 2 * np.array([[float((x * x).mean()), float(x.mean())], [float(x.mean()), 1.0]])
-        draws.append({"seed": row["seed"], "final_loss": row["final_loss"], "final_plain_loss": row["final_plain_loss"],
-                      "params": {k: v.reshape(-1).tolist() for k, v in row["final_params"].items()},
-                      "eigenvalues": eig.tolist(), "closed_form_eigenvalues": np.linalg.eigvalsh(closed_form).tolist(),
-                      "alpha_c": theory.paper_alpha_c(eig)})
-    return {"alpha": ref["alpha"], "beta": ref["beta"], "order": order, "draws": draws}
-
-
-def linear_audit(cfg: dict, device: str, reference: dict) -> pd.DataFrame:
-    """Bisected stability boundary of linear-regression MAML, every draw and both orders, with both
-    theories (each draw's own spectrum, from ``linear_reference``)."""
-    sec = cfg["audit"]
-    tables = []
-    for draw in reference["draws"]:
-        eig = draw["eigenvalues"]
-        alphas = audit.audit_alphas(grid_values(cfg["linear"])[0], eig)
-        for order in cfg["linear"]["orders"]:
-            table = audit.boundary_table(linear_spec(cfg, order, device, seed=draw["seed"]), eig, order, alphas,
-                                         beta_range=tuple(sec["beta_range"]), points=sec["points"],
-                                         rounds=sec["rounds"], iterations=sec["iterations"])
-            table.insert(0, "seed", draw["seed"])
-            tables.append(table)
-    return pd.concat(tables, ignore_index=True)
-
-
-def sinusoid_reference(cfg: dict, device: str) -> dict:
-    """Hessian spectrum of the sinusoid training loss at a meta-trained point (Fig. 4a overlay).
-
-    Trained with the grid's settings at ``sinusoid.reference``; the loss is the plain
-    (pre-adaptation) loss averaged over the fixed evaluation batch of tasks, on their
-    support points, as in the paper's analysis of L.
-    """
-    ref = cfg["sinusoid"]["reference"]
-    spec = sinusoid_spec(cfg, device)
-    spec.alphas, spec.betas, spec.slots, spec.compile = [ref["alpha"]], [ref["beta"]], 1, False
-    (row,) = run_grid(spec, progress=False, keep_params=True)
-    if row["status"] != "ok":
-        raise RuntimeError(f"the sinusoid reference run (alpha={ref['alpha']}, beta={ref['beta']}) diverged at "
-                           f"iteration {row['diverged_at']}; choose a reference that trains")
-    model = models.build("sinusoid_mlp").double()
-    batch = spec.problem.sample(EVAL_STREAM, dtype=torch.float64)
-    params = {k: v.double() for k, v in row["final_params"].items()}
-
-    def loss(p):
-        return torch.func.vmap(lambda x, y: maml.task_loss(model, p, x, y))(batch.xs, batch.ys).mean()
-
-    eig = torch.linalg.eigvalsh(curvature.flat_hessian(loss, params)).numpy()
-    return {"alpha": ref["alpha"], "beta": ref["beta"], "seed": spec.problem.seed, "iterations": spec.iterations,
-            "final_loss": row["final_loss"], "eigenvalues": eig.tolist(),
-            "lambda_max": float(eig.max()), "alpha_c": theory.paper_alpha_c(eig),
-            "negative_eigenvalues": int((eig < 0).sum())}
+# --- Fig. 5: T g against H^2 over a long run ---
 
 
 def fig5_spec(cfg: dict, device: str) -> GridSpec:
@@ -260,72 +343,7 @@ def fig5_analysis(cfg: dict, snapshots: dict, done: dict | None = None, on_done=
     return [row for it in sorted(done) for row in done[it]]
 
 
-def fig1_spec(cfg: dict, device: str) -> GridSpec:
-    """Fig. 1: the sinusoid MLP trained with Adam (beta = 1e-3) at alpha = 0 (joint) and 1e-2 (MAML),
-    every seed in one vectorised run (a seed fixes its own task stream and initialisation)."""
-    sec = cfg["fig1"]
-    spec = sinusoid_spec(cfg, device)
-    spec.alphas, spec.betas, spec.iterations = list(sec["alphas"]), [sec["beta"]], sec["iterations"]
-    spec.optimizer, spec.seeds = sec["optimizer"], list(sec["seeds"])
-    spec.slots = len(spec.cells())
-    return spec
-
-
-def task_gradient_stats(model, params, xs, ys) -> tuple[float, float]:
-    """Mean over tasks of ||grad L_i|| and mean over pairs i != j of <grad L_i, grad L_j>."""
-    grads = torch.func.vmap(torch.func.grad(lambda p, x, y: maml.task_loss(model, p, x, y)),
-                            in_dims=(None, 0, 0))(params, xs, ys)
-    flat = torch.cat([g.reshape(g.shape[0], -1) for g in grads.values()], dim=1).double()
-    n = flat.shape[0]
-    sq = (flat ** 2).sum(1)
-    pair_sum = flat.sum(0).pow(2).sum() - sq.sum()
-    return float(sq.sqrt().mean()), float(pair_sum / (n * (n - 1)))
-
-
-def fig1_runs(cfg: dict, device: str, checkpoint=None, run_info: dict | None = None) -> pd.DataFrame:
-    """Train both alphas for every seed, then measure the task gradients at every recorded
-    iteration, on the meta-batch of that iteration (training tasks) and on a fixed held-out batch."""
-    spec = fig1_spec(cfg, device)
-    rows = run_grid(spec, checkpoint=checkpoint, checkpoint_every=cfg["checkpoint_every"],
-                    snapshot_every=cfg["fig1"]["record_every"], run_info=run_info)
-    model = models.build("sinusoid_mlp")
-    out = []
-    for row in rows:
-        if row["status"] != "ok":
-            raise RuntimeError(f"Fig. 1 run (seed {row['seed']}, alpha {row['alpha']}) diverged at "
-                               f"iteration {row['diverged_at']}")
-        problem = dataclasses.replace(spec.problem, seed=row["seed"])
-        heldout = problem.sample(EVAL_STREAM)
-        for iteration, params in progress_bar(sorted(row["snapshots"].items()), desc="Fig. 1 gradients", leave=False):
-            train = problem.sample(min(iteration, spec.iterations - 1))
-            for split, batch in (("train", train), ("heldout", heldout)):
-                norm, inner = task_gradient_stats(model, params, batch.xs, batch.ys)
-                out.append({"seed": row["seed"], "alpha": row["alpha"], "iteration": iteration, "split": split,
-                            "grad_norm": norm, "grad_inner_product": inner})
-    return pd.DataFrame(out)
-
-
-# --- where the local theory applies (Fig. 4a's predicted boundary, Fig. 6) and the guideline tool ---
-
-
-def sinusoid_local_bound(cfg: dict) -> pd.DataFrame:
-    """Fig. 4a's local prediction: for every seed of the grid and every alpha of its columns, the top
-    eigenvalue of the MAML objective's Hessian at the seed's initial parameters, on its first meta-batch
-    (Lanczos on Hessian-vector products, float64), and 2 / that: gradient descent on the MAML objective is
-    stable near the start below it. First-order MAML's update is the gradient of no objective: NaN."""
-    spec = sinusoid_grid_spec(cfg, "cpu")
-    model = models.build(spec.model).double()
-    rows = []
-    for problem, init in spec.seed_problems():
-        params = models.initial_params(model, init, torch.float64)
-        batch = problem.sample(0, dtype=torch.float64)
-        for alpha in progress_bar(spec.alphas, desc=f"MAML sharpness at the start, seed {problem.seed}", unit="alpha"):
-            lam = math.nan if spec.order != "second" else sharpness.maml_sharpness(
-                model, params, batch, alpha, spec.inner_steps, k=1, iterations=cfg["sharpness"]["lanczos_iterations"],
-                seed=init)[0]
-            rows.append({"seed": problem.seed, "alpha": alpha, "lambda_max": lam,
-                         "beta_predicted": 2 / lam if lam > 0 else math.inf if lam <= 0 else math.nan})
-    return pd.DataFrame(rows)
+# --- Fig. 6: sharpness over training on both sides of the boundary ---
 
 
 def fig6_cells(grid: pd.DataFrame, alphas, seed: int) -> list[tuple[float, float, str]]:
@@ -372,6 +390,9 @@ def fig6_runs(cfg: dict, device: str, grid: pd.DataFrame, checkpoint=None,
                     "diverged_at": row["diverged_at"], "iteration": it, "meta_loss": meta,
                     **{k: v for k, v in monitor.history[-1].items() if k != "step"}})
     return pd.DataFrame(out)
+
+
+# --- The guideline tool on the paper's problems ---
 
 
 GUIDELINE_PROBLEMS = ("linear", "sinusoid", "omniglot", "miniimagenet")
