@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# One run on a lent GPU, under 10 minutes: the image-grid benchmark first, then as much of the
+# One run on a GPU machine, under 10 minutes: the image-grid benchmark first, then as much of the
 # paper's Omniglot grid (35 x 34 cells x 100 iterations, config/config.yaml) as the time left
 # allows, chunk after chunk, each chunk's rows and provenance appended to the outputs as soon as
 # it is done (a chunk cut off by the deadline is dropped whole, never half-written).
@@ -12,8 +12,8 @@
 # `chunk`), omniglot_paper_chunks.jsonl (one provenance record per chunk), run.log.
 #
 # The GPU machine has no internet, no snakemake and no jsonschema, and the offline mirror does
-# not travel: carry the prepared dataset and wheels (the README's "Running on a lent GPU" has the
-# two commands). A chunk is every CHUNKS-th cell (rule image_grid's split), so the cells done
+# not travel: carry the prepared dataset and wheels (docs/gpu-and-cluster.md, "On a GPU machine
+# without internet", has the two commands). A chunk is every CHUNKS-th cell (rule image_grid's split), so the cells done
 # spread over the whole grid. On a machine with Snakemake the same work is
 # `snakemake --profile profiles/local-gpu results/omniglot/grid.csv`.
 set -uo pipefail
@@ -28,7 +28,7 @@ deadline=$(( $(date +%s) + BUDGET ))
 mkdir -p "$OUTDIR" results/gpu-chunks
 exec > >(tee -a "$OUTDIR/run.log") 2>&1
 $PY -c 'import torch; print("torch", torch.__version__, "|", torch.cuda.get_device_name() if torch.cuda.is_available() else "no GPU")'
-[ -f "$DATA" ] || { echo "no prepared dataset at $DATA: carry it (README: Running on a lent GPU)"; exit 2; }
+[ -f "$DATA" ] || { echo "no prepared dataset at $DATA: carry it (docs/gpu-and-cluster.md: On a GPU machine without internet)"; exit 2; }
 
 start=$(date +%s)
 CONFIG=(${CONFIGFILE:+--configfile "$CONFIGFILE"})

@@ -44,7 +44,7 @@ def device_description(device: str) -> str:
 
 
 def git_commit() -> str:
-    if os.environ.get("MAML_CONVERGENCE_COMMIT"):  # set where the code travels without .git (a lent GPU)
+    if os.environ.get("MAML_CONVERGENCE_COMMIT"):  # set where the code travels without .git
         return os.environ["MAML_CONVERGENCE_COMMIT"]
     try:
         commit = subprocess.run(["git", "rev-parse", "--short=10", "HEAD"], cwd=ROOT, capture_output=True,
