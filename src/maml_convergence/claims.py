@@ -761,6 +761,12 @@ def _cell(text: str) -> str:
     return text.replace("|", "\\|")  # ||g||: not a column
 
 
+def has_verdict_table(result: dict) -> bool:
+    """Whether every row of ``result`` (claims.json) has the short claim and why the verdict table shows;
+    rows written by an older version lack them."""
+    return all("short" in c and "why" in c for c in result["claims"])
+
+
 def verdict_table(result: dict, link: str = "") -> str:
     """One row per claim: id, the claim in short, verdict, one line of why. ``link``: where each id's section is
     (``figures/CLAIMS.md`` from the README; empty within CLAIMS.md itself)."""

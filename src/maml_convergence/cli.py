@@ -275,7 +275,7 @@ def cmd_fig6_runs(args):
 def cmd_verdict_table(args):
     from . import claims
     result = json.loads(Path(args.claims).read_text())
-    if any("short" not in c or "why" not in c for c in result["claims"]):
+    if not claims.has_verdict_table(result):
         raise config_mod.ConfigError(f"{args.claims}: written by an older version (no short claim or why); "
                                      "rerun the workflow's claims step")
     if not args.update:

@@ -40,9 +40,9 @@ def notebook_io(injected, figure: str) -> SimpleNamespace:
                            output=SimpleNamespace(png=None, pdf=None), wildcards=SimpleNamespace(fig=figure))
 
 
-def source(io: SimpleNamespace) -> SourceData:
+def source(notebook: SimpleNamespace) -> SourceData:
     """The source data a notebook draws (``notebook_io``'s input: the folder's provenance.json)."""
-    return SourceData(Path(io.input.source).parent)
+    return SourceData(Path(notebook.input.source).parent)
 
 
 def style() -> None:
