@@ -240,14 +240,16 @@ def _tree_map(fn, tree):
 
 
 def run_grid(spec: GridSpec, checkpoint: str | os.PathLike | None = None, checkpoint_every: float = 30.0,
-             progress: bool = True, max_steps: int | None = None,
+             progress: bool = True, max_steps: int | None = None, deadline: float | None = None,
              keep_params: bool = False, snapshot_every: int | None = None,
              run_info: dict | None = None) -> list[dict] | None:
     """Train every cell of ``spec``; return one result row per cell (alpha-major order).
 
     With ``max_steps`` the run stops early (after writing its checkpoint) and returns None:
-    this is how tests simulate an interruption. ``keep_params`` adds each surviving cell's
-    final parameters to its row (``final_params``); ``snapshot_every`` adds ``snapshots``,
+    this is how tests simulate an interruption. ``deadline`` (a ``time.monotonic()`` value)
+    stops it the same way once that time has passed: a resumed run still gives identical rows.
+    ``keep_params`` adds each surviving cell's final parameters to its row (``final_params``);
+    ``snapshot_every`` adds ``snapshots``,
     the parameters at every multiple of that many iterations (0 and the last included).
     ``run_info``, when given, receives ``earlier_seconds`` (time spent by the interrupted parts
     this run resumed from, 0 for a fresh run), ``resumed`` (how many times it resumed) and, for a
@@ -262,7 +264,8 @@ def run_grid(spec: GridSpec, checkpoint: str | os.PathLike | None = None, checkp
     last_save, steps = time.monotonic(), 0
     with _deferred_interrupts() as stop:
         while slots.busy():
-            if stop.requested or (max_steps is not None and steps >= max_steps):
+            out_of_time = deadline is not None and time.monotonic() >= deadline
+            if stop.requested or out_of_time or (max_steps is not None and steps >= max_steps):
                 resume.save(slots.state())
                 bar.close()
                 if stop.requested:
