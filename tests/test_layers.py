@@ -10,7 +10,7 @@ import maml_convergence
 LAYERS = ["config", "progress", "provenance", "checkpoint", "source_data", "stability", "theory", "data", "tasks",
           "models", "maml",
           "higher_backend", "curvature", "curvature_mlp", "sharpness", "grid", "guideline", "audit", "experiments",
-          "claims", "plots", "cli", "__main__"]
+          "paper_grid", "claims", "plots", "cli", "__main__"]
 PACKAGE = Path(maml_convergence.__file__).parent
 
 

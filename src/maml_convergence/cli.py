@@ -22,7 +22,7 @@ import pandas as pd
 import torch
 
 from . import config as config_mod
-from . import data, experiments, guideline, provenance, source_data
+from . import data, experiments, guideline, paper_grid, provenance, source_data
 from .checkpoint import Checkpoint
 from .grid import run_grid
 from .tasks import ProtocolError
@@ -245,6 +245,80 @@ def cmd_image_merge(args):
     print(f"[{args.dataset}] merged {len(args.chunks)} chunks: {len(grid)} cells -> {args.out}")
 
 
+def _paper_key(cfg: dict, dataset_path) -> dict:
+    return paper_grid.key(cfg, paper_grid.DATASET, cfg["paper_grid"]["chunks"], data.file_hash(Path(dataset_path)))
+
+
+def cmd_paper_grid(args):
+    """The chunks of the paper-scale Fig. 4b not yet in the folder, one after the other, each kept the moment it
+    is complete; a chunk the budget cuts short keeps its resume file for the next run."""
+    cfg = _config(args)
+    deadline = time.monotonic() + args.budget_seconds if args.budget_seconds else None
+    folder, n = Path(args.into or cfg["paper_grid"]["folder"]), cfg["paper_grid"]["chunks"]
+    dataset_path = _image_data(args, cfg)
+    expected = _paper_key(cfg, dataset_path)
+    found = paper_grid.records(folder)
+    paper_grid.check(found, expected, f"move the chunks in {folder} away to start this grid there, or compute "
+                                      "with the settings and code they were computed with")
+    todo = paper_grid.missing(found, n)[:args.max_chunks]
+    device = provenance.resolve_device(cfg["device"])
+    # float32 throughout on every GPU (no TF32), and cuDNN's deterministic algorithms: chunks from different
+    # machines then differ by summation order alone (docs/gpu-and-cluster.md says how much that moves)
+    torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = False
+    torch.backends.cudnn.benchmark, torch.backends.cudnn.deterministic = False, True
+    print(f"[paper-grid] {len(found)} of {n} chunks in {folder}; up to {len(todo)} more on {device}")
+    for chunk in todo:
+        if deadline is not None and time.monotonic() >= deadline:
+            print(f"[paper-grid] the budget is spent before chunk {chunk}")
+            break
+        args.experiment = f"paper-grid-chunk{chunk}of{n}"
+        spec = experiments.image_spec(cfg, paper_grid.DATASET, device, chunk, n, dataset_path)
+        resume = Path(args.scratch) / f"chunk-{chunk:03d}.ckpt"
+        start, run_info = time.perf_counter(), {}
+        rows = run_grid(spec, checkpoint=resume, checkpoint_every=cfg["checkpoint_every"], deadline=deadline,
+                        run_info=run_info)
+        if rows is None:
+            print(f"[paper-grid] chunk {chunk} cut short by the budget; the next run resumes it from {resume}")
+            break
+        frame = experiments.grid_frame(rows)
+        start_loss = experiments.initial_eval_losses(cfg, paper_grid.DATASET, sorted(frame.alpha.unique()), device,
+                                                     dataset_path)
+        frame["initial_eval_loss"] = frame.alpha.map(start_loss)
+        wall = time.perf_counter() - start
+        paper_grid.save(folder, chunk, frame, {
+            "key": expected, "cells": len(frame), "diverged": int((frame.status == "diverged").sum()),
+            "provenance": _record(args, cfg, device, wall, run_info, fingerprint=spec.fingerprint(), tf32=False,
+                                  cudnn_deterministic=True)})
+        resume.unlink(missing_ok=True)
+        print(f"[paper-grid] chunk {chunk} of {n}: {len(frame)} cells in {wall:.0f} s -> "
+              f"{paper_grid.paths(folder, chunk)[0]}")
+
+
+def cmd_paper_grid_merge(args):
+    """The paper-scale Fig. 4b grid from the chunks present (all, or some: ``chunks_done`` says how many)."""
+    cfg = _config(args)
+    folder, n = Path(args.folder or cfg["paper_grid"]["folder"]), cfg["paper_grid"]["chunks"]
+    expected = paper_grid.key(cfg, paper_grid.DATASET, n, json.loads(Path(args.dataset_record).read_text())["sha256"])
+    found = paper_grid.records(folder)
+    engines = {r["key"].get("engine") for r in found.values()}
+    if len(engines) == 1:  # chunks of one older engine are read as they are; mixing engines is refused
+        expected["engine"] = engines.pop()
+    grid, found = paper_grid.load(folder, expected)
+    grid["cell"] = range(len(grid))
+    provenance.atomic_write_text(args.out, grid.to_csv(index=False))
+    parts = [found[i]["provenance"] for i in sorted(found)]
+    prov = _record(args, cfg, "cpu", sum(p["wall_seconds"] for p in parts), cells=len(grid),
+                   cells_in_grid=len(paper_grid.all_pairs(cfg[paper_grid.DATASET])), chunks=n,
+                   chunks_done=sorted(found), iterations=cfg[paper_grid.DATASET]["iterations"],
+                   order=cfg[paper_grid.DATASET]["order"], engine=expected["engine"],
+                   engine_here=paper_grid.engine_fingerprint(),
+                   diverged=int((grid.status == "diverged").sum()) if len(grid) else 0,
+                   chunk_devices=sorted({p["device"] for p in parts}))
+    prov["device"] = ", ".join(prov["chunk_devices"]) or "none yet"
+    provenance.write_json(args.provenance, prov)
+    print(f"[paper-grid] {len(found)} of {n} chunks, {len(grid)} cells -> {args.out}")
+
+
 def cmd_claims(args):
     from . import claims
     cfg = _config(args)
@@ -256,7 +330,7 @@ def cmd_claims(args):
                              args.linear_audit, args.sinusoid_reference, args.fig5, args.fig1,
                              {k: v for k, v in (("omniglot", args.omniglot_grid),
                                                 ("miniimagenet", args.miniimagenet_grid)) if v}, args.fig2,
-                             args.sinusoid_local_bound, guideline_paths)
+                             args.sinusoid_local_bound, guideline_paths, args.omniglot_paper_grid)
     provenance.write_json(args.out_json, result)
     provenance.atomic_write_text(args.out_md, claims.to_markdown(result))
     for row in result["claims"]:
@@ -419,6 +493,19 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--dataset", choices=sorted(experiments.IMAGE_DATASETS), required=True)
     s.add_argument("--chunks", nargs="+", required=True)
     s.add_argument("--chunk-provenance", nargs="*", default=[])
+    s = add("paper-grid", cmd_paper_grid, "compute the next chunks of the paper-scale Fig. 4b not yet kept, within "
+            "a time budget, on whatever device there is", out=False, data=True)
+    s.add_argument("--budget-seconds", type=float, help="start no chunk after this long, and cut the running one "
+                   "short (it resumes on the next run); default: no limit")
+    s.add_argument("--max-chunks", type=int, help="compute at most this many chunks")
+    s.add_argument("--into", help="the folder the chunks are kept in (default: the config's paper_grid.folder)")
+    s.add_argument("--scratch", default="results/paper-grid", help="where a chunk's resume file is kept while it runs")
+    s.set_defaults(dataset=paper_grid.DATASET)
+    s = add("paper-grid-merge", cmd_paper_grid_merge, "the paper-scale Fig. 4b grid from the chunks kept so far",
+            provenance=True)
+    s.add_argument("--folder", help="the folder of chunks (default: the config's paper_grid.folder)")
+    s.add_argument("--dataset-record", required=True, help="the record prepare-data wrote of the Omniglot data; "
+                   "every chunk must have been computed on that dataset")
     add("sinusoid-local-bound", cmd_sinusoid_local_bound, "Fig. 4a's local prediction: 2/lambda_max of the MAML "
         "objective's Hessian at each seed's initial parameters, per alpha", provenance=True)
     s = add("fig6-runs", cmd_fig6_runs, "Fig. 6: sharpness over training in cells on both sides of the Fig. 4a "
@@ -468,6 +555,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--fig2", help="Fig. 2 curves (their numbers are kept beside the claims)")
     s.add_argument("--omniglot-grid", help="Fig. 4b grid (claim C4)")
     s.add_argument("--miniimagenet-grid", help="Fig. 4c grid (claim C5)")
+    s.add_argument("--omniglot-paper-grid", help="the paper-scale Fig. 4b grid, complete or not (claims "
+                   "C4-omniglot-paper, C7-omniglot-paper)")
     s.add_argument("--linear-reference", required=True)
     s.add_argument("--linear-audit", required=True)
     s.add_argument("--sinusoid-reference", required=True)

@@ -38,6 +38,8 @@ STEP_SECTIONS = {
     "prepare-data": ("data",),
     "image-grid": ("omniglot", "miniimagenet", "data", "backend", *_RUN),
     "image-merge": ("omniglot", "miniimagenet", "data", *_RUN),
+    "paper-grid": ("paper_grid", "omniglot", "data", "backend", *_RUN),
+    "paper-grid-merge": ("paper_grid", "omniglot", "backend", *_RUN),
     "sinusoid-local-bound": ("sinusoid", "sharpness", *_RUN),
     "fig6-runs": ("fig6", "sinusoid", "sharpness", *_RUN),
     "suggest": ("guideline", "linear", "sinusoid", "omniglot", "miniimagenet", "data", *_RUN),
