@@ -44,6 +44,7 @@ include: "rules/fig2.smk"
 include: "rules/fig3.smk"
 include: "rules/fig4a.smk"
 include: "rules/fig4bc.smk"
+include: "rules/fig4b_paper.smk"
 include: "rules/fig5.smk"
 include: "rules/fig6.smk"
 include: "rules/guideline.smk"
@@ -57,6 +58,7 @@ rule all:
         rules.fig3.output,
         rules.fig4a.output,
         expand(rules.fig4bc.output, fig=["fig4b", "fig4c"]),
+        rules.fig4b_paper.output,
         rules.fig5.output,
         rules.fig6.output,
         rules.guideline.output,

@@ -24,6 +24,8 @@ rule claims:
         miniimagenet=expand(rules.image_merge.output.grid, dataset="miniimagenet"),
         miniimagenet_provenance=expand(rules.image_merge.output.provenance, dataset="miniimagenet"),
         sinusoid_local_bound=rules.sinusoid_local_bound.output.table,
+        omniglot_paper=rules.paper_grid_merge.output.grid,
+        omniglot_paper_provenance=rules.paper_grid_merge.output.provenance,
         guideline=[f for p in GUIDELINE_PROBLEMS for f in (rules.suggest.output.suggestion.format(problem=p),
                                                            rules.guideline_check.output.check.format(problem=p))],
     output:
@@ -39,7 +41,7 @@ rule claims:
         "maml-convergence claims --config-json {params.config:q} --linear-reference {input.reference}"
         " --linear-audit {input.audit} --sinusoid-reference {input.sinusoid_reference} --fig5 {input.fig5}"
         " --fig1 {input.fig1} --fig2 {input.fig2} --omniglot-grid {input.omniglot}"
-        " --miniimagenet-grid {input.miniimagenet}"
+        " --miniimagenet-grid {input.miniimagenet} --omniglot-paper-grid {input.omniglot_paper}"
         " --linear-grids {input.linear} --sinusoid-grid {input.sinusoid}"
         " --sinusoid-local-bound {input.sinusoid_local_bound} --guideline {input.guideline}"
         " --out-json {output.json} --out-md {output.md} 2>&1 | tee {log}"

@@ -1,6 +1,7 @@
 # Helpers shared by the rules.
 
 import fcntl
+import glob
 
 ENV = "../environment.yml"  # the pinned environment, for `snakemake --use-conda` (relative to rules/)
 FEW_SHOT_FIGURES = {"fig4b": "omniglot", "fig4c": "miniimagenet"}
@@ -8,7 +9,7 @@ GUIDELINE_PROBLEMS = sorted(config["guideline"])  # where the workflow checks `m
 # Steps that use every core ask for more than any machine has; Snakemake scales a job down to
 # --cores (workflow.cores itself is undefined in commands without --cores, such as --report).
 ALL_CORES = 1024
-FIGURES = ["fig1", "fig2", "fig3", "fig4a", "fig4b", "fig4c", "fig5", "fig6", "guideline"]
+FIGURES = ["fig1", "fig2", "fig3", "fig4a", "fig4b", "fig4c", "fig4b-paper", "fig5", "fig6", "guideline"]
 # What each figure draws, kept beside it as its source data (rules/source_data.smk); each figure's
 # rules fill in its entry (name -> result file, and <name>_provenance for the step behind table <name>).
 FIGURE_SOURCES = {}
@@ -72,6 +73,15 @@ def problem_data(wildcards):
     """An image problem reads its prepared dataset, checked against the record of this run."""
     return {"data": rules.prepare_data.output[0].format(dataset=wildcards.problem)} if wildcards.problem in \
         FEW_SHOT_FIGURES.values() else {}
+
+
+PAPER_CONFIG = config_mod.load()  # the shipped settings, the paper's: what the paper-scale Fig. 4b is computed with
+
+
+def paper_chunk_files(wildcards):
+    """Every chunk of the paper-scale Fig. 4b kept so far (rows and record): a new one changes the merge's
+    input, so the merge reruns."""
+    return sorted(glob.glob(os.path.join(config["paper_grid"]["folder"], "chunk-*.*")))
 
 
 def source_folder(figure):

@@ -200,3 +200,22 @@ def test_the_summary_table_has_one_row_per_claim_then_a_section_for_each():
     assert [line.split("]")[0] for line in table] == ["| [X0", "| [X1", "| [X2"]
     assert all(f"## X{i}\n\n**fails**: {'c' * 300}" in text for i in range(3))  # the whole claim, below
     assert max(map(len, table)) < 200
+
+
+def test_the_paper_scale_rows_are_pending_until_every_chunk_is_in_then_judged_by_c4_and_c7(tmp_path):
+    grid = few_shot([(0.0, 1.0, 1.6), (0.0, 3.0, 1.61), (0.0, 10.0, 9.0),
+                     (1.0, 1.0, 1.0), (1.0, 3.0, 9.0), (1.0, 10.0, 9.0)])
+    path = write_grid(tmp_path, grid)
+    prov = json.loads((path.parent / "provenance.json").read_text())
+    (path.parent / "provenance.json").write_text(json.dumps({**prov, "chunks": 4, "chunks_done": [0, 2, 3], "cells": 5,
+                                                          "cells_in_grid": 6}))
+    pending = claims.paper_scale_claims(path, 3.0)
+    assert [r["id"] for r in pending] == ["C4-omniglot-paper", "C7-omniglot-paper"]
+    assert all(r["verdict"] == "pending" and r["why"] == "3 of 4 chunks of the paper-scale grid computed"
+               for r in pending)
+    (path.parent / "provenance.json").write_text(json.dumps({**prov, "chunks": 4, "chunks_done": [0, 1, 2, 3]}))
+    judged = claims.paper_scale_claims(path, 3.0)
+    same = [claims._few_shot_claim("omniglot", path, 3.0), claims._guideline_claim("omniglot", path, 3.0)]
+    assert [r["verdict"] for r in judged] == [r["verdict"] for r in same] == ["inconclusive", "holds"]
+    as_text = lambda rows: json.dumps([r["measured"] for r in rows], default=float)  # NaN reads equal as text
+    assert as_text(judged) == as_text(same)

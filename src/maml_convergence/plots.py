@@ -112,7 +112,7 @@ class CellMap:
         """A rectangle over each (alpha, beta) of ``cells``: outlines, hatching."""
         for alpha, beta in cells:
             ax, x0, x1, y0, y1 = self.cell(alpha, beta)
-            ax.add_patch(Rectangle((x0, y0), x1 - x0, y1 - y0, fill=False, **patch))
+            ax.add_patch(Rectangle((x0, y0), x1 - x0, y1 - y0, **{"fill": False, **patch}))
 
 
 def cell_map(ax, grid, value: str, **mesh) -> tuple[CellMap, object]:
@@ -122,7 +122,8 @@ def cell_map(ax, grid, value: str, **mesh) -> tuple[CellMap, object]:
     return cells, cells.draw(m, **mesh)
 
 
-def loss_heatmap(ax, grid, colorbar_label: str = "final training loss") -> CellMap:
+def loss_heatmap(ax, grid, colorbar_label: str = "final training loss",
+                 nothing_stable: str = "no cell trained stably") -> CellMap:
     """Fig. 4a/4b/4c: the final loss of every stable cell on a log colour scale (unstable cells blank),
     and a dashed line at the largest stable beta of alpha = 0 (the paper's reference)."""
     loss = grid.final_loss.where(grid.status == "ok")
@@ -132,7 +133,7 @@ def loss_heatmap(ax, grid, colorbar_label: str = "final training loss") -> CellM
     if len(finite):
         cells.colorbar(mesh, colorbar_label)
     else:
-        ax.text(0.5, 0.5, "no cell trained stably", transform=ax.transAxes, ha="center", va="center")
+        ax.text(0.5, 0.5, nothing_stable, transform=ax.transAxes, ha="center", va="center")
     brackets = stability_brackets(grid)
     if np.isfinite(brackets.last_ok.iloc[0]):
         cells.hline(brackets.last_ok.iloc[0], color="k", ls="--", lw=1.2,
