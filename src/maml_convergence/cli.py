@@ -31,6 +31,25 @@ from .tasks import ProtocolError
 # runs with only the sections it reads, passed on its command line).
 WORKFLOW_CONFIG_ENV = "MAML_CONVERGENCE_WORKFLOW_CONFIG"
 
+# Every subcommand, registered by @command above its function with the arguments it takes beyond the
+# common ones (the configuration; --out, --provenance, --checkpoint, the dataset as it asks).
+COMMANDS: dict[str, tuple] = {}
+
+
+def arg(*flags, **options) -> tuple:
+    """One argument of a command, as ``argparse``'s ``add_argument`` takes it."""
+    return flags, options
+
+
+def command(name: str, help: str, out: bool = True, provenance: bool = False, checkpoint: bool = False,
+            data: bool = False, arguments: list[tuple] = (), defaults: dict | None = None):
+    """Register the function below as the subcommand ``name``."""
+    def register(func):
+        common = {"out": out, "provenance": provenance, "checkpoint": checkpoint, "data": data}
+        COMMANDS[name] = (func, help, list(arguments), common, defaults or {})
+        return func
+    return register
+
 
 def _config(args) -> dict:
     """The configuration this step reads (``STEP_SECTIONS``), validated. ``args.workflow_config``
@@ -87,6 +106,7 @@ def _write_cpu_table(args, compute) -> None:
     provenance.write_json(args.provenance, _record(args, cfg, "cpu", time.perf_counter() - start))
 
 
+@command("fig2-curves", "beta_c(alpha) curves of Fig. 2", provenance=True)
 def cmd_fig2_curves(args):
     _write_cpu_table(args, experiments.fig2_curves)
 
@@ -101,10 +121,14 @@ def _write_reference(args, compute) -> None:
     provenance.write_json(args.out, ref)
 
 
+@command("linear-reference", "Hessian spectrum at the trained reference point")
 def cmd_linear_reference(args):
     _write_reference(args, experiments.linear_reference)
 
 
+@command("linear-grid", "Fig. 3 grid", provenance=True, checkpoint=True, arguments=[
+    arg("--order", choices=["second", "first"], required=True),
+])
 def cmd_linear_grid(args):
     cfg = _config(args)
     args.experiment = f"linear-{args.order}"
@@ -112,6 +136,7 @@ def cmd_linear_grid(args):
     _write_grid(args, experiments.linear_spec(cfg, args.order, device), cfg, device)
 
 
+@command("sinusoid-grid", "Fig. 4a grid", provenance=True, checkpoint=True)
 def cmd_sinusoid_grid(args):
     cfg = _config(args)
     args.experiment = "sinusoid"
@@ -119,6 +144,9 @@ def cmd_sinusoid_grid(args):
     _write_grid(args, experiments.sinusoid_grid_spec(cfg, device), cfg, device)
 
 
+@command("linear-audit", "bisected stability boundary on linear regression", provenance=True, arguments=[
+    arg("--linear-reference", required=True),
+])
 def cmd_linear_audit(args):
     cfg = _config(args)
     device = provenance.resolve_device(cfg["device"])
@@ -130,6 +158,7 @@ def cmd_linear_audit(args):
     provenance.write_json(args.provenance, _record(args, cfg, device, time.perf_counter() - start, eigenvalues=spectra))
 
 
+@command("sinusoid-reference", "Hessian spectrum at a meta-trained sinusoid point")
 def cmd_sinusoid_reference(args):
     _write_reference(args, experiments.sinusoid_reference)
 
@@ -148,11 +177,14 @@ def _write_trained_table(args, compute, extra=lambda cfg: {}) -> pd.DataFrame:
     return table
 
 
+@command("fig1-runs", "Fig. 1 training runs (every seed) and their task-gradient statistics", provenance=True,
+         checkpoint=True)
 def cmd_fig1_runs(args):
     _write_trained_table(args, experiments.fig1_runs,
                          lambda cfg: {"seeds": cfg["fig1"]["seeds"], "iterations": cfg["fig1"]["iterations"]})
 
 
+@command("fig5-train", "Appendix B training run, with parameter snapshots", checkpoint=True)
 def cmd_fig5_train(args):
     cfg = _config(args)
     device = provenance.resolve_device(cfg["device"])
@@ -164,6 +196,9 @@ def cmd_fig5_train(args):
     _done(args)
 
 
+@command("fig5-analysis", "exact T g and H^2 at every snapshot (Fig. 5)", provenance=True, checkpoint=True, arguments=[
+    arg("--snapshots", required=True),
+])
 def cmd_fig5_analysis(args):
     cfg = _config(args)
     saved = torch.load(args.snapshots, weights_only=False)
@@ -192,6 +227,10 @@ def _mirror(cfg) -> Path | None:
     return mirror
 
 
+@command("prepare-data",
+         "fetch and prepare a dataset once (shared by every run); write the record of what this run uses", arguments=[
+    arg("--dataset", choices=sorted(data.PREPARED), required=True),
+])
 def cmd_prepare_data(args):
     cfg = _config(args)
     root = config_mod.resolve_path(cfg["data"]["root"])
@@ -214,6 +253,11 @@ def _image_data(args, cfg) -> str:
     return path
 
 
+@command("image-grid", "Fig. 4b/4c grid, or one chunk of it", provenance=True, checkpoint=True, data=True, arguments=[
+    arg("--dataset", choices=sorted(experiments.IMAGE_DATASETS), required=True),
+    arg("--chunk", type=int, help="this chunk's index, 0-based (with --chunks)"),
+    arg("--chunks", type=int, help="how many chunks the grid is split into"),
+])
 def cmd_image_grid(args):
     cfg = _config(args)
     if (args.chunk is None) != (args.chunks is None) or (args.chunks and not 0 <= args.chunk < args.chunks):
@@ -226,6 +270,11 @@ def cmd_image_grid(args):
     _write_grid(args, spec, cfg, device)
 
 
+@command("image-merge", "one grid table from the chunks of an image grid", provenance=True, data=True, arguments=[
+    arg("--dataset", choices=sorted(experiments.IMAGE_DATASETS), required=True),
+    arg("--chunks", nargs="+", required=True),
+    arg("--chunk-provenance", nargs="*", default=[]),
+])
 def cmd_image_merge(args):
     cfg = _config(args)
     args.experiment = args.dataset
@@ -249,6 +298,16 @@ def _paper_key(cfg: dict, dataset_path) -> dict:
     return paper_grid.key(cfg, paper_grid.DATASET, cfg["paper_grid"]["chunks"], data.file_hash(Path(dataset_path)))
 
 
+@command("paper-grid",
+         "compute the next chunks of the paper-scale Fig. 4b not yet kept, within a time budget, on whatever device "
+         "there is", out=False, data=True, defaults=dict(dataset=paper_grid.DATASET), arguments=[
+    arg("--budget-seconds", type=float,
+        help="start no chunk after this long, and cut the running one short (it resumes on the next run); "
+             "default: no limit"),
+    arg("--max-chunks", type=int, help="compute at most this many chunks"),
+    arg("--into", help="the folder the chunks are kept in (default: the config's paper_grid.folder)"),
+    arg("--scratch", default="results/paper-grid", help="where a chunk's resume file is kept while it runs"),
+])
 def cmd_paper_grid(args):
     """The chunks of the paper-scale Fig. 4b not yet in the folder, one after the other, each kept the moment it
     is complete; a chunk the budget cuts short keeps its resume file for the next run."""
@@ -294,6 +353,11 @@ def cmd_paper_grid(args):
               f"{paper_grid.paths(folder, chunk)[0]}")
 
 
+@command("paper-grid-merge", "the paper-scale Fig. 4b grid from the chunks kept so far", provenance=True, arguments=[
+    arg("--folder", help="the folder of chunks (default: the config's paper_grid.folder)"),
+    arg("--dataset-record", required=True,
+        help="the record prepare-data wrote of the Omniglot data; every chunk must have been computed on that dataset"),
+])
 def cmd_paper_grid_merge(args):
     """The paper-scale Fig. 4b grid from the chunks present (all, or some: ``chunks_done`` says how many)."""
     cfg = _config(args)
@@ -319,6 +383,25 @@ def cmd_paper_grid_merge(args):
     print(f"[paper-grid] {len(found)} of {n} chunks, {len(grid)} cells -> {args.out}")
 
 
+@command("claims", "verdicts on the paper's claims", out=False, arguments=[
+    arg("--sinusoid-local-bound", help="Fig. 4a's local prediction (claim A-local-sinusoid)"),
+    arg("--guideline", nargs="*", default=[],
+        help="suggest's reports and their checks, in pairs (claims G1-<problem>)"),
+    arg("--fig5", help="Fig. 5 curvature table (claim C6)"),
+    arg("--fig1", help="Fig. 1 gradient table (claim C1)"),
+    arg("--fig2", help="Fig. 2 curves (their numbers are kept beside the claims)"),
+    arg("--omniglot-grid", help="Fig. 4b grid (claim C4)"),
+    arg("--miniimagenet-grid", help="Fig. 4c grid (claim C5)"),
+    arg("--omniglot-paper-grid",
+        help="the paper-scale Fig. 4b grid, complete or not (claims C4-omniglot-paper, C7-omniglot-paper)"),
+    arg("--linear-reference", required=True),
+    arg("--linear-audit", required=True),
+    arg("--sinusoid-reference", required=True),
+    arg("--linear-grids", nargs="+", required=True),
+    arg("--sinusoid-grid", required=True),
+    arg("--out-json", required=True),
+    arg("--out-md", required=True),
+])
 def cmd_claims(args):
     from . import claims
     cfg = _config(args)
@@ -337,15 +420,26 @@ def cmd_claims(args):
         print(f"{row['id']:<10} {row['verdict']:<13} {row['summary']}")
 
 
+@command("sinusoid-local-bound",
+         "Fig. 4a's local prediction: 2/lambda_max of the MAML objective's Hessian at each seed's initial parameters, "
+         "per alpha", provenance=True)
 def cmd_sinusoid_local_bound(args):
     _write_cpu_table(args, experiments.sinusoid_local_bound)
 
 
+@command("fig6-runs", "Fig. 6: sharpness over training in cells on both sides of the Fig. 4a boundary", provenance=True,
+         checkpoint=True, arguments=[
+    arg("--sinusoid-grid", required=True),
+])
 def cmd_fig6_runs(args):
     grid = pd.read_csv(args.sinusoid_grid)
     _write_trained_table(args, lambda cfg, device, **run: experiments.fig6_runs(cfg, device, grid, **run))
 
 
+@command("verdict-table", "the claims' verdict table (the README's), from claims.json", out=False, arguments=[
+    arg("--claims", default="figures/claims.json"),
+    arg("--update", help="rewrite the table's block in this file (README.md) instead of printing it"),
+])
 def cmd_verdict_table(args):
     from . import claims
     result = json.loads(Path(args.claims).read_text())
@@ -362,6 +456,12 @@ def cmd_verdict_table(args):
     provenance.atomic_write_text(args.update, text)
 
 
+@command("source-data", "keep the results a figure draws on beside it, as its source data", out=False, arguments=[
+    arg("--figure", required=True),
+    arg("--inputs", nargs="+", required=True,
+        help="name=path of each result file; name_provenance=path for the provenance of the step behind table name"),
+    arg("--out-dir", required=True),
+])
 def cmd_source_data(args):
     pairs = [item.partition("=") for item in args.inputs]
     if any(not name or not path for name, _, path in pairs):
@@ -387,6 +487,26 @@ def _load_object(spec: str, option: str):
     return getattr(module, name)
 
 
+@command("suggest",
+         "the paper's guideline on a problem of the paper or a model of one's own: the largest alpha that trains, "
+         "then beta", out=False, checkpoint=True, data=True, arguments=[
+    arg("--problem", choices=experiments.GUIDELINE_PROBLEMS,
+        help="one of the paper's problems, with its settings from the config"),
+    arg("--model", help="pkg.module:factory, a function that returns the nn.Module (or the module)"),
+    arg("--tasks", help="pkg.module:sampler, a function i -> the i-th meta-batch (xs, ys, xq, yq), " "task axis first"),
+    arg("--loss", default="auto", choices=["auto", "cross_entropy", "mse"],
+        help="auto: cross-entropy for integer labels, else mean squared error"),
+    arg("--inner-steps", type=int, help="inner steps (default: the problem's, or 1)"),
+    arg("--order", choices=["second", "first"], help="MAML order (default: the problem's, or second)"),
+    arg("--budget-seconds", type=float, help="time budget (default: the config's guideline section, " "or 120)"),
+    arg("--iterations", type=int,
+        help="meta-iterations per probe cell (default: the config's, else what the budget allows)"),
+    arg("--device", choices=["auto", "cpu", "cuda"], help="default: the config's"),
+    arg("--seed", type=int, default=0,
+        help="Lanczos start vectors (--model: the model's own parameters are the start)"),
+    arg("--out", help="the whole report as JSON: recommendation, curvature, every probe cell"),
+    arg("--figure", help="a figure of the probe (.png or .pdf)"),
+])
 def cmd_suggest(args):
     """The guideline tool: on a problem of the paper (``--problem``, settings from the config) or on a model
     and task sampler of one's own (``--model``, ``--tasks``). Progress on stderr, one JSON line last."""
@@ -424,6 +544,11 @@ def cmd_suggest(args):
         raise guideline.NoRecommendation("; ".join(result.notes))
 
 
+@command("guideline-check", "train suggest's recommendation as a cell of its problem's grid", provenance=True,
+         checkpoint=True, data=True, arguments=[
+    arg("--problem", choices=experiments.GUIDELINE_PROBLEMS, required=True),
+    arg("--suggestion", required=True, help="the report suggest wrote (--out)"),
+])
 def cmd_guideline_check(args):
     suggestion = json.loads(Path(args.suggestion).read_text())
     alpha, beta = suggestion["alpha"], suggestion["beta"]
@@ -446,126 +571,26 @@ def _ckpt(args):
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="maml-convergence", description=__doc__.split("\n\n")[0])
     sub = p.add_subparsers(dest="command", required=True)
-
-    def add(name, func, help, out=True, provenance=False, checkpoint=False, data=False):
+    for name, (func, help, arguments, common, defaults) in COMMANDS.items():
         s = sub.add_parser(name, help=help)
         g = s.add_mutually_exclusive_group()
         g.add_argument("--configfile", nargs="*", default=[],
                        help="YAML files merged over config/config.yaml, in order")
         g.add_argument("--config-json", help="the sections of the configuration this step reads, as JSON "
                                              "(what the Snakemake rules pass)")
-        if out:
+        if common["out"]:
             s.add_argument("--out", required=True)
-        if provenance:
+        if common["provenance"]:
             s.add_argument("--provenance", required=True)
-        if checkpoint:
+        if common["checkpoint"]:
             s.add_argument("--checkpoint", help="resume file, kept while the run is incomplete")
-        if data:  # a step that reads a prepared image dataset
+        if common["data"]:  # a step that reads a prepared image dataset
             s.add_argument("--data", help="the prepared dataset (default: under the config's data.root)")
             s.add_argument("--dataset-record", help="the record prepare-data wrote; the dataset must still match it")
-        s.set_defaults(func=func, experiment=name)
-        return s
-
-    add("fig2-curves", cmd_fig2_curves, "beta_c(alpha) curves of Fig. 2", provenance=True)
-    add("linear-reference", cmd_linear_reference, "Hessian spectrum at the trained reference point")
-    s = add("linear-grid", cmd_linear_grid, "Fig. 3 grid", provenance=True, checkpoint=True)
-    s.add_argument("--order", choices=["second", "first"], required=True)
-    add("sinusoid-grid", cmd_sinusoid_grid, "Fig. 4a grid", provenance=True, checkpoint=True)
-    s = add("linear-audit", cmd_linear_audit, "bisected stability boundary on linear regression", provenance=True)
-    s.add_argument("--linear-reference", required=True)
-    add("sinusoid-reference", cmd_sinusoid_reference, "Hessian spectrum at a meta-trained sinusoid point")
-    add("fig1-runs", cmd_fig1_runs, "Fig. 1 training runs (every seed) and their task-gradient statistics",
-        provenance=True, checkpoint=True)
-    add("fig5-train", cmd_fig5_train, "Appendix B training run, with parameter snapshots", checkpoint=True)
-    s = add("fig5-analysis", cmd_fig5_analysis, "exact T g and H^2 at every snapshot (Fig. 5)", provenance=True,
-            checkpoint=True)
-    s.add_argument("--snapshots", required=True)
-    s = add("prepare-data", cmd_prepare_data, "fetch and prepare a dataset once (shared by every run); write "
-            "the record of what this run uses")
-    s.add_argument("--dataset", choices=sorted(data.PREPARED), required=True)
-    s = add("image-grid", cmd_image_grid, "Fig. 4b/4c grid, or one chunk of it", provenance=True,
-            checkpoint=True, data=True)
-    s.add_argument("--dataset", choices=sorted(experiments.IMAGE_DATASETS), required=True)
-    s.add_argument("--chunk", type=int, help="this chunk's index, 0-based (with --chunks)")
-    s.add_argument("--chunks", type=int, help="how many chunks the grid is split into")
-    s = add("image-merge", cmd_image_merge, "one grid table from the chunks of an image grid", provenance=True,
-            data=True)
-    s.add_argument("--dataset", choices=sorted(experiments.IMAGE_DATASETS), required=True)
-    s.add_argument("--chunks", nargs="+", required=True)
-    s.add_argument("--chunk-provenance", nargs="*", default=[])
-    s = add("paper-grid", cmd_paper_grid, "compute the next chunks of the paper-scale Fig. 4b not yet kept, within "
-            "a time budget, on whatever device there is", out=False, data=True)
-    s.add_argument("--budget-seconds", type=float, help="start no chunk after this long, and cut the running one "
-                   "short (it resumes on the next run); default: no limit")
-    s.add_argument("--max-chunks", type=int, help="compute at most this many chunks")
-    s.add_argument("--into", help="the folder the chunks are kept in (default: the config's paper_grid.folder)")
-    s.add_argument("--scratch", default="results/paper-grid", help="where a chunk's resume file is kept while it runs")
-    s.set_defaults(dataset=paper_grid.DATASET)
-    s = add("paper-grid-merge", cmd_paper_grid_merge, "the paper-scale Fig. 4b grid from the chunks kept so far",
-            provenance=True)
-    s.add_argument("--folder", help="the folder of chunks (default: the config's paper_grid.folder)")
-    s.add_argument("--dataset-record", required=True, help="the record prepare-data wrote of the Omniglot data; "
-                   "every chunk must have been computed on that dataset")
-    add("sinusoid-local-bound", cmd_sinusoid_local_bound, "Fig. 4a's local prediction: 2/lambda_max of the MAML "
-        "objective's Hessian at each seed's initial parameters, per alpha", provenance=True)
-    s = add("fig6-runs", cmd_fig6_runs, "Fig. 6: sharpness over training in cells on both sides of the Fig. 4a "
-            "boundary",
-            provenance=True, checkpoint=True)
-    s.add_argument("--sinusoid-grid", required=True)
-    s = add("suggest", cmd_suggest, "the paper's guideline on a problem of the paper or a model of one's own: the "
-            "largest alpha that trains, then beta", out=False, checkpoint=True, data=True)
-    s.add_argument("--problem", choices=experiments.GUIDELINE_PROBLEMS, help="one of the paper's problems, "
-                   "with its settings from the config")
-    s.add_argument("--model", help="pkg.module:factory, a function that returns the nn.Module (or the module)")
-    s.add_argument("--tasks", help="pkg.module:sampler, a function i -> the i-th meta-batch (xs, ys, xq, yq), "
-                   "task axis first")
-    s.add_argument("--loss", default="auto", choices=["auto", "cross_entropy", "mse"],
-                   help="auto: cross-entropy for integer labels, else mean squared error")
-    s.add_argument("--inner-steps", type=int, help="inner steps (default: the problem's, or 1)")
-    s.add_argument("--order", choices=["second", "first"], help="MAML order (default: the problem's, or second)")
-    s.add_argument("--budget-seconds", type=float, help="time budget (default: the config's guideline section, "
-                   "or 120)")
-    s.add_argument("--iterations", type=int, help="meta-iterations per probe cell (default: the config's, else "
-                   "what the budget allows)")
-    s.add_argument("--device", choices=["auto", "cpu", "cuda"], help="default: the config's")
-    s.add_argument("--seed", type=int, default=0, help="Lanczos start vectors (--model: the model's own "
-                   "parameters are the start)")
-    s.add_argument("--out", help="the whole report as JSON: recommendation, curvature, every probe cell")
-    s.add_argument("--figure", help="a figure of the probe (.png or .pdf)")
-    s = add("guideline-check", cmd_guideline_check, "train suggest's recommendation as a cell of its problem's grid",
-            provenance=True, checkpoint=True, data=True)
-    s.add_argument("--problem", choices=experiments.GUIDELINE_PROBLEMS, required=True)
-    s.add_argument("--suggestion", required=True, help="the report suggest wrote (--out)")
-    s = add("verdict-table", cmd_verdict_table, "the claims' verdict table (the README's), from claims.json",
-            out=False)
-    s.add_argument("--claims", default="figures/claims.json")
-    s.add_argument("--update", help="rewrite the table's block in this file (README.md) instead of printing it")
-    s = add("source-data", cmd_source_data, "keep the results a figure draws on beside it, as its source data",
-            out=False)
-    s.add_argument("--figure", required=True)
-    s.add_argument("--inputs", nargs="+", required=True, help="name=path of each result file; name_provenance=path "
-                   "for the provenance of the step behind table name")
-    s.add_argument("--out-dir", required=True)
-    s = add("claims", cmd_claims, "verdicts on the paper's claims", out=False)
-    s.add_argument("--sinusoid-local-bound", help="Fig. 4a's local prediction (claim A-local-sinusoid)")
-    s.add_argument("--guideline", nargs="*", default=[], help="suggest's reports and their checks, in pairs "
-                   "(claims G1-<problem>)")
-    s.add_argument("--fig5", help="Fig. 5 curvature table (claim C6)")
-    s.add_argument("--fig1", help="Fig. 1 gradient table (claim C1)")
-    s.add_argument("--fig2", help="Fig. 2 curves (their numbers are kept beside the claims)")
-    s.add_argument("--omniglot-grid", help="Fig. 4b grid (claim C4)")
-    s.add_argument("--miniimagenet-grid", help="Fig. 4c grid (claim C5)")
-    s.add_argument("--omniglot-paper-grid", help="the paper-scale Fig. 4b grid, complete or not (claims "
-                   "C4-omniglot-paper, C7-omniglot-paper)")
-    s.add_argument("--linear-reference", required=True)
-    s.add_argument("--linear-audit", required=True)
-    s.add_argument("--sinusoid-reference", required=True)
-    s.add_argument("--linear-grids", nargs="+", required=True)
-    s.add_argument("--sinusoid-grid", required=True)
-    s.add_argument("--out-json", required=True)
-    s.add_argument("--out-md", required=True)
+        for flags, options in arguments:
+            s.add_argument(*flags, **options)
+        s.set_defaults(func=func, experiment=name, **defaults)
     return p
-
 
 def _terminate(signum, frame):
     raise KeyboardInterrupt  # Snakemake and cluster schedulers stop jobs with SIGTERM
