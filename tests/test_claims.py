@@ -10,6 +10,8 @@ import pytest
 
 from maml_convergence import claims
 
+suggest_claim = claims._suggest_claim  # G1
+
 
 def grid_of(stable: dict[float, list[float]], betas=(0.1, 0.3, 1.0, 3.0)) -> pd.DataFrame:
     """Every (alpha, beta) cell; ok where beta is listed for that alpha, else diverged."""
@@ -48,7 +50,7 @@ def test_c3_is_stated_per_seed_and_overall():
     holds = grid_of({0.0: [0.1], 0.1: [0.1, 0.3], 0.3: [0.1]})
     fails = grid_of({0.0: [0.1, 0.3, 1.0], 0.1: [0.1], 0.3: [0.1]})
     grid = pd.concat([holds.assign(seed=s) for s in range(4)] + [fails.assign(seed=4)], ignore_index=True)
-    row = claims._c3(grid, 500, 3.0)
+    row = claims._sinusoid_edge_claim(grid, 500, 3.0)
     assert row["verdict"] == "holds"
     assert "vs alpha = 0: holds in 4, fails in 1 of 5 seeds" in row["summary"]
     assert [s["verdict"] for s in row["measured"]["per_seed"]] == ["holds"] * 4 + ["fails"]
@@ -146,7 +148,7 @@ def write_suggestion(tmp_path, grid, alpha, beta, check: dict, problem="sinusoid
 ])
 def test_g1_holds_only_inside_the_stable_region_and_near_the_best_loss(tmp_path, alpha, beta, check, verdict, why):
     grid = grid_of({0.0: [0.1, 0.3], 0.01: [0.1], 0.1: [0.1, 0.3], 0.3: [0.1]}).assign(seed=0)
-    row = claims._g1("sinusoid", *write_suggestion(tmp_path, grid, alpha, beta, check))
+    row = suggest_claim("sinusoid", *write_suggestion(tmp_path, grid, alpha, beta, check))
     assert row["id"] == "G1-sinusoid" and row["verdict"] == verdict and why in row["summary"], row["summary"]
     assert "read on seed 0" in row["rests_on"] and "9 probe cells x 100 iterations" in row["rests_on"]
 
@@ -156,7 +158,7 @@ def test_g1_says_whether_any_beta_at_the_suggested_alpha_could_meet_the_loss_bou
     seed0.loc[seed0.alpha == 0.1, "final_loss"] = [2.4, 2.2, math.nan, math.nan]  # best 1.0 at alpha 0, 0.02
     seed1 = seed0.assign(seed=1, final_loss=seed0.final_loss * np.where(seed0.alpha == 0.1, 0.5, 1.0))
     grid = pd.concat([seed0, seed1])
-    row = claims._g1("sinusoid", *write_suggestion(tmp_path, grid, 0.1, 0.3, {"status": "ok", "final_loss": 2.2}))
+    row = suggest_claim("sinusoid", *write_suggestion(tmp_path, grid, 0.1, 0.3, {"status": "ok", "final_loss": 2.2}))
     assert row["verdict"] == "fails" and "ratio 2.2)" in row["summary"]
     assert "best stable cell in those columns: loss 2.2 at alpha=0.1, beta=0.3 (ratio 2.2), so no beta there " \
            "meets (iii)" in row["summary"], row["summary"]
@@ -164,7 +166,7 @@ def test_g1_says_whether_any_beta_at_the_suggested_alpha_could_meet_the_loss_bou
     assert row["measured"]["best_at_suggested_alpha_per_seed"][1]["ratio"] == pytest.approx(1.1)
     # a hand-edited loss in that column moves the diagnostic, never the verdict's rule
     grid.loc[(grid.seed == 0) & (grid.alpha == 0.1) & (grid.beta == 0.1), "final_loss"] = 1.5
-    row = claims._g1("sinusoid", *write_suggestion(tmp_path / "edit", grid, 0.1, 0.3,
+    row = suggest_claim("sinusoid", *write_suggestion(tmp_path / "edit", grid, 0.1, 0.3,
                                                    {"status": "ok", "final_loss": 2.2}))
     assert row["verdict"] == "fails" and "loss 1.5 at alpha=0.1, beta=0.1 (ratio 1.5), so some beta" in row["summary"]
 
@@ -173,14 +175,14 @@ def test_g1_on_a_few_shot_grid_reads_definition_b_and_fails_without_a_recommenda
     grid = few_shot([(0.0, 1.0, 1.5), (1.0, 1.0, 1.0), (1.0, 3.0, 1.7), (3.0, 1.0, 1.4)])  # (1, 3) rose
     prov = {"iterations": 40, "device": "cpu: test", "config": {"omniglot": {"n_way": 5}}}
     inside = {"status": "ok", "final_loss": 1.2, "initial_eval_loss": math.log(5), "heldout_accuracy": 0.7}
-    row = claims._g1("omniglot", *write_suggestion(tmp_path, grid, 1.0, 1.0, inside, "omniglot", prov))
+    row = suggest_claim("omniglot", *write_suggestion(tmp_path, grid, 1.0, 1.0, inside, "omniglot", prov))
     assert row["verdict"] == "holds" and row["measured"]["heldout_accuracy"] == 0.7
-    row = claims._g1("omniglot", *write_suggestion(tmp_path / "rose", grid, 1.0, 2.0, inside, "omniglot", prov))
+    row = suggest_claim("omniglot", *write_suggestion(tmp_path / "rose", grid, 1.0, 2.0, inside, "omniglot", prov))
     assert row["verdict"] == "fails"  # beta = 3 rose in the grid: the stable region ends at 1
     rose = {**inside, "final_loss": 1.7}
-    row = claims._g1("omniglot", *write_suggestion(tmp_path / "own", grid, 1.0, 1.0, rose, "omniglot", prov))
+    row = suggest_claim("omniglot", *write_suggestion(tmp_path / "own", grid, 1.0, 1.0, rose, "omniglot", prov))
     assert row["verdict"] == "fails" and "own run: rose" in row["summary"]
-    row = claims._g1("omniglot", *write_suggestion(tmp_path / "none", grid, None, None, inside, "omniglot", prov))
+    row = suggest_claim("omniglot", *write_suggestion(tmp_path / "none", grid, None, None, inside, "omniglot", prov))
     assert row["verdict"] == "fails" and "no recommendation" in row["summary"]
 
 

@@ -101,6 +101,15 @@ def _inside_bracket(bound: float, r, beta_max: float) -> bool:
     return lo_ok and hi_ok
 
 
+def _share_verdict(inside: list[bool]) -> tuple[float, str]:
+    """The share of columns where a prediction lies inside the measured bracket, and its verdict: holds from
+    CONSISTENT_SHARE up, fails below FAIL_SHARE, else (or with no column) inconclusive."""
+    if not len(inside):
+        return math.nan, "inconclusive"
+    share = float(np.mean(inside))
+    return share, "holds" if share >= CONSISTENT_SHARE else "fails" if share < FAIL_SHARE else "inconclusive"
+
+
 def _beta_c_claim(order: str, grid: pd.DataFrame, eig, iterations: int) -> dict:
     br = stability_brackets(grid)
     a_c = theory.paper_alpha_c(eig)
@@ -112,9 +121,7 @@ def _beta_c_claim(order: str, grid: pd.DataFrame, eig, iterations: int) -> dict:
     exact_consistent = [_inside_bracket(r.exact, r, beta_max) for r in cols.itertuples()]
     measured = np.sqrt(cols.last_ok * cols.first_diverged)  # geometric centre of the bracket
     rel = (measured / cols.theory - 1).abs()
-    share = float(np.mean(consistent)) if len(cols) else math.nan
-    verdict = ("inconclusive" if not len(cols) else "holds" if share >= CONSISTENT_SHARE
-               else "fails" if share < FAIL_SHARE else "inconclusive")
+    share, verdict = _share_verdict(consistent)
     return {
         "id": f"C2-beta-{order}", "panel": f"{order}-order MAML",
         "claim": "beta_c(alpha) = min_i 2/(lambda_i - alpha lambda_i^2) on linear regression (Fig. 3)",
@@ -242,7 +249,7 @@ def _edge_rule(unstable: str, near_edge_factor: float) -> str:
             "largest stable at all; holds if both ratios > 1, fails if both < 1, else inconclusive")
 
 
-def _c3(grid: pd.DataFrame, iterations: int, near_edge_factor: float) -> dict:
+def _sinusoid_edge_claim(grid: pd.DataFrame, iterations: int, near_edge_factor: float) -> dict:
     """C3 on every seed of the sinusoid grid: against alpha = 0, and against the smallest alpha > 0."""
     seeds = grid.groupby("seed") if "seed" in grid else [(0, grid)]
     per_seed = {int(seed): edge_ratios(g, near_edge_factor) for seed, g in seeds}
@@ -460,9 +467,7 @@ def _sinusoid_theory(grid: pd.DataFrame, ref: dict, iterations: int) -> dict:
     cols["theory"] = theory.paper_beta_bound(cols.alpha.to_numpy(), eig)
     inside = [_inside_bracket(r.theory, r, grid.beta.max()) for r in cols.itertuples()]
     edge = br[br.any_ok].alpha.max()
-    share = float(np.mean(inside)) if len(cols) else math.nan
-    verdict = ("inconclusive" if not len(cols) else "holds" if share >= CONSISTENT_SHARE
-               else "fails" if share < FAIL_SHARE else "inconclusive")
+    share, verdict = _share_verdict(inside)
     return {"id": "A-sinusoid", "claim": "sinusoid: beta_c(alpha) and alpha_c from the Hessian at a meta-trained "
                                          "point predict the Fig. 4a boundary",
             "short": "sinusoid: the paper's bound at a trained point predicts the boundary",
@@ -494,9 +499,7 @@ def _local_sinusoid(grid: pd.DataFrame, sharp: pd.DataFrame, ref: dict, iteratio
         above = [not i and (math.isnan(r.last_ok) or r.beta_predicted > r.last_ok)
                  for i, r in zip(inside, cols.itertuples())]
         rel = (np.sqrt(cols.last_ok * cols.first_diverged) / cols.beta_predicted - 1).abs()
-        share = float(np.mean(inside)) if len(cols) else math.nan
-        verdict = ("inconclusive" if not len(cols) else "holds" if share >= CONSISTENT_SHARE
-                   else "fails" if share < FAIL_SHARE else "inconclusive")
+        share, verdict = _share_verdict(inside)
         paper = cols[cols.alpha < theory.paper_alpha_c(eig)]
         paper_inside = [_inside_bracket(float(theory.paper_beta_bound(r.alpha, eig)), r, beta_max)
                         for r in paper.itertuples()]
@@ -552,7 +555,7 @@ def _best_at(region: pd.DataFrame, alpha: float) -> dict | None:
             "ratio": float(cell.final_loss / stable.final_loss.min())}
 
 
-def _g1(problem: str, grid_path, suggestion_path, check_path) -> dict:
+def _suggest_claim(problem: str, grid_path, suggestion_path, check_path) -> dict:
     """G1: is what ``maml-convergence suggest`` recommends stable and good on the workflow's own grid?"""
     prov, sugg, check = _provenance(grid_path), json.loads(Path(suggestion_path).read_text()), pd.read_csv(check_path)
     whole = pd.read_csv(grid_path)
@@ -634,7 +637,7 @@ def _g1(problem: str, grid_path, suggestion_path, check_path) -> dict:
     return {**base, "verdict": verdict, "why": why, "summary": summary, "measured": measured}
 
 
-def _c1(table: pd.DataFrame) -> dict:
+def _gradient_norm_claim(table: pd.DataFrame) -> dict:
     """MAML's task-gradient norm grows more than joint training's (Fig. 1)."""
     maml_alpha, joint_alpha = table.alpha.max(), table.alpha.min()
     end = table.iteration.max()
@@ -671,7 +674,7 @@ def _c1(table: pd.DataFrame) -> dict:
 TG_NEGLIGIBLE, TG_NOT = 0.1, 0.5  # C6: ratio of T g to H^2 (largest eigenvalue, Frobenius norm)
 
 
-def _c6(curv: pd.DataFrame, cfg: dict) -> dict:
+def _tg_negligible_claim(curv: pd.DataFrame, cfg: dict) -> dict:
     """Is T g negligible next to H^2 at the trained point (the paper's Appendix B)? ``cfg``: the configuration
     the curvature analysis ran with (its provenance)."""
     curv = curv.assign(eig_ratio=curv.eig_Tg_1 / curv.eig_H2_1, fro_ratio=curv.fro_Tg / curv.fro_H2)
@@ -751,7 +754,7 @@ def evaluate(cfg: dict, reference_path, linear_grid_paths, sinusoid_grid_path, a
     sin_prov = _provenance(sinusoid_grid_path)
     sin_grid = pd.read_csv(sinusoid_grid_path)
     settings["sinusoid"] = sin_prov["config"]["sinusoid"]
-    claims.append(_c3(sin_grid, sin_prov["iterations"], near_edge_factor))
+    claims.append(_sinusoid_edge_claim(sin_grid, sin_prov["iterations"], near_edge_factor))
     few_shot = (few_shot_grid_paths or {}).items()
     claims += [_few_shot_claim(dataset, path, near_edge_factor) for dataset, path in few_shot]
     claims += [_guideline_claim(dataset, path, near_edge_factor) for dataset, path in few_shot]
@@ -769,12 +772,12 @@ def evaluate(cfg: dict, reference_path, linear_grid_paths, sinusoid_grid_path, a
             claims.append(_local_sinusoid(sin_grid, pd.read_csv(sinusoid_local_bound_path), ref,
                                           sin_prov["iterations"]))
     grids = {"sinusoid": sinusoid_grid_path, **(few_shot_grid_paths or {})}
-    claims += [_g1(problem, grids[problem], suggestion, check)
+    claims += [_suggest_claim(problem, grids[problem], suggestion, check)
                for problem, (suggestion, check) in (guideline_paths or {}).items()]
     if fig1_path is not None:
-        claims.insert(0, _c1(pd.read_csv(fig1_path)))
+        claims.insert(0, _gradient_norm_claim(pd.read_csv(fig1_path)))
     if fig5_path is not None:
-        claims.append(_c6(pd.read_csv(fig5_path), _provenance(fig5_path)["config"]))
+        claims.append(_tg_negligible_claim(pd.read_csv(fig5_path), _provenance(fig5_path)["config"]))
     if fig2_path is not None:
         settings["fig2"] = _provenance(fig2_path)["config"]["fig2"]
     return {"eigenvalues": {int(s): e.tolist() for s, e in eig.items()}, "claims": claims, "settings": settings,
