@@ -317,3 +317,41 @@ def test_the_report_has_every_figure_with_its_caption_and_the_claims(root, bin_d
         assert f"Feeds {feeds}" in html  # each figure's caption names the claim it feeds
     assert "60 iterations" in html  # captions give the settings of this run (config/quick.yaml's fig1)
     assert "CLAIMS.md" in html and "provenance.json" in html
+
+
+# What a machine with no GPU and no accounting database needs on top of profiles/slurm (docs/gpu-and-cluster.md);
+# 2 threads per chunk, as the local run has: the rows are then the same bytes
+ONE_NODE = ["--default-resources", "slurm_partition=local", "mem_mb=2000", "runtime=30", "cpus_per_task=1",
+            "--set-resources", "image_grid:gpu=0", "image_grid:mem_mb=3000", "image_grid:cpus_per_task=2",
+            "--set-threads", "image_grid=2", "--slurm-status-command", "squeue", "--slurm-no-account",
+            "--slurm-init-seconds-before-status-checks", "1", "--jobs", "2"]
+
+
+@pytest.fixture
+def one_node_cluster(root, tmp_path):
+    """A SLURM cluster of this one machine (profiles/slurm/one-node-cluster.sh), stopped when the test ends."""
+    script = root / "profiles" / "slurm" / "one-node-cluster.sh"
+    installed = subprocess.run(["bash", str(script), "install"], capture_output=True, text=True)
+    if installed.returncode:
+        pytest.skip(f"no SLURM here and it cannot be installed: {installed.stderr.strip()[-300:]}")
+    started = subprocess.run(["bash", str(script), "start", str(tmp_path / "cluster")], capture_output=True,
+                             text=True, timeout=120)
+    try:
+        if started.returncode == 2:  # a cluster of its own is configured here: leave it alone
+            pytest.skip(started.stderr.strip())
+        assert started.returncode == 0, started.stdout + started.stderr
+        yield
+    finally:
+        subprocess.run(["bash", str(script), "stop", str(tmp_path / "cluster")], capture_output=True)
+
+
+@pytest.mark.slow
+def test_the_slurm_profile_runs_the_omniglot_chunks_as_jobs_and_merges_the_rows_a_local_run_has(
+        root, bin_dir, tmp_path, quick_run, one_node_cluster):
+    target = "results/omniglot/grid.csv"
+    proc = snakemake(root, bin_dir, tmp_path / "run", "--profile", str(root / "profiles" / "slurm"), *ONE_NODE,
+                     target, timeout=900)
+    assert proc.returncode == 0, (proc.stdout + proc.stderr)[-3000:]
+    out = proc.stdout + proc.stderr
+    assert len(re.findall(r"has been submitted with SLURM jobid \d+ \(log: \S+/rule_image_grid/", out)) == 2
+    assert (tmp_path / "run" / target).read_bytes() == (quick_run / target).read_bytes()
