@@ -76,6 +76,14 @@ def test_chunks_are_kept_whole_the_next_run_adds_only_the_missing_and_recomputin
     assert (again / "chunk-001.csv").read_bytes() == (folder / "chunk-001.csv").read_bytes()
     assert (again / "chunk-000.json").read_bytes() == (folder / "chunk-000.json").read_bytes()  # kept as it was
 
+    # the grid from chunks of two runs is the grid of one uninterrupted run
+    whole = tmp_path / "one-run"
+    assert compute(configfile, whole) == 0
+    for name, chunks in (("pieces", again), ("whole", whole)):
+        (tmp_path / name).mkdir(exist_ok=True)
+        assert merge(configfile, chunks, tmp_path / name, dataset_sha256()) == 0
+    assert (tmp_path / "pieces" / "grid.csv").read_bytes() == (tmp_path / "whole" / "grid.csv").read_bytes()
+
 
 def test_the_merge_holds_exactly_the_chunks_present(computed, tmp_path):
     configfile, folder = computed
