@@ -589,7 +589,8 @@ def build_parser() -> argparse.ArgumentParser:
             s.add_argument("--dataset-record", help="the record prepare-data wrote; the dataset must still match it")
         for flags, options in arguments:
             s.add_argument(*flags, **options)
-        s.set_defaults(func=func, experiment=name, **defaults)
+        # the module's function by name at parse time, so a replaced cmd_* (a test's stand-in) is what runs
+        s.set_defaults(func=globals()[func.__name__], experiment=name, **defaults)
     return p
 
 def _terminate(signum, frame):
