@@ -365,9 +365,10 @@ def cmd_paper_grid_merge(args):
     expected = paper_grid.key(cfg, paper_grid.DATASET, n, json.loads(Path(args.dataset_record).read_text())["sha256"])
     found = paper_grid.records(folder)
     engines = {r["key"].get("engine") for r in found.values()}
+    engine_here = expected["engine"]
     if len(engines) == 1:  # chunks of one older engine are read as they are; mixing engines is refused
         expected["engine"] = engines.pop()
-    grid, found = paper_grid.load(folder, expected)
+    grid, found = paper_grid.load(folder, expected, found)
     grid["cell"] = range(len(grid))
     provenance.atomic_write_text(args.out, grid.to_csv(index=False))
     parts = [found[i]["provenance"] for i in sorted(found)]
@@ -375,7 +376,7 @@ def cmd_paper_grid_merge(args):
                    cells_in_grid=len(paper_grid.all_pairs(cfg[paper_grid.DATASET])), chunks=n,
                    chunks_done=sorted(found), iterations=cfg[paper_grid.DATASET]["iterations"],
                    order=cfg[paper_grid.DATASET]["order"], engine=expected["engine"],
-                   engine_here=paper_grid.engine_fingerprint(),
+                   engine_here=engine_here,
                    diverged=int((grid.status == "diverged").sum()) if len(grid) else 0,
                    chunk_devices=sorted({p["device"] for p in parts}))
     prov["device"] = ", ".join(prov["chunk_devices"]) or "none yet"

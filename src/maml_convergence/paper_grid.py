@@ -131,16 +131,16 @@ def save(folder, chunk: int, rows: pd.DataFrame, record: dict) -> None:
     write_json(meta, {"chunk": chunk, **record, "rows_sha256": hashlib.sha256(text.encode()).hexdigest()})
 
 
-def load(folder, expected: dict) -> tuple[pd.DataFrame, dict[int, dict]]:
-    """The rows of every complete chunk in ``folder`` (alpha-major order) and their records.
+def load(folder, expected: dict, found: dict[int, dict] | None = None) -> tuple[pd.DataFrame, dict[int, dict]]:
+    """The rows of every complete chunk in ``folder`` (alpha-major order) and their records (``found``, when
+    the caller has read them already).
 
     Refuses, with one line naming the file, a chunk of another key than ``expected``, rows that are not
     those the record was written with (a hand-edited or cut file), or rows that are not the chunk's cells.
     """
-    found = records(folder)
+    found = records(folder) if found is None else found
     check(found, expected, "chunks of different grids are not merged")
     frames = []
-    section = {**expected["grid"]}
     for chunk, record in sorted(found.items()):
         table = paths(folder, chunk)[0]
         if not table.exists():
@@ -149,7 +149,7 @@ def load(folder, expected: dict) -> tuple[pd.DataFrame, dict[int, dict]]:
         if hashlib.sha256(text.encode()).hexdigest() != record["rows_sha256"]:
             raise ConfigError(f"{table}: its contents are not those its record {record['path']} was written with")
         rows = pd.read_csv(table)
-        if list(zip(rows.alpha, rows.beta)) != chunk_pairs(section, chunk, expected["chunks"]):
+        if list(zip(rows.alpha, rows.beta)) != chunk_pairs(expected["grid"], chunk, expected["chunks"]):
             raise ConfigError(f"{table}: its cells are not chunk {chunk} of {expected['chunks']}")
         frames.append(rows.assign(chunk=chunk))
     if not frames:  # the columns a chunk of an image grid has, no row
