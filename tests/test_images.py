@@ -274,3 +274,38 @@ def test_batch_norm_of_any_shape_without_affine_and_in_eval_mode():
     assert isinstance(models.with_task_batch_norm(frozen)[1], torch.nn.BatchNorm2d)
     no_stats = small_cnn(torch.nn.BatchNorm2d(4, track_running_stats=False)).eval()  # batch statistics always
     assert isinstance(models.with_task_batch_norm(no_stats)[1], models.TaskBatchNorm)
+
+
+# --- an image-grid step says how long it will take, and stops above a limit ---------------
+
+def test_an_image_grid_step_projects_its_time_and_stops_over_the_limit_keeping_its_resume_file(tmp_path, capsys):
+    import re
+
+    import yaml
+
+    from maml_convergence import cli
+    # 3 alphas x 2 betas, 4 iterations: chunk 0 of 2 is 3 cells, 12 meta-iterations on the CPU; the pace is
+    # timed over the 3 after the first, so the stopped run did 4 and the resumed one times its own pace
+    small = {"device": "cpu", "omniglot": {
+        "iterations": 4, "tasks": 2, "eval_tasks": 2, "heldout_tasks": 2, "k_query": 5,
+        "alpha_range": [0.03, 0.3], "beta_range": [0.03, 0.3], "mantissas": [3], "max_projected_hours": 1e-9}}
+    configfile = tmp_path / "small.yaml"
+    configfile.write_text(yaml.safe_dump(small))
+    out, ckpt = tmp_path / "grid.csv", tmp_path / "grid.ckpt"
+    step = ["image-grid", "--configfile", str(configfile), "--dataset", "omniglot", "--chunk", "0", "--chunks", "2",
+            "--out", str(out), "--provenance", str(tmp_path / "provenance.json"), "--checkpoint", str(ckpt)]
+
+    assert cli.main(step) == 2
+    said = capsys.readouterr()
+    assert re.search(r"cell-iterations/s on cpu: this step's 12 cell-iterations take at most .*, the whole grid's 24 ",
+                     said.out), said.out
+    assert "make reproduce" in said.out and "profiles/slurm" in said.out
+    refusal = [line for line in said.err.splitlines() if line.startswith("maml-convergence:")]
+    assert len(refusal) == 1 and "omniglot.max_projected_hours = 1e-09: stopped" in refusal[0], said.err
+    assert not out.exists() and ckpt.exists()  # nothing looks complete; the work done so far is kept
+
+    assert cli.main(step + ["--max-projected-hours", "1000"]) == 0  # a higher limit resumes and finishes
+    said = capsys.readouterr()
+    assert "Limit: 1000.0 h (--max-projected-hours)" in said.out and out.exists() and not ckpt.exists()
+    assert cli.main(step + ["--max-projected-hours", "nan"]) == 2
+    assert "--max-projected-hours nan: give a number of hours > 0" in capsys.readouterr().err

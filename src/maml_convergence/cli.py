@@ -78,9 +78,12 @@ def _record(args, cfg: dict, device: str, wall_seconds: float, run_info: dict | 
                              **info, **extra)
 
 
-def _write_grid(args, spec, cfg, device):
+def _write_grid(args, spec, cfg, device, on_pace=None):
     start, run_info = time.perf_counter(), {}
-    rows = run_grid(spec, checkpoint=_ckpt(args), checkpoint_every=cfg["checkpoint_every"], run_info=run_info)
+    rows = run_grid(spec, checkpoint=_ckpt(args), checkpoint_every=cfg["checkpoint_every"], run_info=run_info,
+                    on_pace=on_pace)
+    if rows is None:  # on_pace stopped it: the projected time is over the limit
+        raise config_mod.ConfigError(on_pace.refusal)
     wall = time.perf_counter() - start
     frame = experiments.grid_frame(rows)
     provenance.atomic_write_text(args.out, frame.to_csv(index=False))
@@ -257,6 +260,8 @@ def _image_data(args, cfg) -> str:
     arg("--dataset", choices=sorted(experiments.IMAGE_DATASETS), required=True),
     arg("--chunk", type=int, help="this chunk's index, 0-based (with --chunks)"),
     arg("--chunks", type=int, help="how many chunks the grid is split into"),
+    arg("--max-projected-hours", type=float, help="stop (keeping the resume file) when the whole grid is "
+        "projected to take longer on this device (default: the dataset's max_projected_hours)"),
 ])
 def cmd_image_grid(args):
     cfg = _config(args)
@@ -267,7 +272,44 @@ def cmd_image_grid(args):
     device = provenance.resolve_device(cfg["device"])
     torch.backends.cudnn.benchmark = True  # fixed shapes: let cuDNN pick its fastest convolutions
     spec = experiments.image_spec(cfg, args.dataset, device, args.chunk, args.chunks, _image_data(args, cfg))
-    _write_grid(args, spec, cfg, device)
+    _write_grid(args, spec, cfg, device, _ProjectedTime(args, cfg, spec, device))
+
+
+class _ProjectedTime:
+    """``run_grid``'s ``on_pace`` for an image grid: from the pace of its first meta-iterations, say how long
+    this step and the whole grid will take on this device and how to go faster; stop above the limit."""
+
+    def __init__(self, args, cfg: dict, spec, device: str):
+        alphas, betas = config_mod.grid_values(cfg[args.dataset])
+        self.name, self.device = args.experiment, device
+        self.share = len(spec.cells()) * spec.iterations  # cell-iterations, at most (diverged cells end early)
+        self.whole = len(alphas) * len(betas) * spec.iterations
+        self.key = f"{args.dataset}.max_projected_hours"
+        given = args.max_projected_hours
+        self.limit = cfg[args.dataset]["max_projected_hours"] if given is None else given
+        if given is not None:
+            self.key = "--max-projected-hours"
+            if not (math.isfinite(given) and given > 0):
+                raise config_mod.ConfigError(f"--max-projected-hours {given}: give a number of hours > 0")
+        self.refusal = ""
+
+    def __call__(self, rate: float) -> bool:
+        share_h, whole_h = self.share / rate / 3600, self.whole / rate / 3600
+        print(f"[{self.name}] {rate:.3g} cell-iterations/s on {self.device}: this step's {self.share:,} "
+              f"cell-iterations take at most {_hours(share_h)}, the whole grid's {self.whole:,} {_hours(whole_h)} "
+              f"on this device (cells that diverge end early). Quicker: the reduced grids (make reproduce), a GPU "
+              f"(--profile profiles/local-gpu) or a cluster (--profile profiles/slurm); see docs/gpu-and-cluster.md."
+              + ("" if self.limit is None else f" Limit: {_hours(self.limit)} ({self.key})."), flush=True)
+        if self.limit is None or whole_h <= self.limit:
+            return False
+        self.refusal = (f"{self.key} = {self.limit:g}: stopped, the whole {self.name} grid is projected to take "
+                        f"{_hours(whole_h)} on {self.device}; rerun with a higher limit to resume from where it "
+                        f"stopped")
+        return True
+
+
+def _hours(hours: float) -> str:
+    return f"{hours * 60:.0f} min" if hours < 1 else f"{hours:.1f} h"
 
 
 @command("image-merge", "one grid table from the chunks of an image grid", provenance=True, data=True, arguments=[

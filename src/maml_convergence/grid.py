@@ -242,7 +242,7 @@ def _tree_map(fn, tree):
 def run_grid(spec: GridSpec, checkpoint: str | os.PathLike | None = None, checkpoint_every: float = 30.0,
              progress: bool = True, max_steps: int | None = None, deadline: float | None = None,
              keep_params: bool = False, snapshot_every: int | None = None,
-             run_info: dict | None = None) -> list[dict] | None:
+             run_info: dict | None = None, on_pace: Callable[[float], bool] | None = None) -> list[dict] | None:
     """Train every cell of ``spec``; return one result row per cell (alpha-major order).
 
     With ``max_steps`` the run stops early (after writing its checkpoint) and returns None:
@@ -253,7 +253,9 @@ def run_grid(spec: GridSpec, checkpoint: str | os.PathLike | None = None, checkp
     the parameters at every multiple of that many iterations (0 and the last included).
     ``run_info``, when given, receives ``earlier_seconds`` (time spent by the interrupted parts
     this run resumed from, 0 for a fresh run), ``resumed`` (how many times it resumed) and, for a
-    CNN, ``conv`` (the convolution it ran, see ``GridSpec.conv``).
+    CNN, ``conv`` (the convolution it ran, see ``GridSpec.conv``). ``on_pace`` is called once, after the
+    first ``PACE_STEPS`` meta-iterations following the first (which warms up), with their cell-iterations
+    per second; if it returns True the run stops there, as with ``deadline``.
     """
     run = _GridRun(spec)
     resume = Checkpoint(checkpoint, spec.fingerprint() if checkpoint is not None else None, "grid")
@@ -261,17 +263,19 @@ def run_grid(spec: GridSpec, checkpoint: str | os.PathLike | None = None, checkp
     name = spec.model if isinstance(spec.model, str) else type(spec.model).__name__
     bar = progress_bar(total=len(run.cells) * spec.iterations, initial=slots.work_done(), disable=not progress,
                        unit="cell-it", desc=f"{name} {spec.order}-order grid", smoothing=0.05)
-    last_save, steps = time.monotonic(), 0
+    last_save, steps, pace = time.monotonic(), 0, _Pace(on_pace)
     with _deferred_interrupts() as stop:
         while slots.busy():
             out_of_time = deadline is not None and time.monotonic() >= deadline
-            if stop.requested or out_of_time or (max_steps is not None and steps >= max_steps):
+            if stop.requested or out_of_time or pace.stop or (max_steps is not None and steps >= max_steps):
                 resume.save(slots.state())
                 bar.close()
                 if stop.requested:
                     raise KeyboardInterrupt(f"grid interrupted; resume file: {checkpoint}")
                 return None
-            bar.update(run.step(slots, snapshot_every))
+            work = run.step(slots, snapshot_every)
+            bar.update(work)
+            pace.observe(work)
             steps += 1
             if checkpoint is not None and time.monotonic() - last_save > checkpoint_every:
                 resume.save(slots.state())
@@ -286,6 +290,28 @@ def run_grid(spec: GridSpec, checkpoint: str | os.PathLike | None = None, checkp
         for c, row in enumerate(rows):
             row["snapshots"] = slots.snapshots.get(c, {})
     return rows
+
+
+PACE_STEPS = 3  # meta-iterations timed for run_grid's on_pace
+
+
+class _Pace:
+    """Times the meta-iterations after the first (which warms up) and reports their pace once."""
+
+    def __init__(self, report: Callable[[float], bool] | None):
+        self.report, self.steps, self.work, self.start, self.stop = report, 0, 0, None, False
+
+    def observe(self, work: int) -> None:
+        if self.report is None:
+            return
+        self.steps += 1
+        if self.steps == 1:
+            self.start = time.perf_counter()
+            return
+        self.work += work
+        if self.steps == 1 + PACE_STEPS:
+            self.stop = bool(self.report(self.work / max(time.perf_counter() - self.start, 1e-9)))
+            self.report = None
 
 
 class _GridRun:
