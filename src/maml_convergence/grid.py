@@ -37,9 +37,8 @@ from torch.func import vmap
 from . import maml, models
 from .checkpoint import Checkpoint
 from .progress import progress_bar
-from .tasks import Batch, FewShotStream, FewShotTasks, LinearRegressionTask, SampledTasks, SinusoidTasks
+from .tasks import EVAL_STREAM, Batch, FewShotStream, FewShotTasks, LinearRegressionTask, SampledTasks, SinusoidTasks
 
-EVAL_STREAM = 2**20 - 1  # task-stream index reserved for the final evaluation batch
 
 
 @dataclass

@@ -16,6 +16,9 @@ from typing import Callable
 
 import torch
 
+STREAM_SPAN = 2**20  # iterations of one seed's task stream
+EVAL_STREAM = STREAM_SPAN - 1  # the iteration index reserved for the final evaluation batch
+
 
 @dataclass(frozen=True)
 class Batch:
@@ -75,17 +78,20 @@ class SampledTasks:
     Used for models and tasks of the user's own (``guideline.suggest``)."""
 
     sample_tasks: Callable
-    seed: int = 0  # the sampler fixes its own randomness; kept for the grid's interface
+    # The task stream: stream s reads the sampler's batches s * STREAM_SPAN + i (stream 0: 0, 1, 2, ...),
+    # so streams are disjoint ranges of its batches; the fixed evaluation batch EVAL_STREAM is every stream's.
+    seed: int = 0
 
     def sample(self, iteration: int, dtype=torch.float32, device=None) -> Batch:
-        batch = as_batch(self.sample_tasks(iteration), f"sample_tasks({iteration})")
+        index = iteration if iteration == EVAL_STREAM else self.seed * STREAM_SPAN + iteration
+        batch = as_batch(self.sample_tasks(index), f"sample_tasks({index})")
         return Batch(*(t.to(device=device, dtype=dtype if t.is_floating_point() else None)
                        for t in (batch.xs, batch.ys, batch.xq, batch.yq)))
 
 
 def _generator(seed: int, stream: int) -> torch.Generator:
-    # Distinct, reproducible streams per (seed, iteration): 2**20 iterations per seed.
-    return torch.Generator().manual_seed(int(seed) * 1_048_576 + int(stream))
+    # Distinct, reproducible streams per (seed, iteration): STREAM_SPAN iterations per seed.
+    return torch.Generator().manual_seed(int(seed) * STREAM_SPAN + int(stream))
 
 
 @dataclass(frozen=True)
