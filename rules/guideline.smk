@@ -1,6 +1,7 @@
-# The paper's guideline as a tool (`maml-convergence suggest`), checked against the workflow's own grids:
-# on each problem of the config's `guideline` section, suggest probes from the grid's starting parameters
-# and task stream; its recommendation is then trained as a cell of that grid (claims G1-<problem>).
+# The guideline tool (`maml-convergence suggest`), checked against the workflow's own grids: on each problem of
+# the config's `guideline` section, suggest probes from the grid's starting parameters and task stream; its
+# recommended cell and the paper's guideline cell are then trained as cells of that grid (claims G2-<problem>
+# and G1-<problem>).
 
 
 rule suggest:

@@ -120,8 +120,9 @@ def test_the_local_prediction_is_judged_per_alpha_column_and_seed_beside_the_pap
     assert row["measured"]["per_seed"][1]["above"] == 2 and row["measured"]["per_seed"][1]["verdict"] == "fails"
 
 
-def write_suggestion(tmp_path, grid, alpha, beta, check: dict, problem="sinusoid", prov=None):
-    """The three files the G1 row reads: the grid (with provenance), suggest's report, the check's one row."""
+def write_suggestion(tmp_path, grid, alpha, beta, check: dict, problem="sinusoid", prov=None, recommended=None):
+    """The files G1 and G2 read: the grid (with provenance), suggest's report with its guideline cell (alpha, beta)
+    and its recommended cell (``recommended``: (alpha, beta, check) or None), and the check's rows."""
     folder = tmp_path / problem
     folder.mkdir(parents=True, exist_ok=True)
     grid.to_csv(folder / "grid.csv", index=False)
@@ -129,11 +130,17 @@ def write_suggestion(tmp_path, grid, alpha, beta, check: dict, problem="sinusoid
     (folder / "provenance.json").write_text(json.dumps(prov))
     curvature = dict.fromkeys(("alpha_c", "lambda_max", "beta_bound_paper", "beta_bound_exact",
                                "beta_bound_maml_hessian"), 1.0)
+    guide = None if alpha is None else {"alpha": alpha, "beta": beta, "alpha_edge": 0.3, "beta_max": 2 * beta}
+    rec = None if recommended is None else {"alpha": recommended[0], "beta": recommended[1]}
     (folder / "suggestion.json").write_text(json.dumps({
-        "alpha": alpha, "beta": beta, "alpha_edge": 0.3, "beta_max": 2 * (beta or 0), "notes": [], "probe": [{}] * 9,
-        "seconds": 12.0, "settings": {"seed": 0, "budget_seconds": 60, "iterations": 100, "device": "cpu"},
+        "alpha": alpha, "beta": beta, "guideline": guide, "recommended": rec, "alpha_edge": 0.3, "notes": [],
+        "probe": [{}] * 9, "seconds": 12.0,
+        "settings": {"seed": 0, "budget_seconds": 60, "iterations": 100, "streams": 2, "device": "cpu"},
         **curvature}))
-    pd.DataFrame([{"alpha": alpha, "beta": beta, **check}]).to_csv(folder / "check.csv", index=False)
+    rows = [{"alpha": alpha, "beta": beta, **check, "suggested": "guideline"}]
+    if recommended is not None:
+        rows.append({"alpha": recommended[0], "beta": recommended[1], **recommended[2], "suggested": "recommended"})
+    pd.DataFrame(rows).to_csv(folder / "check.csv", index=False)
     return folder / "grid.csv", folder / "suggestion.json", folder / "check.csv"
 
 
@@ -150,7 +157,7 @@ def test_g1_holds_only_inside_the_stable_region_and_near_the_best_loss(tmp_path,
     grid = grid_of({0.0: [0.1, 0.3], 0.01: [0.1], 0.1: [0.1, 0.3], 0.3: [0.1]}).assign(seed=0)
     row = suggest_claim("sinusoid", *write_suggestion(tmp_path, grid, alpha, beta, check))
     assert row["id"] == "G1-sinusoid" and row["verdict"] == verdict and why in row["summary"], row["summary"]
-    assert "read on seed 0" in row["rests_on"] and "9 probe cells x 100 iterations" in row["rests_on"]
+    assert "read on seed 0" in row["rests_on"] and "9 probe cells x 2 task streams x 100 iterations" in row["rests_on"]
 
 
 def test_g1_says_whether_any_beta_at_the_suggested_alpha_could_meet_the_loss_bound(tmp_path):
@@ -183,7 +190,57 @@ def test_g1_on_a_few_shot_grid_reads_definition_b_and_fails_without_a_recommenda
     row = suggest_claim("omniglot", *write_suggestion(tmp_path / "own", grid, 1.0, 1.0, rose, "omniglot", prov))
     assert row["verdict"] == "fails" and "own run: rose" in row["summary"]
     row = suggest_claim("omniglot", *write_suggestion(tmp_path / "none", grid, None, None, inside, "omniglot", prov))
-    assert row["verdict"] == "fails" and "no recommendation" in row["summary"]
+    assert row["verdict"] == "fails" and "no guideline cell" in row["summary"]
+
+
+recommended_claim = claims._recommended_claim  # G2
+
+
+def five_seeds(unstable_at_beta_0_3: set[int]) -> pd.DataFrame:
+    """Five seeds of one grid: alpha = 0.1 is stable up to beta = 0.3, except on the seeds listed, where it
+    diverges from 0.3; the best loss (1.0) is at alpha = 0, beta = 0.1."""
+    seeds = []
+    for seed in range(5):
+        grid = grid_of({0.0: [0.1, 0.3], 0.1: [0.1] if seed in unstable_at_beta_0_3 else [0.1, 0.3]})
+        grid.loc[(grid.alpha == 0.1) & (grid.status == "ok"), "final_loss"] = 1.4
+        seeds.append(grid.assign(seed=seed))
+    return pd.concat(seeds, ignore_index=True)
+
+
+@pytest.mark.parametrize("unstable,own,verdict,why", [
+    (set(), {"status": "ok", "final_loss": 1.4}, "holds", "stable on 5/5 seeds"),
+    ({3}, {"status": "ok", "final_loss": 1.4}, "holds", "stable on 4/5 seeds"),                 # 4 of 5 is enough
+    ({2, 3}, {"status": "ok", "final_loss": 1.4}, "fails", "stable on 3/5 seeds"),
+    (set(), {"status": "ok", "final_loss": 1.6}, "fails", "loss 1.6x"),                          # above 1.5x the best
+    (set(), {"status": "diverged", "final_loss": math.nan}, "fails", "own run diverged"),
+])
+def test_g2_holds_on_four_of_five_seeds_near_the_best_loss_with_a_stable_own_run(tmp_path, unstable, own, verdict,
+                                                                                   why):
+    files = write_suggestion(tmp_path, five_seeds(unstable), 0.1, 0.1, {"status": "ok", "final_loss": 1.4},
+                             recommended=(0.1, 0.3, own))
+    row = recommended_claim("sinusoid", *files)
+    assert row["id"] == "G2-sinusoid" and row["verdict"] == verdict and why in row["why"], row["why"]
+    assert row["measured"]["seeds_needed"] == 4
+    # G1 reads the guideline's cell of the same report, beside it
+    assert suggest_claim("sinusoid", *files)["measured"]["beta"] == 0.1
+
+
+def test_g2_on_a_few_shot_grid_also_wants_the_held_out_accuracy_near_the_best(tmp_path):
+    grid = few_shot([(0.0, 1.0, 1.5), (1.0, 1.0, 1.0), (1.0, 3.0, 1.7), (3.0, 1.0, 1.4)])  # (1, 3) rose
+    grid["heldout_accuracy"] = [0.5, 0.8, 0.3, 0.6]
+    prov = {"iterations": 40, "device": "cpu: test", "config": {"omniglot": {"n_way": 5}}}
+    own = {"status": "ok", "final_loss": 1.2, "initial_eval_loss": math.log(5)}
+    near = recommended_claim("omniglot", *write_suggestion(tmp_path, grid, 1.0, 1.0, own, "omniglot", prov,
+                                                           recommended=(1.0, 1.0, {**own, "heldout_accuracy": 0.76})))
+    assert near["verdict"] == "holds" and near["measured"]["grid_best_heldout_accuracy"] == 0.8
+    far = recommended_claim("omniglot", *write_suggestion(tmp_path / "far", grid, 1.0, 1.0, own, "omniglot", prov,
+                                                          recommended=(1.0, 1.0, {**own, "heldout_accuracy": 0.74})))
+    assert far["verdict"] == "fails" and "held-out accuracy 0.740 vs the grid's best 0.800" in far["summary"]
+    risen = recommended_claim("omniglot", *write_suggestion(tmp_path / "rose", grid, 1.0, 1.0, own, "omniglot", prov,
+                                                            recommended=(1.0, 3.0, {**own, "heldout_accuracy": 0.8})))
+    assert risen["verdict"] == "fails" and "stable on 0/1 seeds" in risen["why"]  # beta = 3 rose in the grid
+    none = recommended_claim("omniglot", *write_suggestion(tmp_path / "none", grid, 1.0, 1.0, own, "omniglot", prov))
+    assert none["verdict"] == "fails" and "recommended no cell" in none["summary"]
 
 
 def test_a_bar_inside_a_cell_of_the_claims_table_does_not_start_a_new_column():

@@ -96,6 +96,7 @@ def test_the_guideline_example_runs_as_it_stands(root, tmp_path, monkeypatch):
     scope = {}
     exec(compile(example, "docs/guideline.md", "exec"), scope)
     result = scope["result"]
-    assert result.alpha is not None and result.alpha > 0 and result.beta > 0
-    assert result.recommended_outcome in ("trained", "flat") and result.settings["classes"] == 5  # stable
+    assert result.alpha is not None and result.alpha > 0 and result.beta > 0 and result.settings["classes"] == 5
+    assert (result.alpha, result.beta) == (result.recommended["alpha"], result.recommended["beta"])
+    assert result.recommended["outcome"] == "trained" and result.guideline["outcome"] in ("trained", "flat")
     assert json.loads((tmp_path / "suggestion.json").read_text())["alpha"] == result.alpha

@@ -42,20 +42,74 @@ def test_on_the_quadratic_the_curvature_is_the_closed_form(quadratic):
     assert result.beta_bound_maml_hessian == pytest.approx(result.beta_bound_exact, rel=1e-8)
 
 
-def test_on_the_quadratic_the_recommendation_converges_and_keeps_its_safety_factors(quadratic):
+def test_on_the_quadratic_both_cells_converge_and_the_guideline_keeps_its_safety_factors(quadratic):
     result, H = quadratic
-    step = theory.iteration_matrix(H, result.alpha, result.beta, "second")
-    assert max(abs(np.linalg.eigvals(step))) < 1  # the recommended (alpha, beta) converges, exactly
-    assert result.beta == pytest.approx(result.beta_max / guideline.BETA_SAFETY)
-    assert result.alpha <= result.alpha_edge / guideline.ALPHA_SAFETY * (1 + 1e-9)
-    assert result.recommended_outcome == "trained"
+    guide, recommended = result.guideline, result.recommended
+    assert (result.alpha, result.beta, result.rule) == (recommended["alpha"], recommended["beta"], "recommended")
+    for cell in (guide, recommended):  # each (alpha, beta) converges, exactly
+        assert max(abs(np.linalg.eigvals(theory.iteration_matrix(H, cell["alpha"], cell["beta"], "second")))) < 1
+    assert guide["beta"] == pytest.approx(guide["beta_max"] / guideline.BETA_SAFETY)
+    assert guide["alpha"] <= guide["alpha_edge"] / guideline.ALPHA_SAFETY * (1 + 1e-9)
+    assert guide["outcome"] == "trained"
     # what the probe measured as the largest stable beta is below the exact bound there (a short run may
     # overestimate it, never by more than the refinement step here)
-    assert result.beta_max <= theory.exact_beta_bound(result.alpha, np.linalg.eigvalsh(H), "second")[0] * \
+    assert guide["beta_max"] <= theory.exact_beta_bound(guide["alpha"], np.linalg.eigvalsh(H), "second")[0] * \
         guideline.FINE
     report = json.loads(result.to_json())
     assert {"alpha", "beta", "alpha_c", "lambda_max", "beta_bound_paper", "beta_bound_exact", "probe"} <= set(report)
     assert {row["outcome"] for row in report["probe"]} <= {"trained", "flat", "rose", "diverged"}
+
+
+def test_the_recommended_cell_is_the_lowest_loss_with_a_stable_rung_above_and_the_ladder_reaches_below_it(quadratic):
+    """Recomputed from the report's own probe rows: among the ladder cells that trained, with the next beta
+    rung up stable, the lowest mean loss; and at least BELOW_BEST alphas of the probe lie below it."""
+    result, _ = quadratic
+    rows = [r for r in result.probe if r["beta"] == guideline._rung_value(guideline._rung(r["beta"]))]
+    outcome = {(r["alpha"], r["beta"]): r["outcome"] for r in rows}
+    candidates = [(r["final_loss"], r["alpha"], r["beta"]) for r in rows if r["alpha"] > 0 and r["outcome"] == "trained"
+                  and outcome.get((r["alpha"], guideline._rung_value(guideline._rung(r["beta"]) + 1))) in
+                  guideline.STABLE]
+    loss, alpha, beta = min(candidates)
+    assert (result.recommended["alpha"], result.recommended["beta"]) == (alpha, beta)
+    assert result.recommended["final_loss"] == pytest.approx(loss)
+    assert len({r["alpha"] for r in result.probe if 0 < r["alpha"] < alpha}) >= guideline.BELOW_BEST
+    assert not result.cut_short
+
+
+def fake_probe(stable_below, loss, streams=2):
+    """A probe whose every cell is read from its checkpoint (nothing trains): on stream s, (alpha, beta) is stable
+    when beta < stable_below(alpha, s), and then ends at loss(alpha, beta); every start is 2."""
+    probe = guideline._Probe(*[None] * 9, layout={}, ceiling=math.inf, say=lambda text: None, verbose=False,
+                             resume=guideline._Checkpoint(None, "", started=0.0), iterations=10, streams=streams)
+    alphas = [0.0] + [guideline._rung_value(r) for r in range(-10, 3)]
+    betas = [guideline._rung_value(r) for r in range(-10, 6)]
+    probe._start = dict.fromkeys(alphas, 2.0)
+    probe.resume.cells = {(a, b): [{"status": "ok", "final_loss": loss(a, b), "diverged_at": -1}
+                                   if b < stable_below(a, s) else
+                                   {"status": "diverged", "final_loss": math.nan, "diverged_at": 3}
+                                   for s in range(streams)] for a in alphas for b in betas}
+    return probe
+
+
+def test_on_a_known_grid_the_probe_recommends_the_best_cell_stable_on_every_stream_with_a_margin():
+    # stable below beta = 1, except at alpha = 0.01 on stream 1, which diverges from beta = 0.316; the loss falls
+    # with beta and is lowest near alpha = 0.008. With one stream the answer is alpha = 0.01, beta = 0.1 (loss
+    # 1.101); with both, that cell has no stable rung above it, and the answer moves to alpha = 0.00316, beta = 0.1
+    # (loss 1.116), found by extending the ladder below its bottom (0.01).
+    stable_below = lambda a, s: 0.3 if (s == 1 and a == 0.01) else 1.0
+    loss = lambda a, b: 1 + 0.1 * (math.log10(a) + 2.1) ** 2 - 0.1 * math.log10(b) if a > 0 else 1.5
+    ladder = [guideline._rung_value(r) for r in range(-4, 1)]  # 0.01 ... 1
+    answers = {}
+    for streams in (1, 2):
+        probe = fake_probe(stable_below, loss, streams)
+        probe.search([0.0] + ladder, 0.1, budget_end=math.inf)
+        answers[streams] = probe.recommend(0.1, budget_end=math.inf)
+    assert (answers[1]["alpha"], answers[1]["beta"]) == (0.01, 0.1)
+    assert (answers[2]["alpha"], answers[2]["beta"]) == (0.00316227766017, 0.1)
+    assert answers[2]["final_loss"] == pytest.approx(loss(0.00316227766017, 0.1))
+    assert (answers[2]["margin_beta"], answers[2]["margin_outcome"]) == (0.316227766017, "trained")
+    assert 0.000316227766017 in probe.columns  # two rungs below the answer, where the loss rises again
+    assert "margin" in {r["phase"] for r in probe.rows}  # alpha = 0.01's beta = 0.0316, below its top stable rung
 
 
 class Templates:
@@ -87,36 +141,46 @@ def test_a_cnn_with_torch_batch_norm_in_training_mode_on_classification():
     before = {k: v.clone() for k, v in model.state_dict().items()}
     result = guideline.suggest(model, Templates(), budget_seconds=600, iterations=10, verbose=False)
     assert result.alpha is not None and result.beta > 0 and result.settings["classes"] == 5
-    assert result.recommended_outcome in guideline.STABLE  # neither diverged nor rose in its own run
+    assert result.recommended["outcome"] == "trained" and result.guideline["outcome"] in guideline.STABLE
     assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())  # running stats untouched
     assert result.settings["slots"] == 1 and result.settings["task_loop"]  # a CNN on a CPU: as the image grids
 
 
-def test_a_fall_from_a_start_wrecked_by_the_inner_step_is_not_training():
+def test_a_fall_from_a_start_wrecked_by_the_inner_step_is_not_training_and_the_worst_stream_counts():
     """At a large alpha the inner step wrecks the model: its meta-loss starts far above the model's own
-    (alpha = 0). Ending 10 % below that start, but above the model's own, is 'flat', not 'trained'."""
+    (alpha = 0). Ending 10 % below that start, but above the model's own, is 'flat', not 'trained'. Over
+    two streams a cell takes its worst outcome."""
     probe = guideline._Probe(*[None] * 9, layout={}, ceiling=math.inf, say=lambda text: None, verbose=False,
-                             resume=guideline._Checkpoint(None, "", started=0.0))
+                             resume=guideline._Checkpoint(None, "", started=0.0), iterations=10, streams=2)
     probe._start = {0.0: 1.6, 10.0: 38.0}
-    probe.resume.cells = {(0.0, 1.0): {"status": "ok", "final_loss": 1.2, "diverged_at": -1},
-                          (10.0, 0.1): {"status": "ok", "final_loss": 4.3, "diverged_at": -1},
-                          (10.0, 0.03): {"status": "ok", "final_loss": 1.3, "diverged_at": -1}}
-    assert probe.train(list(probe.resume.cells), "search", budget_end=0) == ["trained", "flat", "trained"]
+    ok = lambda loss: {"status": "ok", "final_loss": loss, "diverged_at": -1}
+    probe.resume.cells = {(0.0, 1.0): [ok(1.2), ok(1.3)], (10.0, 0.1): [ok(4.3), ok(1.2)],
+                          (10.0, 0.03): [ok(1.3), ok(1.2)], (0.0, 3.0): [ok(1.2), ok(1.7)],
+                          (0.0, 10.0): [ok(1.2), {"status": "diverged", "final_loss": math.nan, "diverged_at": 4}]}
+    assert probe.train(list(probe.resume.cells), "search", budget_end=0) == ["trained", "flat", "trained", "rose",
+                                                                            "diverged"]
+    assert probe.rows[0]["final_loss"] == pytest.approx(1.25)
+    assert probe.rows[3]["stream_outcomes"] == ["trained", "rose"]
 
 
-def test_the_same_seed_and_iterations_give_the_same_report():
-    def run():
-        model = models.sinusoid_mlp()
-        report = json.loads(guideline.suggest(model, SinusoidTasks(tasks=5, seed=3).sample, budget_seconds=600,
-                                              iterations=15, seed=1, verbose=False).to_json())
+def test_the_same_seed_and_settings_give_the_same_report_whatever_the_budget_unless_it_cuts_the_probe_short():
+    def run(budget, **kw):
+        torch.manual_seed(0)
+        report = json.loads(guideline.suggest(models.sinusoid_mlp(), SinusoidTasks(tasks=5, seed=3).sample,
+                                              budget_seconds=budget, iterations=15, seed=1, verbose=False,
+                                              **kw).to_json())
         for key in ("seconds", "settings"):
             report.pop(key)
         return report
 
-    torch.manual_seed(0)
-    first = run()
-    torch.manual_seed(0)
-    assert run() == first
+    first = run(600)
+    assert run(900) == first and not first["cut_short"]  # the budget is a cap, not the probe's length
+    paper = run(600, rule="paper")  # the same probe, answered with the paper's guideline
+    assert (paper["alpha"], paper["beta"]) == (first["guideline"]["alpha"], first["guideline"]["beta"])
+    assert paper["probe"] == first["probe"] and paper["recommended"] == first["recommended"]
+    short = run(0.2)
+    assert short["cut_short"] and any("cut the probe short" in note for note in short["notes"])
+    assert len(short["probe"]) < len(first["probe"])
 
 
 def test_an_interrupted_probe_resumes_from_its_checkpoint_to_the_same_report(tmp_path, monkeypatch):
@@ -183,6 +247,10 @@ def test_bad_settings_are_refused():
         guideline.suggest(nn.Linear(1, 1), regression, budget_seconds=float("nan"))
     with pytest.raises(ValueError, match="iterations must be an integer >= 1"):
         guideline.suggest(nn.Linear(1, 1), regression, iterations=0)
+    with pytest.raises(ValueError, match="streams must be an integer >= 1"):
+        guideline.suggest(nn.Linear(1, 1), regression, streams=0)
+    with pytest.raises(ValueError, match="rule must be one of"):
+        guideline.suggest(nn.Linear(1, 1), regression, rule="best")
 
 
 def run_cli(bin_dir, *args, cwd=None):
@@ -196,7 +264,9 @@ def test_the_command_on_a_problem_of_the_paper_prints_one_json_line_last(bin_dir
                    "--out", str(tmp_path / "report.json"), "--figure", str(tmp_path / "probe.png"))
     assert proc.returncode == 0, proc.stderr[-3000:]
     last = json.loads(proc.stdout.strip().splitlines()[-1])
-    assert {"alpha", "beta", "alpha_c", "lambda_max"} <= set(last) and last["alpha"] > 0
+    assert {"alpha", "beta", "guideline", "recommended", "alpha_c", "lambda_max"} <= set(last) and last["alpha"] > 0
+    assert (last["alpha"], last["beta"], last["rule"]) == (last["recommended"]["alpha"], last["recommended"]["beta"],
+                                                           "recommended")
     report = json.loads((tmp_path / "report.json").read_text())
     assert report["alpha"] == last["alpha"] and report["problem"] == "linear" and "provenance" in report
     assert (tmp_path / "probe.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
@@ -217,6 +287,11 @@ def test_the_command_on_a_model_of_ones_own_and_its_errors(bin_dir, tmp_path):
                    "--iterations", "20", cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert json.loads(proc.stdout.strip().splitlines()[-1])["lambda_max"] > 0
+    proc = run_cli(bin_dir, "--model", "mine:model", "--tasks", "mine:tasks", "--budget-seconds", "30",
+                   "--iterations", "20", "--rule", "paper", cwd=tmp_path)
+    last = json.loads(proc.stdout.strip().splitlines()[-1])
+    guide = last["guideline"]
+    assert (last["alpha"], last["beta"], last["rule"]) == (guide["alpha"], guide["beta"], "paper")
     for args, message in ((["--model", "nosuch:model", "--tasks", "mine:tasks"], "--model nosuch:model: cannot import"),
                           (["--model", "mine:model", "--tasks", "mine:broken"], "must return a Batch or four tensors"),
                           (["--model", "mine:model"], "give --problem, or --model and --tasks")):

@@ -429,7 +429,7 @@ def cmd_paper_grid_merge(args):
 @command("claims", "verdicts on the paper's claims", out=False, arguments=[
     arg("--sinusoid-local-bound", help="Fig. 4a's local prediction (claim A-local-sinusoid)"),
     arg("--guideline", nargs="*", default=[],
-        help="suggest's reports and their checks, in pairs (claims G1-<problem>)"),
+        help="suggest's reports and their checks, in pairs (claims G1-<problem>, G2-<problem>)"),
     arg("--fig5", help="Fig. 5 curvature table (claim C6)"),
     arg("--fig1", help="Fig. 1 gradient table (claim C1)"),
     arg("--fig2", help="Fig. 2 curves (their numbers are kept beside the claims)"),
@@ -541,9 +541,13 @@ def _load_object(spec: str, option: str):
         help="auto: cross-entropy for integer labels, else mean squared error"),
     arg("--inner-steps", type=int, help="inner steps (default: the problem's, or 1)"),
     arg("--order", choices=["second", "first"], help="MAML order (default: the problem's, or second)"),
-    arg("--budget-seconds", type=float, help="time budget (default: the config's guideline section, " "or 120)"),
+    arg("--budget-seconds", type=float,
+        help="time budget: stops the probe early, never changes it (default: the config's guideline section, or 600)"),
     arg("--iterations", type=int,
-        help="meta-iterations per probe cell (default: the config's, else what the budget allows)"),
+        help=f"meta-iterations per probe cell (default: the config's, else {guideline.ITERATIONS})"),
+    arg("--streams", type=int, help=f"task streams per probe cell (default: the config's, else {guideline.STREAMS})"),
+    arg("--rule", choices=guideline.RULES, default="recommended",
+        help="the answer: the cell that trains best with a margin (recommended), or the paper's guideline (paper)"),
     arg("--device", choices=["auto", "cpu", "cuda"], help="default: the config's"),
     arg("--seed", type=int, default=0,
         help="Lanczos start vectors (--model: the model's own parameters are the start)"),
@@ -560,19 +564,21 @@ def cmd_suggest(args):
         cfg = _config(args)
         device = provenance.resolve_device(args.device or cfg["device"])
         settings = cfg["guideline"].get(args.problem, {})
-        budget = args.budget_seconds or settings.get("budget_seconds", 120.0)
+        budget = args.budget_seconds or settings.get("budget_seconds", 600.0)
         data_path = _image_data(args, cfg) if args.problem in experiments.IMAGE_DATASETS else None
         result = experiments.suggest_on(cfg, args.problem, device, budget, data_path,
-                                        args.iterations or settings.get("iterations"), checkpoint=_ckpt(args))
+                                        args.iterations or settings.get("iterations") or guideline.ITERATIONS,
+                                        args.streams or settings.get("streams") or guideline.STREAMS,
+                                        rule=args.rule, checkpoint=_ckpt(args))
     else:
         cfg, args.workflow_config = {}, {}
         factory, sampler = _load_object(args.model, "--model"), _load_object(args.tasks, "--tasks")
         model = factory if isinstance(factory, torch.nn.Module) else factory()
         device = provenance.resolve_device(args.device or "auto")
         result = guideline.suggest(model, sampler, loss=args.loss, inner_steps=args.inner_steps or 1,
-                                   order=args.order or "second", budget_seconds=args.budget_seconds or 120.0,
-                                   device=device, seed=args.seed, iterations=args.iterations,
-                                   checkpoint=_ckpt(args))
+                                   order=args.order or "second", budget_seconds=args.budget_seconds or 600.0,
+                                   device=device, seed=args.seed, iterations=args.iterations or guideline.ITERATIONS,
+                                   streams=args.streams or guideline.STREAMS, rule=args.rule, checkpoint=_ckpt(args))
     report = json.loads(result.to_json())
     report["problem"] = args.problem or f"{args.model} {args.tasks}"
     report["provenance"] = _record(args, cfg, device, time.perf_counter() - start)
@@ -583,28 +589,33 @@ def cmd_suggest(args):
         plots.save_probe_figure(report, args.figure)
     _done(args)
     print(json.dumps(result.summary()))
-    if result.alpha is None:
+    if result.recommended is None and result.guideline is None:
         raise guideline.NoRecommendation("; ".join(result.notes))
+    if result.alpha is None:  # the report holds the other cell: a result to judge, not a failure of the step
+        cell = "recommended" if result.rule == "recommended" else "guideline"
+        print(f"maml-convergence: no {cell} cell: " + "; ".join(result.notes), file=sys.stderr)
 
 
-@command("guideline-check", "train suggest's recommendation as a cell of its problem's grid", provenance=True,
-         checkpoint=True, data=True, arguments=[
+@command("guideline-check", "train suggest's recommended and guideline cells as cells of their problem's grid",
+         provenance=True, checkpoint=True, data=True, arguments=[
     arg("--problem", choices=experiments.GUIDELINE_PROBLEMS, required=True),
     arg("--suggestion", required=True, help="the report suggest wrote (--out)"),
 ])
 def cmd_guideline_check(args):
     suggestion = json.loads(Path(args.suggestion).read_text())
-    alpha, beta = suggestion["alpha"], suggestion["beta"]
-    if alpha is None or not (math.isfinite(alpha) and math.isfinite(beta)):
-        raise guideline.NoRecommendation(f"{args.suggestion} holds no recommendation to check")
+    cells = {name: (suggestion[name]["alpha"], suggestion[name]["beta"]) for name in guideline.CELLS
+             if suggestion.get(name) is not None}
+    if not cells:
+        raise guideline.NoRecommendation(f"{args.suggestion} holds neither a recommended nor a guideline cell")
 
     def check(cfg, device, **run):
         data_path = _image_data(args, cfg) if args.problem in experiments.IMAGE_DATASETS else None
-        return experiments.guideline_check(cfg, args.problem, device, alpha, beta, data_path, **run)
+        return experiments.guideline_check(cfg, args.problem, device, cells, data_path, **run)
 
-    frame = _write_trained_table(args, check, lambda cfg: {"alpha": alpha, "beta": beta})
-    print(f"[guideline] {args.problem}: alpha {alpha:.4g}, beta {beta:.4g} trained as a grid cell: "
-          f"{frame.status.iloc[0]}, final loss {frame.final_loss.iloc[0]:.4g}")
+    frame = _write_trained_table(args, check, lambda cfg: {"cells": cells})
+    for row in frame.itertuples():
+        print(f"[guideline] {args.problem}: the {row.suggested} cell, alpha {row.alpha:.4g}, beta {row.beta:.4g}, "
+              f"trained as a grid cell: {row.status}, final loss {row.final_loss:.4g}")
 
 
 def _ckpt(args):

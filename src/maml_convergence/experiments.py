@@ -411,7 +411,8 @@ def problem_spec(cfg: dict, problem: str, device: str, data_path: str | None = N
 
 
 def suggest_on(cfg: dict, problem: str, device: str, budget_seconds: float, data_path: str | None = None,
-               iterations: int | None = None, checkpoint=None, verbose: bool = True) -> guideline.Suggestion:
+               iterations: int = guideline.ITERATIONS, streams: int = guideline.STREAMS, rule: str = "recommended",
+               checkpoint=None, verbose: bool = True) -> guideline.Suggestion:
     """``maml-convergence suggest --problem``: the guideline tool on one of the paper's problems, from the
     starting parameters and the task stream its grid's cells of seed ``cfg['seed']`` have."""
     spec = problem_spec(cfg, problem, device, data_path)
@@ -424,17 +425,22 @@ def suggest_on(cfg: dict, problem: str, device: str, budget_seconds: float, data
     return guideline.suggest(model, lambda i: spec.problem.sample(i, dtype=dtype), inner_steps=spec.inner_steps,
                              order=spec.order,
                              budget_seconds=budget_seconds, device=device, seed=cfg["seed"], iterations=iterations,
-                             checkpoint=checkpoint, verbose=verbose)
+                             streams=streams, rule=rule, checkpoint=checkpoint, verbose=verbose)
 
 
-def guideline_check(cfg: dict, problem: str, device: str, alpha: float, beta: float, data_path: str | None = None,
+def guideline_check(cfg: dict, problem: str, device: str, cells: dict, data_path: str | None = None,
                     checkpoint=None, run_info: dict | None = None) -> pd.DataFrame:
-    """The suggested (alpha, beta) trained as its problem's grid trains a cell: one row of a grid table
-    (with the start on the evaluation batch, ``initial_eval_loss``, for a few-shot problem)."""
+    """``suggest``'s cells (``cells``: name -> (alpha, beta), its recommended and guideline cells) trained as
+    their problem's grid trains a cell: a grid table with the name in ``suggested`` (and the start on the
+    evaluation batch, ``initial_eval_loss``, for a few-shot problem). A cell named twice is trained once."""
     spec = problem_spec(cfg, problem, device, data_path)
-    spec.pairs, spec.slots = [(alpha, beta)], 1
-    frame = grid_frame(run_grid(spec, checkpoint=checkpoint, checkpoint_every=cfg["checkpoint_every"],
-                                run_info=run_info))
+    pairs = list(dict.fromkeys(cells.values()))
+    spec.pairs, spec.slots = pairs, 1
+    trained = grid_frame(run_grid(spec, checkpoint=checkpoint, checkpoint_every=cfg["checkpoint_every"],
+                                  run_info=run_info))
+    frame = pd.concat([trained.iloc[[pairs.index(cell)]].assign(suggested=name) for name, cell in cells.items()],
+                      ignore_index=True)
     if problem in IMAGE_DATASETS:
-        frame["initial_eval_loss"] = initial_eval_losses(cfg, problem, [alpha], device, data_path)[alpha]
+        start = initial_eval_losses(cfg, problem, sorted({a for a, _ in pairs}), device, data_path)
+        frame["initial_eval_loss"] = frame.alpha.map(start)
     return frame

@@ -1,15 +1,18 @@
-"""The paper's guideline as a tool for any PyTorch model: first the largest inner rate alpha that
-trains, then the largest stable meta rate beta there, measured by a short probe, beside what the
-curvature at the starting point predicts.
+"""Which inner rate alpha and meta rate beta to use for any PyTorch model: the cell of a short probe over
+(alpha, beta) that trains best with a margin from instability, beside the paper's guideline (first the
+largest alpha that trains, then the largest stable beta there) and what the curvature at the starting
+point predicts.
 
-    result = suggest(model, sample_tasks, budget_seconds=120)
-    result.alpha, result.beta        # the recommendation
+    result = suggest(model, sample_tasks)
+    result.alpha, result.beta        # the recommended cell (rule="paper": the guideline's cell)
+    result.guideline                 # the paper's rule, measured by the same probe
     print(result.to_json())
 
 ``model`` is any ``nn.Module`` (its current parameters are the starting point); ``sample_tasks(i)``
 returns the i-th meta-batch as a ``tasks.Batch`` or four tensors (xs, ys, xq, yq) with the task axis
-first. The probe trains on batches 0, 1, 2, ... and measures every cell on one fixed batch,
-``sample_tasks(grid.EVAL_STREAM)``. In order:
+first. Every probe cell trains on STREAMS task streams, disjoint ranges of the sampler's batches
+(stream s reads batches s * 2^20 + 0, 1, 2, ...), and is measured on one fixed batch,
+``sample_tasks(tasks.EVAL_STREAM)``. In order:
 
 1. Protocol: the model and the sampler are checked once, on the first meta-batch; what breaks the
    protocol stops with one ``ProtocolError`` saying what was expected. Batch norms that normalise by
@@ -17,21 +20,27 @@ first. The probe trains on batches 0, 1, 2, ... and measures every cell on one f
 2. Curvature at the starting parameters, matrix-free (Lanczos on Hessian-vector products, never a
    dense Hessian): the top eigenvalues of the task-averaged loss Hessian H on the first meta-batch, so
    alpha_c = 1/lambda_max and the bounds of ``theory``; and, for second-order MAML, the top eigenvalue
-   of the Hessian of the MAML objective itself at the recommended alpha.
-3. Probe (the guideline done for real, with the grid runner): alpha on the half-decade ladder
-   10^(j/2) around alpha_c, and alpha = 0; in every alpha column beta starts at the half-decade nearest
-   the plain gradient-descent bound 2/lambda_max and steps by sqrt(10) up while the cell is stable and
-   down while it is not. The columns run together, one cell each per round (vectorised over cells where
-   that is faster). A cell's outcome (diverged, rose, trained, flat) follows ``stability``: start and
-   end are its meta-loss on the fixed batch; stable = neither diverged nor rose (definition (b)); and
-   trained also means ending 10 % below the start of the model as given (alpha = 0), since a large inner
-   step wrecks the start and a fall from there is no learning.
-   While the top alpha still trains, rungs are added above it. The number of iterations per cell is
-   what the time budget allows, between MIN_ITERATIONS and MAX_ITERATIONS.
-4. Recommendation: edge = the largest alpha at which some beta trained. alpha = the largest alpha
-   that trained at least ALPHA_SAFETY (one rung) below the edge; there beta is refined between its
-   last stable and first unstable rung in steps of 10^(1/6), and beta = the largest stable beta /
-   BETA_SAFETY. A last round trains the recommended cell itself and records its outcome.
+   of the Hessian of the MAML objective itself at the answer's alpha.
+3. Probe (with the grid runner): alpha on the half-decade ladder 10^(j/2) around alpha_c, and
+   alpha = 0; in every alpha column beta starts at the half-decade nearest the plain gradient-descent
+   bound 2/lambda_max and steps by sqrt(10) up while the cell is stable and down while it is not. The
+   columns run together, one cell each per round. A cell's outcome on one stream (diverged, rose,
+   trained, flat) follows ``stability``: start and end are its meta-loss on the fixed batch; stable =
+   neither diverged nor rose (definition (b)); trained also means ending 10 % below the start of the
+   model as given (alpha = 0), since a large inner step wrecks the start and a fall from there is no
+   learning. Over the streams a cell takes its worst outcome: diverged or rose on any stream makes it
+   unstable, trained means trained on every one. While the top alpha still trains, rungs are added
+   above it. Every cell trains ``iterations`` meta-iterations (a setting, not the clock); the time
+   budget only stops the probe early, and the report then says it was cut short (``cut_short``).
+4. The guideline's cell (the paper's rule): edge = the largest alpha at which some beta trained;
+   alpha = the largest alpha that trained at least ALPHA_SAFETY (one rung) below the edge; there beta
+   is refined between its last stable and first unstable rung in steps of 10^(1/6), and beta = the
+   largest stable beta / BETA_SAFETY. A round trains that cell itself and records its outcome.
+5. The recommended cell: among the ladder's cells that trained on every stream and whose next beta
+   rung up in the same alpha column is stable on every stream too (the margin), the one with the lowest
+   final meta-loss averaged over the streams. A column whose top stable cell has no stable rung below
+   it trains that rung; the alpha ladder is extended downwards until it reaches BELOW_BEST rungs below
+   the recommended alpha, so the report shows the loss no longer improving there.
 """
 
 from __future__ import annotations
@@ -60,8 +69,14 @@ ALPHA_SAFETY = RUNG         # the recommended alpha lies at least one rung below
 BETA_SAFETY = 2.0           # the recommended beta is half the largest stable beta measured there
 ALPHA_RUNGS = 3             # alpha ladder: alpha_c x 10^(j/2) for j in [-3, 3], rounded to half-decades
 BETA_RUNGS = (-4, 6)        # a column's search may go this many rungs below / above its start
-EXTEND = 3                  # at most this many rungs added above the ladder while its top alpha trains
-MIN_ITERATIONS, MAX_ITERATIONS = 10, 200
+EXTEND = 3                  # at most this many rungs added above (below) the ladder while its top alpha trains
+                            # (while the recommended alpha is too near its bottom)
+BELOW_BEST = 2              # the ladder reaches at least this many rungs below the recommended alpha
+STREAMS = 2                 # task streams every probe cell trains on
+ITERATIONS = 5              # meta-iterations per probe cell: the Omniglot CNN's probe, ~80 cell runs, in ~10 min
+                            # on 2 CPU cores (benchmarks/suggest.py)
+RULES = ("recommended", "paper")  # which cell suggest answers with
+CELLS = ("recommended", "guideline")  # the two cells a report holds (rule "paper" answers with "guideline")
 LANCZOS = 20                # Hessian-vector products per top-eigenvalue estimate
 MAML_HESSIAN_COST = 3.0     # the MAML Hessian's Lanczos against the loss Hessian's, in time (measured ~2-3x)
 STABLE = DEFINITIONS["b"][1]
@@ -72,23 +87,26 @@ class NoRecommendation(RuntimeError):
 
 @dataclass
 class Suggestion:
-    """What ``suggest`` found: the recommendation, the curvature's predictions and the probe itself."""
+    """What ``suggest`` found: the answer, the two cells it chooses from, the curvature's predictions and the
+    probe itself. ``cells`` in ``assumptions`` says what each cell means."""
 
-    alpha: float | None               # the recommendation (None: no cell of the probe trained)
+    alpha: float | None               # the answer: the recommended cell, or with rule="paper" the guideline's
     beta: float | None
+    rule: str                         # "recommended" or "paper"
+    recommended: dict | None          # alpha, beta, final_loss (mean over streams), final_losses, outcome
+    guideline: dict | None            # alpha, beta, beta_max, alpha_edge, outcome (its own run)
     alpha_c: float                    # 1 / lambda_max (the paper's)
     lambda_max: float                 # top eigenvalue of the task-averaged loss Hessian at the start
-    beta_bound_paper: float           # at the recommended alpha; see ``assumptions``
+    beta_bound_paper: float           # at the answer's alpha; see ``assumptions``
     beta_bound_exact: float
     alpha_edge: float | None          # the largest alpha at which some beta trained in the probe
-    beta_max: float | None            # the largest stable beta measured at the recommended alpha
-    recommended_outcome: str | None   # the recommended cell's own outcome in the probe's last round
     eigenvalues: list[float]          # top eigenvalues of the loss Hessian
     alpha_c_exact: float              # theory.exact_alpha_c (inf for second-order MAML)
-    maml_lambda_max: float | None     # top eigenvalue of the MAML objective's Hessian at the recommended alpha
+    maml_lambda_max: float | None     # top eigenvalue of the MAML objective's Hessian at the answer's alpha
     beta_bound_maml_hessian: float | None
     probe: list[dict]                 # every cell the probe trained: alpha, beta, phase, round, outcome, ...
     columns: list[dict]               # per alpha: largest stable beta, first unstable beta, trained
+    cut_short: bool                   # the time budget stopped the probe before it was done
     assumptions: dict
     settings: dict
     notes: list[str] = field(default_factory=list)
@@ -96,33 +114,41 @@ class Suggestion:
 
     def summary(self) -> dict:
         """The numbers the command line prints last."""
-        keys = ("alpha", "beta", "alpha_c", "lambda_max", "beta_bound_paper", "beta_bound_exact",
-                "beta_bound_maml_hessian", "alpha_edge", "beta_max", "recommended_outcome", "seconds")
-        return _json_safe({k: getattr(self, k) for k in keys})
+        keys = ("alpha", "beta", "rule", "recommended", "guideline", "alpha_c", "lambda_max", "beta_bound_paper",
+                "beta_bound_exact", "beta_bound_maml_hessian", "alpha_edge", "cut_short", "seconds")
+        out = {k: getattr(self, k) for k in keys}
+        for cell in ("recommended", "guideline"):
+            if out[cell] is not None:
+                out[cell] = {k: v for k, v in out[cell].items() if k != "final_losses"}
+        return _json_safe(out)
 
     def to_json(self) -> str:
         return json.dumps(_json_safe(asdict(self)), indent=1)
 
 
 def suggest(model: torch.nn.Module, sample_tasks: Callable, *, loss="auto", inner_steps: int = 1,
-            order: str = "second", budget_seconds: float = 120.0, device=None, seed: int = 0,
-            iterations: int | None = None, checkpoint=None, verbose: bool = True) -> Suggestion:
-    """The guideline on ``model`` and its tasks: see the module's docstring. ``loss``: "auto"
-    (cross-entropy for integer labels, else mean squared error), "cross_entropy", "mse" or a function
-    (prediction, target) -> scalar. ``seed`` fixes the Lanczos start vectors; the starting parameters
-    are the model's own and the tasks the sampler's. ``iterations``: meta-iterations per probe cell
-    (None: what the budget allows). With it fixed (the report's ``settings.iterations``), the same seed,
-    model and sampler give the same report on a CPU, as long as the budget does not cut the probe short.
-    ``checkpoint``: a file written after every round; a run interrupted (Ctrl-C, kill -9) and started
-    again with the same arguments resumes from it and ends with the report an uninterrupted run gives."""
+            order: str = "second", budget_seconds: float = 600.0, device=None, seed: int = 0,
+            iterations: int = ITERATIONS, streams: int = STREAMS, rule: str = "recommended", checkpoint=None,
+            verbose: bool = True) -> Suggestion:
+    """The probe on ``model`` and its tasks, and the cell it recommends: see the module's docstring.
+    ``loss``: "auto" (cross-entropy for integer labels, else mean squared error), "cross_entropy", "mse" or
+    a function (prediction, target) -> scalar. ``seed`` fixes the Lanczos start vectors; the starting
+    parameters are the model's own and the tasks the sampler's. ``iterations``: meta-iterations per probe
+    cell; ``streams``: task streams per cell. The same model, sampler, seed and settings give the same report
+    on a CPU, unless the budget cuts the probe short (``cut_short``). ``rule``: "recommended" answers with the
+    cell that trains best with a margin, "paper" with the paper's guideline. ``checkpoint``: a file written
+    after every round; a run interrupted (Ctrl-C, kill -9) and started again with the same arguments resumes
+    from it and ends with the report an uninterrupted run gives."""
     started = time.monotonic()
     say = (lambda text: print(f"[suggest] {text}", file=sys.stderr, flush=True)) if verbose else (lambda text: None)
     if order not in maml.ORDERS:
         raise ValueError(f"order must be one of {maml.ORDERS}, got {order!r}")
+    if rule not in RULES:
+        raise ValueError(f"rule must be one of {RULES}, got {rule!r}")
     if not (budget_seconds > 0 and math.isfinite(budget_seconds)):
         raise ValueError(f"budget_seconds must be a positive number, got {budget_seconds!r}")
-    for name, value in (("inner_steps", inner_steps), ("iterations", iterations)):
-        if not (isinstance(value, int) and value >= 1) and not (name == "iterations" and value is None):
+    for name, value in (("inner_steps", inner_steps), ("iterations", iterations), ("streams", streams)):
+        if not (isinstance(value, int) and value >= 1):
             raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
     device = torch.device(device if device is not None else "cuda" if torch.cuda.is_available() else "cpu")
     model, params = _functional_model(model, device)
@@ -138,7 +164,8 @@ def suggest(model: torch.nn.Module, sample_tasks: Callable, *, loss="auto", inne
         + f"; one meta-iteration {seconds_per_cell:.3g} s on {device.type}")
 
     resume = _Checkpoint(checkpoint, _fingerprint(params, first, inner_steps=inner_steps, order=order, seed=seed,
-                                                  iterations=iterations, loss=getattr(loss_fn, "__qualname__", loss),
+                                                  iterations=iterations, streams=streams,
+                                                  loss=getattr(loss_fn, "__qualname__", loss),
                                                   device=device.type, dtype=dtype), started)
     started -= resume.file.earlier_seconds  # the budget counts earlier parts too
     eig, curvature_seconds = resume.state.get("eigenvalues"), resume.state.get("curvature_seconds", 0.0)
@@ -151,50 +178,36 @@ def suggest(model: torch.nn.Module, sample_tasks: Callable, *, loss="auto", inne
     alpha_c = theory.paper_alpha_c(eig)
     say(f"curvature at the start: lambda_max {lam:.4g}, alpha_c = 1/lambda_max {alpha_c:.4g} "
         f"({time.monotonic() - started:.0f} s)")
+    resume.save(eigenvalues=list(eig), curvature_seconds=curvature_seconds)
 
     evaluation = eval_batch(tasks, dtype, device)
     probe = _Probe(model, params, tasks, evaluation, loss_fn, inner_steps, order, dtype, device, layout,
                    ceiling=DIVERGED_MULTIPLE * math.log(classes) if classes else math.inf, say=say, verbose=verbose,
-                   resume=resume)
-    # The probe's rounds end in time for the MAML Hessian at the recommendation: its Hessian-vector
-    # products, through the inner steps, took about twice the loss Hessian's on Omniglot and more on
-    # small batches, where fixed costs weigh more.
+                   resume=resume, iterations=iterations, streams=streams)
+    # The probe's rounds end in time for the MAML Hessian at the answer: its Hessian-vector products, through
+    # the inner steps, took about twice the loss Hessian's on Omniglot and more on small batches.
     budget_end = started + budget_seconds - (MAML_HESSIAN_COST * curvature_seconds if order == "second" else 0.0)
-    cells_expected = 4 * (2 * ALPHA_RUNGS + 2) + 4  # what the searches, the refinement and the check took so far
-    affordable = 0.85 * (budget_end - time.monotonic()) / (cells_expected * seconds_per_cell)
-    probe.iterations = iterations or resume.state.get("iterations") or int(
-        min(MAX_ITERATIONS, max(MIN_ITERATIONS, affordable)))
-    resume.save(eigenvalues=list(eig), curvature_seconds=curvature_seconds, iterations=probe.iterations)
-    say(f"probe: {probe.iterations} meta-iterations per cell" + ("" if iterations else " (what the budget allows)"))
-    ladder = _ladder(alpha_c)
+    say(f"probe: {iterations} meta-iterations per cell on {streams} task streams")
     beta_start = _half_decade(2 / lam) if lam > 0 else 1.0
     notes = []
-    probe.search([0.0] + ladder, beta_start, budget_end)
+    probe.search([0.0] + _ladder(alpha_c), beta_start, budget_end)
     extended = 0
     while extended < EXTEND and probe.columns[max(probe.columns)].trained and not probe.out_of_time:
         top = max(probe.columns)
         probe.search([_half_decade(top * RUNG)], probe.columns[top].last_stable_beta() or beta_start, budget_end)
         extended += 1
-    if probe.out_of_time:
-        notes.append("the time budget ran out before every column of the probe was resolved")
 
     trained = sorted(a for a, c in probe.columns.items() if c.trained and a > 0)
     edge = trained[-1] if trained else None
-    alpha = _recommended_alpha(probe, trained, edge, beta_start, budget_end, notes)
-    beta_max = beta = outcome = None
-    if alpha is not None:
-        beta_max = probe.refine(alpha, budget_end)
-        column = probe.columns[alpha]
-        if column.first_unstable is None:
-            notes.append(f"no unstable beta was found at alpha = {alpha:.3g} up to {beta_max:.3g}")
-        beta = beta_max / BETA_SAFETY
-        outcome = probe.check(alpha, beta, budget_end)
-        if outcome is None:
-            notes.append("the time budget left no round to train the recommended cell itself")
-        elif outcome != "trained":
-            notes.append(f"the recommended cell itself came out {outcome!r} in its own run")
-    else:
-        notes.append("no cell of the probe trained: no recommendation")
+    guide = _guideline_cell(probe, trained, edge, beta_start, budget_end, notes)
+    recommended = probe.recommend(beta_start, budget_end)
+    if recommended is None:
+        notes.append("no cell trained on every stream with a stable beta rung above it: no recommended cell")
+    if probe.out_of_time:
+        notes.append(f"the time budget ({budget_seconds:g} s) cut the probe short: some cells were not trained; a "
+                     f"larger --budget-seconds gives the full probe")
+    answer = recommended if rule == "recommended" else guide
+    alpha, beta = (answer["alpha"], answer["beta"]) if answer else (None, None)
 
     maml_lam = None
     if alpha is not None and order == "second":
@@ -204,44 +217,54 @@ def suggest(model: torch.nn.Module, sample_tasks: Callable, *, loss="auto", inne
             f"({time.monotonic() - started:.0f} s)")
     at = alpha if alpha is not None else 0.0
     result = Suggestion(
-        alpha=alpha, beta=beta, alpha_c=alpha_c, lambda_max=lam,
+        alpha=alpha, beta=beta, rule=rule, recommended=recommended, guideline=guide, alpha_c=alpha_c, lambda_max=lam,
         beta_bound_paper=float(theory.paper_beta_bound(at, eig)),
         beta_bound_exact=float(theory.exact_beta_bound(at, eig, order)[0]),
-        alpha_edge=edge, beta_max=beta_max, recommended_outcome=outcome, eigenvalues=list(eig),
-        alpha_c_exact=theory.exact_alpha_c(eig, order), maml_lambda_max=maml_lam,
-        beta_bound_maml_hessian=2 / maml_lam if maml_lam and maml_lam > 0 else None,
+        alpha_edge=edge, eigenvalues=list(eig), alpha_c_exact=theory.exact_alpha_c(eig, order),
+        maml_lambda_max=maml_lam, beta_bound_maml_hessian=2 / maml_lam if maml_lam and maml_lam > 0 else None,
         probe=probe.rows, columns=[probe.columns[a].record() for a in sorted(probe.columns)],
-        assumptions=dict(ASSUMPTIONS),
-        settings={"budget_seconds": budget_seconds, "iterations": probe.iterations, "inner_steps": inner_steps,
-                  "order": order, "loss": loss if isinstance(loss, str) else getattr(loss, "__name__", "custom"),
+        cut_short=probe.out_of_time, assumptions=dict(ASSUMPTIONS),
+        settings={"budget_seconds": budget_seconds, "iterations": iterations, "streams": streams,
+                  "inner_steps": inner_steps, "order": order,
+                  "loss": loss if isinstance(loss, str) else getattr(loss, "__name__", "custom"),
                   "device": str(device), "dtype": str(dtype).replace("torch.", ""), "seed": seed,
                   "parameters": sum(p.numel() for p in params.values()), "tasks": int(first.xs.shape[0]),
                   "classes": classes, "rung": RUNG, "fine": FINE, "alpha_safety": ALPHA_SAFETY,
-                  "beta_safety": BETA_SAFETY, "seconds_per_meta_iteration": seconds_per_cell,
-                  "slots": layout["slots"], "task_loop": layout["task_loop"]},
+                  "beta_safety": BETA_SAFETY, "below_best": BELOW_BEST,
+                  "seconds_per_meta_iteration": seconds_per_cell, "slots": layout["slots"],
+                  "task_loop": layout["task_loop"]},
         notes=notes, seconds=time.monotonic() - started)
-    say(f"recommendation: alpha {_fmt(alpha)}, beta {_fmt(beta)} (edge alpha {_fmt(edge)}, largest stable beta "
-        f"there {_fmt(beta_max)}) in {result.seconds:.0f} s")
+    say(f"recommended: alpha {_fmt(recommended and recommended['alpha'])}, beta "
+        f"{_fmt(recommended and recommended['beta'])}; the paper's guideline: alpha {_fmt(guide and guide['alpha'])}, "
+        f"beta {_fmt(guide and guide['beta'])} (edge alpha {_fmt(edge)}); answer ({rule}): alpha {_fmt(alpha)}, "
+        f"beta {_fmt(beta)} in {result.seconds:.0f} s")
     return result
 
 
 ASSUMPTIONS = {
+    "cells": {
+        "recommended": "the probe's cell with the lowest final meta-loss on the fixed evaluation batch, averaged over "
+                       "the task streams, among the cells that trained on every stream and whose next beta rung up "
+                       "(x sqrt(10)) in the same alpha column is stable on every stream: what trains best in the "
+                       "probe with a margin from instability",
+        "guideline": "the paper's rule: the largest alpha that trained at least one rung below the largest alpha at "
+                     "which any beta trained (the edge), and half the largest stable beta measured there",
+    },
     "alpha_c": "1/lambda_max of the task-averaged loss Hessian at the starting parameters, on the first meta-batch "
                "(the paper's eq. 11: a fixed Hessian; for second-order MAML on a quadratic no alpha_c exists, "
                "see alpha_c_exact)",
-    "beta_bound_paper": "the paper's min_i 2/(lambda_i - alpha lambda_i^2) at the recommended alpha over the top "
+    "beta_bound_paper": "the paper's min_i 2/(lambda_i - alpha lambda_i^2) at the answer's alpha over the top "
                         "eigenvalues of that Hessian (fixed Hessian, T g dropped; exact for first-order MAML on a "
                         "quadratic; NaN past alpha_c)",
-    "beta_bound_exact": "theory.exact_beta_bound at the recommended alpha: the exact one-step bound of a quadratic "
+    "beta_bound_exact": "theory.exact_beta_bound at the answer's alpha: the exact one-step bound of a quadratic "
                         "with that Hessian and the same data in both steps, 2/(lambda (1 - alpha lambda)^2) (second "
                         "order) or 2/(lambda (1 - alpha lambda)) (first order), over the top eigenvalues",
     "beta_bound_maml_hessian": "2/lambda_max of the Hessian of the MAML objective itself at the starting parameters "
-                               "and the recommended alpha (second order only): gradient descent on it is stable near "
+                               "and the answer's alpha (second order only): gradient descent on it is stable near "
                                "that point below this beta, with no fixed-Hessian or T g assumption; it says nothing "
                                "of how the Hessian moves during training",
-    "alpha, beta": "measured: the probe's edge less one rung (alpha) and half the largest stable beta there (beta), "
-                   "on runs as long as the budget allowed (settings.iterations); a longer run may diverge where "
-                   "a short one did not",
+    "probe": "every cell trains settings.iterations meta-iterations on settings.streams task streams; a longer run "
+             "may diverge where a short one did not",
 }
 
 
@@ -255,6 +278,7 @@ class _Column:
         self.first_unstable: int | None = None
         self.trained = False
         self.fine: list[tuple[float, bool]] = []  # refinement: (beta, stable)
+        self.rungs: dict[int, tuple[str, float]] = {}  # every rung trained: (outcome, mean final loss)
 
     def update(self, rung: int, outcome: str) -> None:
         stable = outcome in STABLE
@@ -271,6 +295,10 @@ class _Column:
             self.first_unstable is not None and r >= self.first_unstable)
         self.next = step if step is not None and self.lo <= step <= self.hi and not bracketed(step) else None
 
+    def with_margin(self) -> list[int]:
+        """The rungs that trained and whose next rung up is stable: the recommended cell's candidates."""
+        return [r for r, (o, _) in self.rungs.items() if o == "trained" and self.rungs.get(r + 1, ("",))[0] in STABLE]
+
     def last_stable_beta(self) -> float | None:
         return None if self.last_stable is None else _rung_value(self.last_stable)
 
@@ -285,16 +313,17 @@ class _Column:
 
 
 class _Probe:
-    """Rounds of cells trained by the grid runner, and what they say per alpha column."""
+    """Rounds of cells trained by the grid runner on every task stream, and what they say per alpha column."""
 
     def __init__(self, model, params, tasks, evaluation: Batch, loss_fn, inner_steps, order, dtype, device, layout,
-                 ceiling: float, say, verbose: bool, resume: "_Checkpoint"):
+                 ceiling: float, say, verbose: bool, resume: "_Checkpoint", iterations: int, streams: int):
         self.model, self.params, self.tasks, self.evaluation = model, params, tasks, evaluation
         self.loss_fn, self.inner_steps, self.order, self.dtype, self.device = loss_fn, inner_steps, order, dtype, device
         self.layout, self.ceiling, self.say, self.verbose, self.resume = layout, ceiling, say, verbose, resume
+        self.iterations, self.streams = iterations, streams
         self.columns: dict[float, _Column] = {}
         self.rows: list[dict] = []
-        self.rounds, self.iterations, self.out_of_time = 0, MIN_ITERATIONS, False
+        self.rounds, self.out_of_time = 0, False
         self.seconds_per_cell = resume.state.get("seconds_per_cell", math.inf)  # measured by each round
         self._start: dict[float, float] = {}
 
@@ -308,42 +337,50 @@ class _Probe:
         return self._start[alpha]
 
     def train(self, cells: list[tuple[float, float]], phase: str, budget_end: float):
-        """Train ``cells`` for ``iterations`` each; their outcomes, or None if the budget has no room for
-        them (the first round always runs: without it there is nothing to recommend from). The cost of a
-        cell-iteration is what the last round took, training and evaluation together. Cells the
-        checkpoint holds are read from it, not trained again."""
+        """Train ``cells`` for ``iterations`` each on every stream; their outcomes over the streams, or None
+        if the budget has no room for them (the first round always runs: without it there is nothing to
+        recommend from). The cost of a cell-iteration is what the last round took, training and evaluation
+        together. Cells the checkpoint holds are read from it, not trained again."""
         trained = self.resume.cells
         todo = [c for c in cells if c not in trained]
-        if todo and self.rounds and time.monotonic() + len(todo) * self.iterations * self.seconds_per_cell > budget_end:
+        runs = len(todo) * self.streams * self.iterations
+        if todo and self.rounds and time.monotonic() + runs * self.seconds_per_cell > budget_end:
             self.out_of_time = True
             return None
         self.rounds += 1
-        self.say(f"round {self.rounds} ({phase}): {len(todo)} cells" +
+        self.say(f"round {self.rounds} ({phase}): {len(todo)} cells x {self.streams} streams" +
                  (f" (and {len(cells) - len(todo)} from the checkpoint)" if len(todo) < len(cells) else ""))
         if todo:
             started = time.monotonic()
             spec = GridSpec(model=self.model, problem=self.tasks, alphas=[], betas=[], pairs=todo,
-                            iterations=self.iterations, inner_steps=self.inner_steps, order=self.order,
-                            optimizer="sgd", dtype=str(self.dtype).replace("torch.", ""), device=str(self.device),
-                            slots=self.layout["slots"], task_loop=self.layout["task_loop"], loss=self.loss_fn,
-                            init_params=self.params)
+                            seeds=list(range(self.streams)), iterations=self.iterations, inner_steps=self.inner_steps,
+                            order=self.order, optimizer="sgd", dtype=str(self.dtype).replace("torch.", ""),
+                            device=str(self.device), slots=self.layout["slots"], task_loop=self.layout["task_loop"],
+                            loss=self.loss_fn, init_params=self.params)
             for r in run_grid(spec, progress=self.verbose):
-                trained[(r["alpha"], r["beta"])] = {k: r[k] for k in ("status", "final_loss", "diverged_at")}
-            self.seconds_per_cell = (time.monotonic() - started) / (len(todo) * self.iterations)
+                per_stream = trained.setdefault((r["alpha"], r["beta"]), [None] * self.streams)
+                per_stream[r["seed"]] = {k: r[k] for k in ("status", "final_loss", "diverged_at")}
+            self.seconds_per_cell = (time.monotonic() - started) / runs
             self.resume.save(seconds_per_cell=self.seconds_per_cell)
-        rows = [trained[c] for c in cells]
-        start = [self.start_loss(a) for a, _ in cells]
-        end = [r["final_loss"] for r in rows]
-        found = outcomes([r["status"] for r in rows], start, end, self.ceiling)
-        # An inner step large enough to wreck the model starts a cell far above the model as given (alpha = 0):
-        # falling from there is not training. Trained = also 10 % below the unadapted model's start.
-        below_given = outcomes(["ok"] * len(cells), [self.start_loss(0.0)] * len(cells), end) == "trained"
-        found = np.where((found == "trained") & ~below_given, "flat", found)
-        for (a, b), r, s, o in zip(cells, rows, start, found):
-            self.rows.append({"alpha": a, "beta": b, "phase": phase, "round": self.rounds, "outcome": str(o),
-                              "status": r["status"], "start_loss": s, "final_loss": r["final_loss"],
-                              "diverged_at": r["diverged_at"], "iterations": self.iterations})
-        return [str(o) for o in found]
+        found = []
+        for a, b in cells:
+            streams = trained[(a, b)]
+            start, end = self.start_loss(a), [r["final_loss"] for r in streams]
+            each = outcomes([r["status"] for r in streams], [start] * len(streams), end, self.ceiling)
+            # An inner step large enough to wreck the model starts a cell far above the model as given
+            # (alpha = 0): falling from there is not training. Trained = also 10 % below the unadapted start.
+            below_given = outcomes(["ok"] * len(streams), [self.start_loss(0.0)] * len(streams), end) == "trained"
+            each = [str(o) for o in np.where((each == "trained") & ~below_given, "flat", each)]
+            outcome = _worst(each)
+            self.rows.append({"alpha": a, "beta": b, "phase": phase, "round": self.rounds, "outcome": outcome,
+                              "stream_outcomes": each, "start_loss": start, "final_loss": float(np.mean(end)),
+                              "final_losses": end, "diverged_at": [r["diverged_at"] for r in streams],
+                              "iterations": self.iterations})
+            column = self.columns.get(a)
+            if column is not None and b == _rung_value(_rung(b)):
+                column.rungs[_rung(b)] = (outcome, float(np.mean(end)))
+            found.append(outcome)
+        return found
 
     def search(self, alphas, beta_start: float, budget_end: float) -> None:
         """Find each alpha column's largest stable rung, the columns together."""
@@ -373,8 +410,50 @@ class _Probe:
         return column.largest_stable()
 
     def check(self, alpha: float, beta: float, budget_end: float) -> str | None:
-        found = self.train([(alpha, beta)], "recommended", budget_end)
+        found = self.train([(alpha, beta)], "guideline", budget_end)
         return None if found is None else found[0]
+
+    def recommend(self, beta_start: float, budget_end: float) -> dict | None:
+        """The recommended cell (the module's docstring, step 5), after training the margin rungs it needs and
+        extending the alpha ladder downwards while the best cell lies fewer than BELOW_BEST rungs above its
+        bottom; None if no cell has the margin."""
+        for extended in range(EXTEND + 1):
+            self.train_margins(budget_end)
+            best = self.best()
+            below = [a for a in self.columns if 0 < a < (best["alpha"] if best else math.inf)]
+            if best is None or len(below) >= BELOW_BEST or extended == EXTEND or self.out_of_time:
+                return best
+            lowest = min(below + [best["alpha"]])
+            self.search([_half_decade(lowest / RUNG)], self.columns[lowest].last_stable_beta() or beta_start,
+                        budget_end)
+        return None  # not reached: the last pass returns
+
+    def train_margins(self, budget_end: float) -> None:
+        """In each column (alpha > 0) whose top stable rung trained but that has no rung with the margin yet,
+        train the rung below it."""
+        cells = [(a, _rung_value(c.last_stable - 1)) for a, c in sorted(self.columns.items())
+                 if a > 0 and c.last_stable is not None and c.rungs.get(c.last_stable, ("",))[0] == "trained"
+                 and not c.with_margin() and c.last_stable - 1 not in c.rungs]
+        if cells:
+            self.train(cells, "margin", budget_end)
+
+    def best(self) -> dict | None:
+        candidates = [(c.rungs[r][1], a, r) for a, c in self.columns.items() if a > 0 for r in c.with_margin()]
+        if not candidates:
+            return None
+        loss, alpha, rung = min(candidates)
+        row = next(r for r in reversed(self.rows) if r["alpha"] == alpha and r["beta"] == _rung_value(rung))
+        return {"alpha": alpha, "beta": _rung_value(rung), "final_loss": loss, "final_losses": row["final_losses"],
+                "outcome": row["outcome"], "margin_beta": _rung_value(rung + 1),
+                "margin_outcome": self.columns[alpha].rungs[rung + 1][0]}
+
+
+def _worst(each: list[str]) -> str:
+    """A cell's outcome over its streams: unstable on any stream is unstable; trained only if trained on all."""
+    for bad in ("diverged", "rose"):
+        if bad in each:
+            return bad
+    return "trained" if all(o == "trained" for o in each) else "flat"
 
 
 class _Checkpoint:
@@ -401,7 +480,25 @@ def _fingerprint(params: dict, batch: Batch, **settings) -> str:
     return h.hexdigest()[:16]
 
 
-def _recommended_alpha(probe: _Probe, trained, edge, beta_start, budget_end, notes) -> float | None:
+def _guideline_cell(probe: _Probe, trained, edge, beta_start, budget_end, notes) -> dict | None:
+    """The paper's rule (the module's docstring, step 4), and that cell's own outcome."""
+    alpha = _guideline_alpha(probe, trained, edge, beta_start, budget_end, notes)
+    if alpha is None:
+        notes.append("no cell of the probe trained: the paper's guideline has no cell")
+        return None
+    beta_max = probe.refine(alpha, budget_end)
+    if probe.columns[alpha].first_unstable is None:
+        notes.append(f"no unstable beta was found at alpha = {alpha:.3g} up to {beta_max:.3g}")
+    beta = beta_max / BETA_SAFETY
+    outcome = probe.check(alpha, beta, budget_end)
+    if outcome is None:
+        notes.append("the time budget left no round to train the guideline's cell itself")
+    elif outcome != "trained":
+        notes.append(f"the guideline's cell itself came out {outcome!r} in its own run")
+    return {"alpha": alpha, "beta": beta, "beta_max": beta_max, "alpha_edge": edge, "outcome": outcome}
+
+
+def _guideline_alpha(probe: _Probe, trained, edge, beta_start, budget_end, notes) -> float | None:
     """The largest alpha that trained at least ALPHA_SAFETY below the edge (searched if the ladder has none)."""
     if edge is None:
         if 0.0 in probe.columns and probe.columns[0.0].trained:

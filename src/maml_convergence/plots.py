@@ -174,9 +174,13 @@ OUTCOME_MARKERS = {"trained": ("o", "tab:green"), "flat": ("o", "0.6"), "rose": 
                    "diverged": ("x", "tab:red")}
 
 
+PROBE_CELL_NAMES = {"recommended": "recommended (trains best, with a margin)", "guideline": "the paper's guideline"}
+
+
 def probe_map(ax, report: dict, title: str | None = None) -> None:
     """``maml-convergence suggest``'s probe (its report, as JSON): every cell it trained by outcome on log
-    axes (alpha = 0 drawn one rung left of the smallest alpha), the measured edge, the recommendation, and
+    axes (alpha = 0 drawn one rung left of the smallest alpha), the measured edge, the recommended and the
+    guideline's cell, and
     the curvature's predictions at the start: the paper's beta_c(alpha) and alpha_c, and 2/lambda_max."""
     cells = report["probe"]
     positive = sorted({c["alpha"] for c in cells if c["alpha"] > 0}) or [1.0]
@@ -197,14 +201,19 @@ def probe_map(ax, report: dict, title: str | None = None) -> None:
         ax.axvline(report["alpha_c"], color="tab:purple", ls="--", lw=1, label=rf"$\alpha_c$ = {report['alpha_c']:.3g}")
     if report["alpha_edge"]:
         ax.axvline(report["alpha_edge"], color="k", ls="-.", lw=1, label=f"edge (probe) {report['alpha_edge']:.3g}")
-    if report["alpha"] is not None:
-        ax.scatter([x(report["alpha"])], [report["beta"]], marker="*", s=160, color="gold", edgecolor="k", zorder=4,
-                   label=rf"suggested $\alpha$={report['alpha']:.3g}, $\beta$={report['beta']:.3g}")
+    for name, marker, color in (("recommended", "*", "gold"), ("guideline", "P", "tab:cyan")):
+        cell = report.get(name)
+        if cell is not None:
+            ax.scatter([x(cell["alpha"])], [cell["beta"]], marker=marker, s=160 if marker == "*" else 100, color=color,
+                       edgecolor="k", zorder=4, label=rf"{PROBE_CELL_NAMES[name]}: $\alpha$={cell['alpha']:.3g}, "
+                                                      rf"$\beta$={cell['beta']:.3g}")
     ticks = [zero_at] + positive
     ax.set_xticks(ticks, ["0"] + [f"{a:.3g}" for a in positive], rotation=45, fontsize=6)
     ax.minorticks_off()
     ax.legend(fontsize=5.5, loc="best")
-    ax.set_title(title or f"probe: {len(cells)} cells x {report['settings']['iterations']} iterations", fontsize=8)
+    settings = report["settings"]
+    ax.set_title(title or f"probe: {len(cells)} cells x {settings.get('streams', 1)} streams x "
+                          f"{settings['iterations']} iterations", fontsize=8)
 
 
 def save_probe_figure(report: dict, path) -> None:
@@ -218,8 +227,8 @@ def save_probe_figure(report: dict, path) -> None:
 
 
 def probe_overlay(cells: CellMap, report: dict) -> None:
-    """A ``suggest`` report's probe cells (by outcome) and its recommendation (star) over a grid's CellMap;
-    the axes grow to show probe cells outside the grid."""
+    """A ``suggest`` report's probe cells (by outcome), its recommended cell (star) and the paper's guideline
+    (plus) over a grid's CellMap; the axes grow to show probe cells outside the grid."""
     def place(points):
         by_axes = {}
         for alpha, beta in points:
@@ -232,10 +241,13 @@ def probe_overlay(cells: CellMap, report: dict) -> None:
         for ax, xy in place(chosen).items():
             ax.scatter(*zip(*xy), marker=marker, color=color, s=18, zorder=3, linewidths=1,
                        edgecolors="k" if marker == "o" else None, label=f"probe: {outcome}" if ax is cells.ax else None)
-    if report["alpha"] is not None:
-        for ax, xy in place([(report["alpha"], report["beta"])]).items():
-            ax.scatter(*zip(*xy), marker="*", s=170, color="gold", edgecolor="k", zorder=4,
-                       label=rf"suggested $\alpha$={report['alpha']:.3g}, $\beta$={report['beta']:.3g}")
+    for name, marker, color in (("recommended", "*", "gold"), ("guideline", "P", "tab:cyan")):
+        cell = report.get(name)
+        if cell is not None:
+            for ax, xy in place([(cell["alpha"], cell["beta"])]).items():
+                ax.scatter(*zip(*xy), marker=marker, s=170 if marker == "*" else 110, color=color, edgecolor="k",
+                           zorder=4, label=rf"{PROBE_CELL_NAMES[name]}: $\alpha$={cell['alpha']:.3g}, "
+                                       rf"$\beta$={cell['beta']:.3g}" if ax is cells.ax else None)
     alphas = [c["alpha"] for c in report["probe"] if c["alpha"] > 0]
     betas = [c["beta"] for c in report["probe"]]
     if alphas:
