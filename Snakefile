@@ -51,6 +51,26 @@ include: "rules/guideline.smk"
 include: "rules/claims.smk"
 
 
+# On a cluster these run where Snakemake runs, not as jobs: a download needs the internet that compute nodes
+# often lack, and merging, source data, claims and drawing take seconds, less than a job's start-up.
+localrules:
+    all,
+    prepare_data,
+    image_merge,
+    paper_grid_merge,
+    source_data,
+    claims,
+    fig1,
+    fig2,
+    fig3,
+    fig4a,
+    fig4bc,
+    fig4b_paper,
+    fig5,
+    fig6,
+    guideline,
+
+
 rule all:
     input:
         rules.fig1.output,

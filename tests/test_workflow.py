@@ -313,7 +313,8 @@ def test_the_report_has_every_figure_with_its_caption_and_the_claims(root, bin_d
     for fig in ("fig1", "fig2", "fig3", "fig4a", "fig4b", "fig4c", "fig5", "fig6", "guideline"):
         assert f"{fig}.png" in html
     for feeds in ("claim C1", "claims C2-alpha, C2-beta", "claims C3, A-sinusoid and A-local-sinusoid",
-                  "claims C4 and C7-omniglot", "claims C5 and C7-miniimagenet", "claim C6", "claims G1"):
+                  "claims C4 and C7-omniglot", "claims C5 and C7-miniimagenet", "claim C6",
+                  "claims G2 (recommended) and G1 (guideline)"):
         assert f"Feeds {feeds}" in html  # each figure's caption names the claim it feeds
     assert "60 iterations" in html  # captions give the settings of this run (config/quick.yaml's fig1)
     assert "CLAIMS.md" in html and "provenance.json" in html
