@@ -577,7 +577,7 @@ def _suggested_cell(problem: str, grid_path, suggestion_path, check_path, name: 
              f"{settings['iterations']} iterations, took {sugg['seconds']:.0f} s on {settings['device']}"
              + (" (cut short by its budget)" if sugg.get("cut_short") else ""))
     out = {"sugg": sugg, "prov": prov, "whole": whole, "seed": seed, "few_shot": few_shot, "seeds": seeds,
-           "region": seeds.get(int(seed)), "cell": cell, "region_of": region_of,
+           "region": seeds.get(int(seed)), "cell": cell,
            "rests_on": (_few_shot_rests_on(problem, whole, prov) if few_shot
                         else _scale_note(problem, whole, prov["iterations"]) + f", read on seed {seed}") + probe}
     if cell is None or out["region"] is None:

@@ -542,7 +542,8 @@ def _load_object(spec: str, option: str):
     arg("--inner-steps", type=int, help="inner steps (default: the problem's, or 1)"),
     arg("--order", choices=["second", "first"], help="MAML order (default: the problem's, or second)"),
     arg("--budget-seconds", type=float,
-        help="time budget: stops the probe early, never changes it (default: the config's guideline section, or 600)"),
+        help="time budget: stops the probe early, never changes it (default: the config's guideline section, or "
+        f"{guideline.BUDGET_SECONDS:g})"),
     arg("--iterations", type=int,
         help=f"meta-iterations per probe cell (default: the config's, else {guideline.ITERATIONS})"),
     arg("--streams", type=int, help=f"task streams per probe cell (default: the config's, else {guideline.STREAMS})"),
@@ -564,7 +565,7 @@ def cmd_suggest(args):
         cfg = _config(args)
         device = provenance.resolve_device(args.device or cfg["device"])
         settings = cfg["guideline"].get(args.problem, {})
-        budget = args.budget_seconds or settings.get("budget_seconds", 600.0)
+        budget = args.budget_seconds or settings.get("budget_seconds", guideline.BUDGET_SECONDS)
         data_path = _image_data(args, cfg) if args.problem in experiments.IMAGE_DATASETS else None
         result = experiments.suggest_on(cfg, args.problem, device, budget, data_path,
                                         args.iterations or settings.get("iterations") or guideline.ITERATIONS,
@@ -576,7 +577,8 @@ def cmd_suggest(args):
         model = factory if isinstance(factory, torch.nn.Module) else factory()
         device = provenance.resolve_device(args.device or "auto")
         result = guideline.suggest(model, sampler, loss=args.loss, inner_steps=args.inner_steps or 1,
-                                   order=args.order or "second", budget_seconds=args.budget_seconds or 600.0,
+                                   order=args.order or "second",
+                                   budget_seconds=args.budget_seconds or guideline.BUDGET_SECONDS,
                                    device=device, seed=args.seed, iterations=args.iterations or guideline.ITERATIONS,
                                    streams=args.streams or guideline.STREAMS, rule=args.rule, checkpoint=_ckpt(args))
     report = json.loads(result.to_json())

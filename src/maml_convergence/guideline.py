@@ -73,8 +73,9 @@ EXTEND = 3                  # at most this many rungs added above (below) the la
                             # (while the recommended alpha is too near its bottom)
 BELOW_BEST = 2              # the ladder reaches at least this many rungs below the recommended alpha
 STREAMS = 2                 # task streams every probe cell trains on
-ITERATIONS = 5              # meta-iterations per probe cell: the Omniglot CNN's probe, ~80 cell runs, in ~10 min
-                            # on 2 CPU cores (benchmarks/suggest.py)
+ITERATIONS = 5              # meta-iterations per probe cell: the Omniglot CNN's probe, 30 cells x 2 streams, in
+                            # 8 min on 2 CPU cores (benchmarks/suggest.py)
+BUDGET_SECONDS = 600.0      # what stops a probe early unless told otherwise
 RULES = ("recommended", "paper")  # which cell suggest answers with
 CELLS = ("recommended", "guideline")  # the two cells a report holds (rule "paper" answers with "guideline")
 LANCZOS = 20                # Hessian-vector products per top-eigenvalue estimate
@@ -127,7 +128,7 @@ class Suggestion:
 
 
 def suggest(model: torch.nn.Module, sample_tasks: Callable, *, loss="auto", inner_steps: int = 1,
-            order: str = "second", budget_seconds: float = 600.0, device=None, seed: int = 0,
+            order: str = "second", budget_seconds: float = BUDGET_SECONDS, device=None, seed: int = 0,
             iterations: int = ITERATIONS, streams: int = STREAMS, rule: str = "recommended", checkpoint=None,
             verbose: bool = True) -> Suggestion:
     """The probe on ``model`` and its tasks, and the cell it recommends: see the module's docstring.
