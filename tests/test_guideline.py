@@ -1,6 +1,7 @@
 """The guideline tool: exact curvature and a converging recommendation on the quadratic, a model with
 torch's batch norm on classification, determinism, one message per broken protocol, and the command."""
 
+import dataclasses
 import json
 import math
 import subprocess
@@ -76,11 +77,17 @@ def test_the_recommended_cell_is_the_lowest_loss_with_a_stable_rung_above_and_th
     assert not result.cut_short
 
 
+def probe_reading_its_checkpoint(streams):
+    """A probe with no model: every cell it is asked for must be in ``probe.resume.cells``."""
+    setup = guideline.ProbeSettings(**dict.fromkeys(f.name for f in dataclasses.fields(guideline.ProbeSettings)))
+    setup = dataclasses.replace(setup, layout={}, ceiling=math.inf, iterations=10, streams=streams)
+    return guideline._Probe(setup, guideline._Checkpoint(None, "", started=0.0), say=lambda text: None, verbose=False)
+
+
 def fake_probe(stable_below, loss, streams=2):
     """A probe whose every cell is read from its checkpoint (nothing trains): on stream s, (alpha, beta) is stable
     when beta < stable_below(alpha, s), and then ends at loss(alpha, beta); every start is 2."""
-    probe = guideline._Probe(*[None] * 9, layout={}, ceiling=math.inf, say=lambda text: None, verbose=False,
-                             resume=guideline._Checkpoint(None, "", started=0.0), iterations=10, streams=streams)
+    probe = probe_reading_its_checkpoint(streams)
     alphas = [0.0] + [guideline._rung_value(r) for r in range(-10, 3)]
     betas = [guideline._rung_value(r) for r in range(-10, 6)]
     probe._start = dict.fromkeys(alphas, 2.0)
@@ -150,8 +157,7 @@ def test_a_fall_from_a_start_wrecked_by_the_inner_step_is_not_training_and_the_w
     """At a large alpha the inner step wrecks the model: its meta-loss starts far above the model's own
     (alpha = 0). Ending 10 % below that start, but above the model's own, is 'flat', not 'trained'. Over
     two streams a cell takes its worst outcome."""
-    probe = guideline._Probe(*[None] * 9, layout={}, ceiling=math.inf, say=lambda text: None, verbose=False,
-                             resume=guideline._Checkpoint(None, "", started=0.0), iterations=10, streams=2)
+    probe = probe_reading_its_checkpoint(streams=2)
     probe._start = {0.0: 1.6, 10.0: 38.0}
     ok = lambda loss: {"status": "ok", "final_loss": loss, "diverged_at": -1}
     probe.resume.cells = {(0.0, 1.0): [ok(1.2), ok(1.3)], (10.0, 0.1): [ok(4.3), ok(1.2)],

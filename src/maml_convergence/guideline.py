@@ -127,6 +127,41 @@ class Suggestion:
         return json.dumps(_json_safe(asdict(self)), indent=1)
 
 
+@dataclass(frozen=True)
+class ProbeSettings:
+    """What every probe cell shares: the model as given, its tasks, and how a cell trains and is measured."""
+
+    model: torch.nn.Module
+    params: dict                # the starting parameters (the model's own)
+    tasks: SampledTasks
+    first: Batch                # the first meta-batch: the protocol checks and the curvature read it
+    evaluation: Batch           # the fixed batch every cell's start and end are measured on
+    loss_fn: Callable
+    loss_name: str
+    inner_steps: int
+    order: str
+    dtype: torch.dtype
+    device: torch.device
+    layout: dict                # slots, task_loop, task_chunk (``_layout``)
+    classes: int                # 0: regression
+    ceiling: float              # a loss above it counts as diverged (cross-entropy: a multiple of log(classes))
+    iterations: int
+    streams: int
+    seed: int
+    seconds_per_meta_iteration: float
+
+    def fingerprint(self) -> str:
+        """Identifies a probe's inputs: the starting parameters, the first meta-batch and the settings."""
+        settings = {"inner_steps": self.inner_steps, "order": self.order, "seed": self.seed,
+                    "iterations": self.iterations, "streams": self.streams,
+                    "loss": getattr(self.loss_fn, "__qualname__", self.loss_name), "device": self.device.type,
+                    "dtype": self.dtype}
+        h = hashlib.sha256(json.dumps(settings, sort_keys=True, default=str).encode())
+        for t in [*self.params.values(), self.first.xs, self.first.ys, self.first.xq, self.first.yq]:
+            h.update(t.detach().cpu().contiguous().numpy().tobytes())
+        return h.hexdigest()[:16]
+
+
 def suggest(model: torch.nn.Module, sample_tasks: Callable, *, loss="auto", inner_steps: int = 1,
             order: str = "second", budget_seconds: float = BUDGET_SECONDS, device=None, seed: int = 0,
             iterations: int = ITERATIONS, streams: int = STREAMS, rule: str = "recommended", checkpoint=None,
@@ -142,62 +177,18 @@ def suggest(model: torch.nn.Module, sample_tasks: Callable, *, loss="auto", inne
     from it and ends with the report an uninterrupted run gives."""
     started = time.monotonic()
     say = (lambda text: print(f"[suggest] {text}", file=sys.stderr, flush=True)) if verbose else (lambda text: None)
-    if order not in maml.ORDERS:
-        raise ValueError(f"order must be one of {maml.ORDERS}, got {order!r}")
-    if rule not in RULES:
-        raise ValueError(f"rule must be one of {RULES}, got {rule!r}")
-    if not (budget_seconds > 0 and math.isfinite(budget_seconds)):
-        raise ValueError(f"budget_seconds must be a positive number, got {budget_seconds!r}")
-    for name, value in (("inner_steps", inner_steps), ("iterations", iterations), ("streams", streams)):
-        if not (isinstance(value, int) and value >= 1):
-            raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
-    device = torch.device(device if device is not None else "cuda" if torch.cuda.is_available() else "cpu")
-    model, params = _functional_model(model, device)
-    loss_fn = maml.resolve_loss(loss)
-    tasks = _checked_sampler(sample_tasks)
-    dtype = next(iter(params.values())).dtype
-    first = tasks.sample(0, dtype=dtype, device=device)
-    layout = _layout(model, device)
-    classes = _check_model(model, params, first, loss_fn, inner_steps, order, layout["task_loop"])
-    seconds_per_cell = _time_meta_step(model, params, first, inner_steps, order, layout["task_loop"], loss_fn)
-    say(f"{sum(p.numel() for p in params.values()):,} parameters, {first.xs.shape[0]} tasks per meta-batch, "
-        + (f"classification ({classes} classes)" if classes else "regression")
-        + f"; one meta-iteration {seconds_per_cell:.3g} s on {device.type}")
-
-    resume = _Checkpoint(checkpoint, _fingerprint(params, first, inner_steps=inner_steps, order=order, seed=seed,
-                                                  iterations=iterations, streams=streams,
-                                                  loss=getattr(loss_fn, "__qualname__", loss),
-                                                  device=device.type, dtype=dtype), started)
+    _check_arguments(order=order, rule=rule, budget_seconds=budget_seconds, inner_steps=inner_steps,
+                     iterations=iterations, streams=streams)
+    setup = _protocol(model, sample_tasks, loss, device, inner_steps, order, iterations, streams, seed, say)
+    resume = _Checkpoint(checkpoint, setup.fingerprint(), started)
     started -= resume.file.earlier_seconds  # the budget counts earlier parts too
-    eig, curvature_seconds = resume.state.get("eigenvalues"), resume.state.get("curvature_seconds", 0.0)
-    if eig is None:
-        lanczos_start = time.monotonic()
-        eig = sharpness.loss_sharpness(model, params, first, k=3, iterations=LANCZOS, seed=seed,
-                                       task_chunk=layout["task_chunk"], loss=loss_fn)
-        curvature_seconds = time.monotonic() - lanczos_start
-    lam = eig[0]
-    alpha_c = theory.paper_alpha_c(eig)
-    say(f"curvature at the start: lambda_max {lam:.4g}, alpha_c = 1/lambda_max {alpha_c:.4g} "
-        f"({time.monotonic() - started:.0f} s)")
-    resume.save(eigenvalues=list(eig), curvature_seconds=curvature_seconds)
-
-    evaluation = eval_batch(tasks, dtype, device)
-    probe = _Probe(model, params, tasks, evaluation, loss_fn, inner_steps, order, dtype, device, layout,
-                   ceiling=DIVERGED_MULTIPLE * math.log(classes) if classes else math.inf, say=say, verbose=verbose,
-                   resume=resume, iterations=iterations, streams=streams)
+    eig, curvature_seconds = _curvature(setup, resume, say, started)
+    probe = _Probe(setup, resume, say, verbose)
     # The probe's rounds end in time for the MAML Hessian at the answer: its Hessian-vector products, through
     # the inner steps, took about twice the loss Hessian's on Omniglot and more on small batches.
     budget_end = started + budget_seconds - (MAML_HESSIAN_COST * curvature_seconds if order == "second" else 0.0)
-    say(f"probe: {iterations} meta-iterations per cell on {streams} task streams")
-    beta_start = _half_decade(2 / lam) if lam > 0 else 1.0
+    beta_start = _search_ladder(probe, eig, budget_end)
     notes = []
-    probe.search([0.0] + _ladder(alpha_c), beta_start, budget_end)
-    extended = 0
-    while extended < EXTEND and probe.columns[max(probe.columns)].trained and not probe.out_of_time:
-        top = max(probe.columns)
-        probe.search([_half_decade(top * RUNG)], probe.columns[top].last_stable_beta() or beta_start, budget_end)
-        extended += 1
-
     trained = sorted(a for a, c in probe.columns.items() if c.trained and a > 0)
     edge = trained[-1] if trained else None
     guide = _guideline_cell(probe, trained, edge, beta_start, budget_end, notes)
@@ -207,39 +198,108 @@ def suggest(model: torch.nn.Module, sample_tasks: Callable, *, loss="auto", inne
     if probe.out_of_time:
         notes.append(f"the time budget ({budget_seconds:g} s) cut the probe short: some cells were not trained; a "
                      f"larger --budget-seconds gives the full probe")
+    result = _report(setup, probe, eig, rule, recommended, guide, edge, budget_seconds, notes, say, started)
+    say(f"recommended: alpha {_fmt(recommended and recommended['alpha'])}, beta "
+        f"{_fmt(recommended and recommended['beta'])}; the paper's guideline: alpha {_fmt(guide and guide['alpha'])}, "
+        f"beta {_fmt(guide and guide['beta'])} (edge alpha {_fmt(edge)}); answer ({rule}): alpha "
+        f"{_fmt(result.alpha)}, beta {_fmt(result.beta)} in {result.seconds:.0f} s")
+    return result
+
+
+def _check_arguments(*, order, rule, budget_seconds, **counts) -> None:
+    if order not in maml.ORDERS:
+        raise ValueError(f"order must be one of {maml.ORDERS}, got {order!r}")
+    if rule not in RULES:
+        raise ValueError(f"rule must be one of {RULES}, got {rule!r}")
+    if not (budget_seconds > 0 and math.isfinite(budget_seconds)):
+        raise ValueError(f"budget_seconds must be a positive number, got {budget_seconds!r}")
+    for name, value in counts.items():
+        if not (isinstance(value, int) and value >= 1):
+            raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
+
+
+def _protocol(model, sample_tasks, loss, device, inner_steps, order, iterations, streams, seed, say) -> ProbeSettings:
+    """Phase 1: the model and the sampler checked once, on the first meta-batch, and what the probe shares."""
+    device = torch.device(device if device is not None else "cuda" if torch.cuda.is_available() else "cpu")
+    model, params = _functional_model(model, device)
+    loss_fn = maml.resolve_loss(loss)
+    tasks = _checked_sampler(sample_tasks)
+    dtype = next(iter(params.values())).dtype
+    first = tasks.sample(0, dtype=dtype, device=device)
+    layout = _layout(model, device)
+    classes = _check_model(model, params, first, loss_fn, inner_steps, order, layout["task_loop"])
+    seconds = _time_meta_step(model, params, first, inner_steps, order, layout["task_loop"], loss_fn)
+    say(f"{sum(p.numel() for p in params.values()):,} parameters, {first.xs.shape[0]} tasks per meta-batch, "
+        + (f"classification ({classes} classes)" if classes else "regression")
+        + f"; one meta-iteration {seconds:.3g} s on {device.type}")
+    return ProbeSettings(
+        model=model, params=params, tasks=tasks, first=first, evaluation=eval_batch(tasks, dtype, device),
+        loss_fn=loss_fn, loss_name=loss if isinstance(loss, str) else getattr(loss, "__name__", "custom"),
+        inner_steps=inner_steps, order=order, dtype=dtype, device=device, layout=layout, classes=classes,
+        ceiling=DIVERGED_MULTIPLE * math.log(classes) if classes else math.inf, iterations=iterations,
+        streams=streams, seed=seed, seconds_per_meta_iteration=seconds)
+
+
+def _curvature(setup: ProbeSettings, resume: "_Checkpoint", say, started: float) -> tuple[list[float], float]:
+    """Phase 2: the loss Hessian's top eigenvalues at the start (or the checkpoint's), and the seconds they took."""
+    eig, seconds = resume.state.get("eigenvalues"), resume.state.get("curvature_seconds", 0.0)
+    if eig is None:
+        lanczos_start = time.monotonic()
+        eig = sharpness.loss_sharpness(setup.model, setup.params, setup.first, k=3, iterations=LANCZOS,
+                                       seed=setup.seed, task_chunk=setup.layout["task_chunk"], loss=setup.loss_fn)
+        seconds = time.monotonic() - lanczos_start
+    say(f"curvature at the start: lambda_max {eig[0]:.4g}, alpha_c = 1/lambda_max {theory.paper_alpha_c(eig):.4g} "
+        f"({time.monotonic() - started:.0f} s)")
+    resume.save(eigenvalues=list(eig), curvature_seconds=seconds)
+    return list(eig), seconds
+
+
+def _search_ladder(probe: "_Probe", eig, budget_end: float) -> float:
+    """Phase 3: every column of the alpha ladder (and alpha = 0) searched for its largest stable beta, rungs
+    added above while the top alpha trains; the beta every column started from."""
+    lam = eig[0]
+    probe.say(f"probe: {probe.setup.iterations} meta-iterations per cell on {probe.setup.streams} task streams")
+    beta_start = _half_decade(2 / lam) if lam > 0 else 1.0
+    probe.search([0.0] + _ladder(theory.paper_alpha_c(eig)), beta_start, budget_end)
+    extended = 0
+    while extended < EXTEND and probe.columns[max(probe.columns)].trained and not probe.out_of_time:
+        top = max(probe.columns)
+        probe.search([_half_decade(top * RUNG)], probe.columns[top].last_stable_beta() or beta_start, budget_end)
+        extended += 1
+    return beta_start
+
+
+def _report(setup: ProbeSettings, probe: "_Probe", eig, rule, recommended, guide, edge, budget_seconds, notes, say,
+            started: float) -> Suggestion:
+    """Phase 4's answer with what the curvature predicts there: the MAML Hessian at its alpha, the bounds."""
     answer = recommended if rule == "recommended" else guide
     alpha, beta = (answer["alpha"], answer["beta"]) if answer else (None, None)
-
     maml_lam = None
-    if alpha is not None and order == "second":
-        maml_lam = sharpness.maml_sharpness(model, params, first, alpha, inner_steps, k=1, iterations=LANCZOS,
-                                            seed=seed, task_chunk=layout["task_chunk"], loss=loss_fn)[0]
+    if alpha is not None and setup.order == "second":
+        maml_lam = sharpness.maml_sharpness(setup.model, setup.params, setup.first, alpha, setup.inner_steps, k=1,
+                                            iterations=LANCZOS, seed=setup.seed, task_chunk=setup.layout["task_chunk"],
+                                            loss=setup.loss_fn)[0]
         say(f"the MAML objective's Hessian at alpha = {alpha:.4g}: lambda_max {maml_lam:.4g} "
             f"({time.monotonic() - started:.0f} s)")
     at = alpha if alpha is not None else 0.0
-    result = Suggestion(
-        alpha=alpha, beta=beta, rule=rule, recommended=recommended, guideline=guide, alpha_c=alpha_c, lambda_max=lam,
+    return Suggestion(
+        alpha=alpha, beta=beta, rule=rule, recommended=recommended, guideline=guide,
+        alpha_c=theory.paper_alpha_c(eig), lambda_max=eig[0],
         beta_bound_paper=float(theory.paper_beta_bound(at, eig)),
-        beta_bound_exact=float(theory.exact_beta_bound(at, eig, order)[0]),
-        alpha_edge=edge, eigenvalues=list(eig), alpha_c_exact=theory.exact_alpha_c(eig, order),
+        beta_bound_exact=float(theory.exact_beta_bound(at, eig, setup.order)[0]),
+        alpha_edge=edge, eigenvalues=list(eig), alpha_c_exact=theory.exact_alpha_c(eig, setup.order),
         maml_lambda_max=maml_lam, beta_bound_maml_hessian=2 / maml_lam if maml_lam and maml_lam > 0 else None,
         probe=probe.rows, columns=[probe.columns[a].record() for a in sorted(probe.columns)],
         cut_short=probe.out_of_time, assumptions=dict(ASSUMPTIONS),
-        settings={"budget_seconds": budget_seconds, "iterations": iterations, "streams": streams,
-                  "inner_steps": inner_steps, "order": order,
-                  "loss": loss if isinstance(loss, str) else getattr(loss, "__name__", "custom"),
-                  "device": str(device), "dtype": str(dtype).replace("torch.", ""), "seed": seed,
-                  "parameters": sum(p.numel() for p in params.values()), "tasks": int(first.xs.shape[0]),
-                  "classes": classes, "rung": RUNG, "fine": FINE, "alpha_safety": ALPHA_SAFETY,
+        settings={"budget_seconds": budget_seconds, "iterations": setup.iterations, "streams": setup.streams,
+                  "inner_steps": setup.inner_steps, "order": setup.order, "loss": setup.loss_name,
+                  "device": str(setup.device), "dtype": str(setup.dtype).replace("torch.", ""), "seed": setup.seed,
+                  "parameters": sum(p.numel() for p in setup.params.values()), "tasks": int(setup.first.xs.shape[0]),
+                  "classes": setup.classes, "rung": RUNG, "fine": FINE, "alpha_safety": ALPHA_SAFETY,
                   "beta_safety": BETA_SAFETY, "below_best": BELOW_BEST,
-                  "seconds_per_meta_iteration": seconds_per_cell, "slots": layout["slots"],
-                  "task_loop": layout["task_loop"]},
+                  "seconds_per_meta_iteration": setup.seconds_per_meta_iteration, "slots": setup.layout["slots"],
+                  "task_loop": setup.layout["task_loop"]},
         notes=notes, seconds=time.monotonic() - started)
-    say(f"recommended: alpha {_fmt(recommended and recommended['alpha'])}, beta "
-        f"{_fmt(recommended and recommended['beta'])}; the paper's guideline: alpha {_fmt(guide and guide['alpha'])}, "
-        f"beta {_fmt(guide and guide['beta'])} (edge alpha {_fmt(edge)}); answer ({rule}): alpha {_fmt(alpha)}, "
-        f"beta {_fmt(beta)} in {result.seconds:.0f} s")
-    return result
 
 
 ASSUMPTIONS = {
@@ -316,12 +376,8 @@ class _Column:
 class _Probe:
     """Rounds of cells trained by the grid runner on every task stream, and what they say per alpha column."""
 
-    def __init__(self, model, params, tasks, evaluation: Batch, loss_fn, inner_steps, order, dtype, device, layout,
-                 ceiling: float, say, verbose: bool, resume: "_Checkpoint", iterations: int, streams: int):
-        self.model, self.params, self.tasks, self.evaluation = model, params, tasks, evaluation
-        self.loss_fn, self.inner_steps, self.order, self.dtype, self.device = loss_fn, inner_steps, order, dtype, device
-        self.layout, self.ceiling, self.say, self.verbose, self.resume = layout, ceiling, say, verbose, resume
-        self.iterations, self.streams = iterations, streams
+    def __init__(self, setup: ProbeSettings, resume: "_Checkpoint", say, verbose: bool):
+        self.setup, self.resume, self.say, self.verbose = setup, resume, say, verbose
         self.columns: dict[float, _Column] = {}
         self.rows: list[dict] = []
         self.rounds, self.out_of_time = 0, False
@@ -332,9 +388,9 @@ class _Probe:
         """The meta-loss of the starting parameters on the fixed batch: what a cell's end is compared with."""
         if alpha not in self._start:
             with torch.no_grad():
-                self._start[alpha] = float(maml.meta_loss(self.model, self.params, self.evaluation, alpha,
-                                                          self.inner_steps, self.layout["task_loop"],
-                                                          loss=self.loss_fn))
+                s = self.setup
+                self._start[alpha] = float(maml.meta_loss(s.model, s.params, s.evaluation, alpha, s.inner_steps,
+                                                          s.layout["task_loop"], loss=s.loss_fn))
         return self._start[alpha]
 
     def train(self, cells: list[tuple[float, float]], phase: str, budget_end: float):
@@ -342,24 +398,24 @@ class _Probe:
         if the budget has no room for them (the first round always runs: without it there is nothing to
         recommend from). The cost of a cell-iteration is what the last round took, training and evaluation
         together. Cells the checkpoint holds are read from it, not trained again."""
-        trained = self.resume.cells
+        s, trained = self.setup, self.resume.cells
         todo = [c for c in cells if c not in trained]
-        runs = len(todo) * self.streams * self.iterations
+        runs = len(todo) * s.streams * s.iterations
         if todo and self.rounds and time.monotonic() + runs * self.seconds_per_cell > budget_end:
             self.out_of_time = True
             return None
         self.rounds += 1
-        self.say(f"round {self.rounds} ({phase}): {len(todo)} cells x {self.streams} streams" +
+        self.say(f"round {self.rounds} ({phase}): {len(todo)} cells x {s.streams} streams" +
                  (f" (and {len(cells) - len(todo)} from the checkpoint)" if len(todo) < len(cells) else ""))
         if todo:
             started = time.monotonic()
-            spec = GridSpec(model=self.model, problem=self.tasks, alphas=[], betas=[], pairs=todo,
-                            seeds=list(range(self.streams)), iterations=self.iterations, inner_steps=self.inner_steps,
-                            order=self.order, optimizer="sgd", dtype=str(self.dtype).replace("torch.", ""),
-                            device=str(self.device), slots=self.layout["slots"], task_loop=self.layout["task_loop"],
-                            loss=self.loss_fn, init_params=self.params)
+            spec = GridSpec(model=s.model, problem=s.tasks, alphas=[], betas=[], pairs=todo,
+                            seeds=list(range(s.streams)), iterations=s.iterations, inner_steps=s.inner_steps,
+                            order=s.order, optimizer="sgd", dtype=str(s.dtype).replace("torch.", ""),
+                            device=str(s.device), slots=s.layout["slots"], task_loop=s.layout["task_loop"],
+                            loss=s.loss_fn, init_params=s.params)
             for r in run_grid(spec, progress=self.verbose):
-                per_stream = trained.setdefault((r["alpha"], r["beta"]), [None] * self.streams)
+                per_stream = trained.setdefault((r["alpha"], r["beta"]), [None] * s.streams)
                 per_stream[r["seed"]] = {k: r[k] for k in ("status", "final_loss", "diverged_at")}
             self.seconds_per_cell = (time.monotonic() - started) / runs
             self.resume.save(seconds_per_cell=self.seconds_per_cell)
@@ -367,7 +423,7 @@ class _Probe:
         for a, b in cells:
             streams = trained[(a, b)]
             start, end = self.start_loss(a), [r["final_loss"] for r in streams]
-            each = outcomes([r["status"] for r in streams], [start] * len(streams), end, self.ceiling)
+            each = outcomes([r["status"] for r in streams], [start] * len(streams), end, s.ceiling)
             # An inner step large enough to wreck the model starts a cell far above the model as given
             # (alpha = 0): falling from there is not training. Trained = also 10 % below the unadapted start.
             below_given = outcomes(["ok"] * len(streams), [self.start_loss(0.0)] * len(streams), end) == "trained"
@@ -376,7 +432,7 @@ class _Probe:
             self.rows.append({"alpha": a, "beta": b, "phase": phase, "round": self.rounds, "outcome": outcome,
                               "stream_outcomes": each, "start_loss": start, "final_loss": float(np.mean(end)),
                               "final_losses": end, "diverged_at": [r["diverged_at"] for r in streams],
-                              "iterations": self.iterations})
+                              "iterations": s.iterations})
             column = self.columns.get(a)
             if column is not None and b == _rung_value(_rung(b)):
                 column.rungs[_rung(b)] = (outcome, float(np.mean(end)))
@@ -471,14 +527,6 @@ class _Checkpoint:
     def save(self, **state) -> None:
         self.state.update(state)
         self.file.save({"state": self.state, "cells": self.cells})
-
-
-def _fingerprint(params: dict, batch: Batch, **settings) -> str:
-    """Identifies a probe's inputs: the starting parameters, the first meta-batch and the settings."""
-    h = hashlib.sha256(json.dumps(settings, sort_keys=True, default=str).encode())
-    for t in [*params.values(), batch.xs, batch.ys, batch.xq, batch.yq]:
-        h.update(t.detach().cpu().contiguous().numpy().tobytes())
-    return h.hexdigest()[:16]
 
 
 def _guideline_cell(probe: _Probe, trained, edge, beta_start, budget_end, notes) -> dict | None:
