@@ -6,8 +6,8 @@
 
 rule claims:
     input:
-        reference=rules.linear_reference.output[0],
-        audit=rules.linear_audit.output.table,
+        linear_reference=rules.linear_reference.output[0],
+        linear_audit=rules.linear_audit.output.table,
         audit_provenance=rules.linear_audit.output.provenance,
         sinusoid_reference=rules.sinusoid_reference.output[0],
         fig5=rules.fig5_analysis.output.table,
@@ -15,9 +15,9 @@ rule claims:
         fig1=rules.fig1_runs.output.table,
         fig2=rules.fig2_curves.output.curves,
         fig2_provenance=rules.fig2_curves.output.provenance,
-        linear=expand(rules.linear_grid.output.grid, order=config["linear"]["orders"]),
+        linear_grids=expand(rules.linear_grid.output.grid, order=config["linear"]["orders"]),
         linear_provenance=expand(rules.linear_grid.output.provenance, order=config["linear"]["orders"]),
-        sinusoid=rules.sinusoid_grid.output.grid,
+        sinusoid_grid=rules.sinusoid_grid.output.grid,
         sinusoid_provenance=rules.sinusoid_grid.output.provenance,
         omniglot=expand(rules.image_merge.output.grid, dataset="omniglot"),
         omniglot_provenance=expand(rules.image_merge.output.provenance, dataset="omniglot"),
@@ -38,10 +38,10 @@ rule claims:
     conda:
         ENV
     shell:
-        "maml-convergence claims --config-json {params.config:q} --linear-reference {input.reference}"
-        " --linear-audit {input.audit} --sinusoid-reference {input.sinusoid_reference} --fig5 {input.fig5}"
-        " --fig1 {input.fig1} --fig2 {input.fig2} --omniglot-grid {input.omniglot}"
-        " --miniimagenet-grid {input.miniimagenet} --omniglot-paper-grid {input.omniglot_paper}"
-        " --linear-grids {input.linear} --sinusoid-grid {input.sinusoid}"
-        " --sinusoid-local-bound {input.sinusoid_local_bound} --guideline {input.guideline}"
+        "maml-convergence claims --config-json {params.config:q} --linear-reference {input.linear_reference}"
+        " --linear-grids {input.linear_grids} --linear-audit {input.linear_audit}"
+        " --sinusoid-grid {input.sinusoid_grid} --sinusoid-reference {input.sinusoid_reference}"
+        " --sinusoid-local-bound {input.sinusoid_local_bound} --fig1 {input.fig1} --fig2 {input.fig2}"
+        " --fig5 {input.fig5} --omniglot {input.omniglot} --miniimagenet {input.miniimagenet}"
+        " --omniglot-paper {input.omniglot_paper} --guideline {input.guideline}"
         " --out-json {output.json} --out-md {output.md} 2>&1 | tee {log}"

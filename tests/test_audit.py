@@ -4,7 +4,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from maml_convergence import audit, claims, theory
+from maml_convergence import audit, theory
+from maml_convergence.claims import linear
 from maml_convergence.grid import GridSpec
 from maml_convergence.tasks import LinearRegressionTask
 
@@ -51,6 +52,7 @@ def test_audit_claim_rules():
     table["paper"] = theory.paper_beta_bound(alphas, eig)
     table["exact"] = exact
     settings = {"iterations": 100, "rounds": 1, "points": 4}
-    exact_row = claims._audit_formula(table, "second", "exact", eig, settings)
+    exact_row = linear.formula_against_bisection("A-exact-second", table, "second", "exact", eig, settings)
     assert exact_row["verdict"] == "holds" and "LESS than the default audit" in exact_row["rests_on"]
-    assert claims._audit_formula(table, "second", "paper", eig, settings)["verdict"] == "fails"
+    paper_row = linear.formula_against_bisection("A-paper-second", table, "second", "paper", eig, settings)
+    assert paper_row["verdict"] == "fails"

@@ -9,8 +9,12 @@ import pandas as pd
 import pytest
 
 from maml_convergence import claims
+from maml_convergence.claims import few_shot as few_shot_claims
+from maml_convergence.claims import guideline as guideline_claims
+from maml_convergence.claims import sinusoid as sinusoid_claims
+from maml_convergence.claims import verdicts as verdict_rules
 
-suggest_claim = claims._suggest_claim  # G1
+suggest_claim = lambda problem, *files: guideline_claims.guideline_cell_is_good(f"G1-{problem}", problem, *files)
 
 
 def grid_of(stable: dict[float, list[float]], betas=(0.1, 0.3, 1.0, 3.0)) -> pd.DataFrame:
@@ -43,14 +47,14 @@ def test_a_missing_baseline_is_inconclusive_not_a_division_by_nothing():
                                               (["holds"] * 3 + ["fails"] * 2, "inconclusive"),
                                               (["fails"] * 5, "fails"), (["inconclusive"] * 5, "inconclusive")])
 def test_over_seeds_a_verdict_needs_four_in_five(verdicts, overall):
-    assert claims._overall(verdicts) == overall
+    assert verdict_rules.overall(verdicts) == overall
 
 
 def test_c3_is_stated_per_seed_and_overall():
     holds = grid_of({0.0: [0.1], 0.1: [0.1, 0.3], 0.3: [0.1]})
     fails = grid_of({0.0: [0.1, 0.3, 1.0], 0.1: [0.1], 0.3: [0.1]})
     grid = pd.concat([holds.assign(seed=s) for s in range(4)] + [fails.assign(seed=4)], ignore_index=True)
-    row = claims._sinusoid_edge_claim(grid, 500, 3.0)
+    row = sinusoid_claims.larger_beta_near_the_edge("C3", grid, 500, 3.0)
     assert row["verdict"] == "holds"
     assert "vs alpha = 0: holds in 4, fails in 1 of 5 seeds" in row["summary"]
     assert [s["verdict"] for s in row["measured"]["per_seed"]] == ["holds"] * 4 + ["fails"]
@@ -76,7 +80,7 @@ def test_a_few_shot_verdict_that_depends_on_the_definition_says_so(tmp_path):
     # alpha = 0 stays flat up to beta = 3 (stable under a and b, not trained); near the edge beta = 1 trains
     grid = few_shot([(0.0, 1.0, 1.6), (0.0, 3.0, 1.61), (0.0, 10.0, 9.0),
                      (1.0, 1.0, 1.0), (1.0, 3.0, 9.0), (1.0, 10.0, 9.0)])
-    row = claims._few_shot_claim("omniglot", write_grid(tmp_path, grid), 3.0)
+    row = few_shot_claims.larger_beta_near_the_edge("C4", "omniglot", write_grid(tmp_path, grid), 3.0)
     per = {d: v["verdict"] for d, v in row["measured"]["definitions"].items()}
     assert per == {"a": "fails", "b": "fails", "c": "inconclusive"}  # (c): nothing trains at alpha = 0
     assert row["verdict"] == "inconclusive" and "DEPENDS ON THE DEFINITION" in row["summary"]
@@ -84,11 +88,12 @@ def test_a_few_shot_verdict_that_depends_on_the_definition_says_so(tmp_path):
 
 def test_the_guideline_row_asks_whether_the_best_cell_is_near_the_edge(tmp_path):
     grid = few_shot([(0.0, 1.0, 1.5), (0.1, 1.0, 1.2), (1.0, 1.0, 0.8), (1.0, 3.0, 1.0), (3.0, 1.0, 1.3)])
-    row = claims._guideline_claim("omniglot", write_grid(tmp_path, grid), 3.0)
+    row = few_shot_claims.best_cell_near_the_edge("C7-omniglot", "omniglot", write_grid(tmp_path, grid), 3.0)
     assert row["measured"]["alpha_edge"] == 3.0 and row["measured"]["accuracy_column"] == "final_accuracy"
     assert row["measured"]["loss"]["alpha"] == 1.0 and row["verdict"] == "holds"
     far = few_shot([(0.0, 1.0, 0.5), (1.0, 1.0, 1.4), (3.0, 1.0, 1.4)])
-    assert claims._guideline_claim("omniglot", write_grid(tmp_path / "far", far), 3.0)["verdict"] == "fails"
+    row = few_shot_claims.best_cell_near_the_edge("C7-omniglot", "omniglot", write_grid(tmp_path / "far", far), 3.0)
+    assert row["verdict"] == "fails"
 
 
 def test_the_sinusoid_theory_is_read_on_the_seed_that_trained_its_hessian_point():
@@ -96,8 +101,10 @@ def test_the_sinusoid_theory_is_read_on_the_seed_that_trained_its_hessian_point(
     inside, outside = grid_of({0.0: [0.1, 0.3], 0.1: [0.1, 0.3]}), grid_of({0.0: [0.1], 0.1: [0.1]})
     grid = pd.concat([outside.assign(seed=0), inside.assign(seed=1)], ignore_index=True)
     ref = {"eigenvalues": [1.0, 4.0], "alpha": 0.01, "beta": 0.01, "iterations": 500}
-    assert claims._sinusoid_theory(grid, {**ref, "seed": 1}, 500)["verdict"] == "holds"
-    row = claims._sinusoid_theory(grid, {**ref, "seed": 0}, 500)
+    trained_at = lambda seed: sinusoid_claims.paper_bound_at_a_trained_point("A-sinusoid", grid, {**ref, "seed": seed},
+                                                                             500)
+    assert trained_at(1)["verdict"] == "holds"
+    row = trained_at(0)
     assert row["verdict"] == "fails"
     assert "2x4 cells x 2 seeds, 500 iterations" in row["rests_on"] and "read on seed 0" in row["rests_on"]
 
@@ -109,13 +116,13 @@ def test_the_local_prediction_is_judged_per_alpha_column_and_seed_beside_the_pap
     grid = pd.concat([one.assign(seed=s) for s in (0, 1)], ignore_index=True)
     ref = {"eigenvalues": [1.0, 4.0], "alpha": 0.01, "beta": 0.01, "iterations": 500, "seed": 0}
     right = pd.DataFrame({"seed": [0, 0, 1, 1], "alpha": [0.0, 0.1] * 2, "beta_predicted": [0.5, 2.0, 0.5, 2.0]})
-    row = claims._local_sinusoid(grid, right, ref, 500)
+    row = sinusoid_claims.maml_hessian_at_the_start("A-local-sinusoid", grid, right, ref, 500)
     assert row["id"] == "A-local-sinusoid" and row["verdict"] == "holds"
     assert row["summary"].startswith("seed 0: prediction inside the measured bracket in 2/2 alpha columns")
     assert "inside in 1/2 columns below its alpha_c" in row["summary"] and "holds in 2 of 2" in row["summary"]
     # too optimistic in both columns of seed 1: above its brackets
     wrong = right.assign(beta_predicted=[0.5, 2.0, 5.0, 5.0])
-    row = claims._local_sinusoid(grid, wrong, ref, 500)
+    row = sinusoid_claims.maml_hessian_at_the_start("A-local-sinusoid", grid, wrong, ref, 500)
     assert row["verdict"] == "inconclusive"  # 1 of 2 seeds holds: no 80 % agreement
     assert row["measured"]["per_seed"][1]["above"] == 2 and row["measured"]["per_seed"][1]["verdict"] == "fails"
 
@@ -193,7 +200,7 @@ def test_g1_on_a_few_shot_grid_reads_definition_b_and_fails_without_a_recommenda
     assert row["verdict"] == "fails" and "no guideline cell" in row["summary"]
 
 
-recommended_claim = claims._recommended_claim  # G2
+recommended_claim = lambda problem, *files: guideline_claims.recommended_cell_is_good(f"G2-{problem}", problem, *files)
 
 
 def five_seeds(unstable_at_beta_0_3: set[int]) -> pd.DataFrame:
@@ -268,13 +275,14 @@ def test_the_paper_scale_rows_are_pending_until_every_chunk_is_in_then_judged_by
     prov = json.loads((path.parent / "provenance.json").read_text())
     (path.parent / "provenance.json").write_text(json.dumps({**prov, "chunks": 4, "chunks_done": [0, 2, 3], "cells": 5,
                                                           "cells_in_grid": 6}))
-    pending = claims.paper_scale_claims(path, 3.0)
+    pending = claims.paper_scale_claims(claims.ids_of(few_shot_claims.paper_scale), path, 3.0)
     assert [r["id"] for r in pending] == ["C4-omniglot-paper", "C7-omniglot-paper"]
     assert all(r["verdict"] == "pending" and r["why"] == "3 of 4 chunks of the paper-scale grid computed"
                for r in pending)
     (path.parent / "provenance.json").write_text(json.dumps({**prov, "chunks": 4, "chunks_done": [0, 1, 2, 3]}))
-    judged = claims.paper_scale_claims(path, 3.0)
-    same = [claims._few_shot_claim("omniglot", path, 3.0), claims._guideline_claim("omniglot", path, 3.0)]
+    judged = claims.paper_scale_claims(claims.ids_of(few_shot_claims.paper_scale), path, 3.0)
+    same = [few_shot_claims.larger_beta_near_the_edge("C4-omniglot-paper", "omniglot", path, 3.0),
+            few_shot_claims.best_cell_near_the_edge("C7-omniglot-paper", "omniglot", path, 3.0)]
     assert [r["verdict"] for r in judged] == [r["verdict"] for r in same] == ["inconclusive", "holds"]
     as_text = lambda rows: json.dumps([r["measured"] for r in rows], default=float)  # NaN reads equal as text
     assert as_text(judged) == as_text(same)

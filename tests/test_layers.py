@@ -12,23 +12,41 @@ LAYERS = ["config", "progress", "provenance", "checkpoint", "source_data", "stab
           "higher_backend", "curvature", "curvature_mlp", "sharpness", "grid", "guideline", "audit", "experiments",
           "paper_grid", "claims", "plots", "cli", "__main__"]
 PACKAGE = Path(maml_convergence.__file__).parent
+# Within the claims package, bottom to top likewise.
+CLAIMS_LAYERS = ["results", "verdicts", "edge", "linear", "sinusoid", "few_shot", "guideline", "curves", "render",
+                 "__init__"]
 
 
-def imports_of(module: str) -> set[str]:
-    tree = ast.parse((PACKAGE / f"{module}.py").read_text())
+def _imports(path: Path, level: int) -> set[str]:
+    """What ``path`` imports ``level`` packages up (1: its own package)."""
     found = set()
-    for node in ast.walk(tree):
-        if isinstance(node, ast.ImportFrom) and node.level == 1:
-            found |= {node.module} if node.module else {alias.name for alias in node.names}
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom) and node.level == level:
+            found |= {node.module.split(".")[0]} if node.module else {alias.name for alias in node.names}
     return found
 
 
+def imports_of(module: str) -> set[str]:
+    """The package's modules that ``module`` imports (a subpackage: any of its files)."""
+    if (PACKAGE / module).is_dir():
+        return set().union(*(_imports(f, 2) for f in (PACKAGE / module).glob("*.py")))
+    return _imports(PACKAGE / f"{module}.py", 1)
+
+
 def test_every_module_has_a_layer():
-    assert {p.stem for p in PACKAGE.glob("*.py")} - {"__init__"} == set(LAYERS)
+    modules = {p.stem for p in PACKAGE.glob("*.py")} | {p.parent.name for p in PACKAGE.glob("*/__init__.py")}
+    assert modules - {"__init__"} == set(LAYERS)
+    assert {p.stem for p in (PACKAGE / "claims").glob("*.py")} == set(CLAIMS_LAYERS)
 
 
 def test_no_import_runs_up_a_layer():
     upward = {(m, i) for m in LAYERS for i in imports_of(m) if LAYERS.index(i) >= LAYERS.index(m)}
+    assert upward == set()
+
+
+def test_no_import_runs_up_a_layer_within_the_claims():
+    within = {m: _imports(PACKAGE / "claims" / f"{m}.py", 1) for m in CLAIMS_LAYERS}
+    upward = {(m, i) for m, found in within.items() for i in found if CLAIMS_LAYERS.index(i) >= CLAIMS_LAYERS.index(m)}
     assert upward == set()
 
 

@@ -20,6 +20,7 @@ import pytest
 
 from conftest import figures_predate_the_workflow
 from maml_convergence import claims, config, experiments
+from maml_convergence.claims import linear
 from maml_convergence.grid import run_grid
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -95,8 +96,8 @@ def test_the_fig3_grids_and_claims_c2_come_out_again(committed, paper, reference
     spec = experiments.linear_spec(paper, order, "cpu")
     path = tmp_path / "grid.csv"
     experiments.grid_frame(run_grid(spec, progress=False)).to_csv(path, index=False)  # as the workflow writes it
-    rows = claims.linear_claims(pd.read_csv(path), order, spec.iterations, paper["linear"]["success_loss"],
-                                spectra(reference))
+    rows = claims.linear_claims(claims.ids_of(linear.grid_claims), pd.read_csv(path), order, spec.iterations,
+                                paper["linear"]["success_loss"], spectra(reference))
     want = {c["id"]: c for c in committed["claims"]}
     for row in json_round_trip(rows):
         if "why" not in want[row["id"]]:  # written before rows had a short claim and a why: hold the rest
@@ -109,7 +110,7 @@ def test_the_audit_of_the_first_draw_comes_out_again(committed, paper, reference
     experiments.linear_audit(paper, "cpu", first).to_csv(tmp_path / "audit.csv", index=False)
     table = pd.read_csv(tmp_path / "audit.csv")
     want = {c["id"]: c for c in committed["claims"]}
-    rows = json_round_trip(claims.audit_claims(table, spectra(first), paper["audit"]))
+    rows = json_round_trip(claims.audit_claims(claims.ids_of(linear.audit), table, spectra(first), paper["audit"]))
     assert len(rows) == 6
     for row in rows:
         committed_first = want[row["id"]]["measured"]["per_seed"][0]

@@ -9,7 +9,8 @@ ones), ``data`` (the image datasets), ``tasks`` (task distributions), ``models``
 ``maml`` (the torch.func engine), ``higher_backend`` (the reference implementation),
 ``curvature`` and ``curvature_mlp``, ``sharpness`` (top Hessian eigenvalues, matrix-free),
 ``grid`` (many (alpha, beta) cells at once), ``guideline`` (``suggest``), ``audit``,
-``experiments``, ``paper_grid`` (the paper-scale Fig. 4b, accumulated from chunks), ``claims``, ``plots``, ``cli``.
+``experiments``, ``paper_grid`` (the paper-scale Fig. 4b, accumulated from chunks), ``claims`` (the verdicts:
+a package, one module per family of claims), ``plots``, ``cli``.
 """
 
 __version__ = "0.1.0"

@@ -61,11 +61,16 @@ class Checkpoint:
                         "resumed": self.resumed}, tmp)
 
     def remove(self) -> None:
-        if self.path is not None:
-            self.path.unlink(missing_ok=True)
+        discard(self.path)
 
     def run_info(self) -> dict:
         return {"earlier_seconds": self.earlier_seconds, "resumed": self.resumed}
 
     def _say(self, message: str) -> None:
         print(f"[{self.label}] {message}", file=sys.stderr)
+
+
+def discard(path: str | os.PathLike | None) -> None:
+    """The step's output is complete: its resume file (if it kept one) is no longer needed."""
+    if path is not None:
+        Path(path).unlink(missing_ok=True)

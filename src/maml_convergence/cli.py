@@ -22,7 +22,7 @@ import pandas as pd
 import torch
 
 from . import config as config_mod
-from . import data, experiments, guideline, paper_grid, provenance, source_data
+from . import checkpoint, data, experiments, guideline, paper_grid, provenance, source_data
 from .checkpoint import Checkpoint
 from .grid import run_grid
 from .tasks import ProtocolError
@@ -90,15 +90,9 @@ def _write_grid(args, spec, cfg, device, on_pace=None):
     prov = _record(args, cfg, device, wall, run_info, cells=len(rows), iterations=spec.iterations, order=spec.order,
                    seeds=spec.seeds, fingerprint=spec.fingerprint(), diverged=int((frame.status == "diverged").sum()))
     provenance.write_json(args.provenance, prov)
-    _done(args)
+    checkpoint.discard(_ckpt(args))
     print(f"[{args.experiment}] {len(rows)} cells x {spec.iterations} iterations in {prov['wall_seconds']:.1f} s "
           f"({prov['diverged']} diverged) -> {args.out}")
-
-
-def _done(args) -> None:
-    """The step finished: its resume file is no longer needed."""
-    if getattr(args, "checkpoint", None):
-        Path(args.checkpoint).unlink(missing_ok=True)
 
 
 def _write_cpu_table(args, compute) -> None:
@@ -176,7 +170,7 @@ def _write_trained_table(args, compute, extra=lambda cfg: {}) -> pd.DataFrame:
     provenance.atomic_write_text(args.out, table.to_csv(index=False))
     provenance.write_json(args.provenance, _record(args, cfg, device, time.perf_counter() - start, run_info,
                                                    **extra(cfg)))
-    _done(args)
+    checkpoint.discard(_ckpt(args))
     return table
 
 
@@ -196,7 +190,7 @@ def cmd_fig5_train(args):
     out["provenance"] = _record(args, cfg, device, time.perf_counter() - start, run_info)
     with provenance.atomic_write(args.out) as tmp:
         torch.save(out, tmp)
-    _done(args)
+    checkpoint.discard(_ckpt(args))
 
 
 @command("fig5-analysis", "exact T g and H^2 at every snapshot (Fig. 5)", provenance=True, checkpoint=True, arguments=[
@@ -427,36 +421,34 @@ def cmd_paper_grid_merge(args):
 
 
 @command("claims", "verdicts on the paper's claims", out=False, arguments=[
+    arg("--linear-reference", required=True, help="the Hessian spectra of the linear-regression draws"),
+    arg("--linear-grids", nargs="+", required=True, help="Fig. 3 grids, one per MAML order (claims C2-*)"),
+    arg("--linear-audit", required=True, help="the bisected boundary (claims A-paper-*, A-exact-*, A-alpha_c-*)"),
+    arg("--sinusoid-grid", required=True, help="Fig. 4a grid (claim C3)"),
+    arg("--sinusoid-reference", required=True, help="the Hessian at a meta-trained sinusoid point (A-sinusoid)"),
     arg("--sinusoid-local-bound", help="Fig. 4a's local prediction (claim A-local-sinusoid)"),
-    arg("--guideline", nargs="*", default=[],
-        help="suggest's reports and their checks, in pairs (claims G1-<problem>, G2-<problem>)"),
-    arg("--fig5", help="Fig. 5 curvature table (claim C6)"),
     arg("--fig1", help="Fig. 1 gradient table (claim C1)"),
     arg("--fig2", help="Fig. 2 curves (their numbers are kept beside the claims)"),
-    arg("--omniglot-grid", help="Fig. 4b grid (claim C4)"),
-    arg("--miniimagenet-grid", help="Fig. 4c grid (claim C5)"),
-    arg("--omniglot-paper-grid",
+    arg("--fig5", help="Fig. 5 curvature table (claim C6)"),
+    arg("--omniglot", help="Fig. 4b grid (claims C4, C7-omniglot)"),
+    arg("--miniimagenet", help="Fig. 4c grid (claims C5, C7-miniimagenet)"),
+    arg("--omniglot-paper",
         help="the paper-scale Fig. 4b grid, complete or not (claims C4-omniglot-paper, C7-omniglot-paper)"),
-    arg("--linear-reference", required=True),
-    arg("--linear-audit", required=True),
-    arg("--sinusoid-reference", required=True),
-    arg("--linear-grids", nargs="+", required=True),
-    arg("--sinusoid-grid", required=True),
+    arg("--guideline", nargs="*", default=[],
+        help="suggest's reports and their checks, in pairs (claims G1-<problem>, G2-<problem>)"),
     arg("--out-json", required=True),
     arg("--out-md", required=True),
 ])
 def cmd_claims(args):
+    """Every flag but the outputs is an input of ``claims.evaluate``, by the same name."""
     from . import claims
     cfg = _config(args)
     if len(args.guideline) % 2:
         raise config_mod.ConfigError("--guideline takes pairs: a suggestion report, then its check")
     pairs = zip(args.guideline[::2], args.guideline[1::2])
-    guideline_paths = {json.loads(Path(s).read_text())["problem"]: (s, c) for s, c in pairs}
-    result = claims.evaluate(cfg, args.linear_reference, args.linear_grids, args.sinusoid_grid,
-                             args.linear_audit, args.sinusoid_reference, args.fig5, args.fig1,
-                             {k: v for k, v in (("omniglot", args.omniglot_grid),
-                                                ("miniimagenet", args.miniimagenet_grid)) if v}, args.fig2,
-                             args.sinusoid_local_bound, guideline_paths, args.omniglot_paper_grid)
+    inputs = {name: getattr(args, name) for name in claims.INPUTS}
+    inputs["guideline"] = {json.loads(Path(s).read_text())["problem"]: (s, c) for s, c in pairs}
+    result = claims.evaluate(cfg, inputs)
     provenance.write_json(args.out_json, result)
     provenance.atomic_write_text(args.out_md, claims.to_markdown(result))
     for row in result["claims"]:
@@ -589,7 +581,7 @@ def cmd_suggest(args):
     if args.figure:
         from . import plots
         plots.save_probe_figure(report, args.figure)
-    _done(args)
+    checkpoint.discard(_ckpt(args))
     print(json.dumps(result.summary()))
     if result.recommended is None and result.guideline is None:
         raise guideline.NoRecommendation("; ".join(result.notes))
@@ -648,6 +640,7 @@ def build_parser() -> argparse.ArgumentParser:
         # the module's function by name at parse time, so a replaced cmd_* (a test's stand-in) is what runs
         s.set_defaults(func=globals()[func.__name__], experiment=name, **defaults)
     return p
+
 
 def _terminate(signum, frame):
     raise KeyboardInterrupt  # Snakemake and cluster schedulers stop jobs with SIGTERM

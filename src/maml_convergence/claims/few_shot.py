@@ -1,0 +1,136 @@
+"""Few-shot classification (Omniglot, MiniImagenet): the edge claims under three definitions of a stable
+cell, whether the best cell lies near the edge, and both at the paper's scale.
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from ..stability import DEFINITIONS, DIVERGED_MULTIPLE, RISE, TRAINED_DROP, few_shot_outcomes, few_shot_stability
+from .edge import edge_ratios, edge_rule, edge_text, edge_verdict
+from .results import Results
+from .verdicts import at_paper_scale, provenance_of, scale_note
+
+
+EDGE_CLAIM = {"omniglot": "Omniglot: near the divergence edge of alpha, a larger beta trains than at alpha = 0 "
+                          "(Fig. 4b)",
+              "miniimagenet": "MiniImagenet: near the divergence edge of alpha, a larger beta trains than at alpha "
+                              "= 0 (Fig. 4c)"}
+
+
+def definitions_text(n_way: int) -> str:
+    return (f"(a) not diverged: unstable if diverged or its final loss > {DIVERGED_MULTIPLE:g} ln {n_way}; (b) not "
+            f"unstable: also unstable if its loss ended > {RISE:.0%} above its start; (c) trained: stable only if "
+            f"its loss ended >= {TRAINED_DROP:.0%} below its start (start and end on the same fixed task batch)")
+
+
+def few_shot_rests_on(dataset: str, grid: pd.DataFrame, prov: dict) -> str:
+    note = scale_note(dataset, grid, prov["iterations"]) + f", {prov['device']}"
+    if not at_paper_scale(dataset, grid, prov["iterations"]):
+        note += (f"; the paper-scale grid: `snakemake --cores all results/{dataset}/grid.csv` "
+                 "(with `--profile profiles/slurm` or `profiles/local-gpu`)")
+    return note
+
+
+def larger_beta_near_the_edge(cid: str, dataset: str, grid_path, near_edge_factor: float) -> dict:
+    """C4/C5 under each of the three definitions of a stable cell (stability.DEFINITIONS)."""
+    prov = provenance_of(grid_path)
+    raw, n_way = pd.read_csv(grid_path), prov["config"][dataset]["n_way"]
+    per_def = {d: edge_ratios(few_shot_stability(raw, n_way, d), near_edge_factor) for d in DEFINITIONS}
+    verdicts = {d: edge_verdict(e) for d, e in per_def.items()}
+    agree = len(set(verdicts.values())) == 1
+    claim = EDGE_CLAIM[dataset]
+    summary = "; ".join(f"({d}) {DEFINITIONS[d][0]}: {verdicts[d]} vs alpha = 0 ({edge_text(e, 'alpha=0')}), "
+                        f"{edge_verdict(e, 'smallest alpha')} vs the smallest alpha" for d, e in per_def.items())
+    readings = ", ".join(f"({d}) {v}" for d, v in verdicts.items())
+    return {"id": cid, "claim": claim, "verdict": verdicts["a"] if agree else "inconclusive",
+            "short": f"{claim.split(':')[0]}: near the alpha edge a larger beta trains than at alpha = 0",
+            "why": f"vs alpha = 0 by the three definitions of stable: {readings}"
+                   + ("" if agree else "; they disagree"),
+            "summary": summary + ("" if agree else "; the verdict DEPENDS ON THE DEFINITION of a stable cell"),
+            "measured": {"definitions": {d: {"verdict": verdicts[d], **e} for d, e in per_def.items()}},
+            "rule": edge_rule(definitions_text(n_way), near_edge_factor)
+                    + "; judged under each definition: the claim's verdict if all three agree, else inconclusive",
+            "rests_on": few_shot_rests_on(dataset, raw, prov)}
+
+
+def best_cell_near_the_edge(cid: str, dataset: str, grid_path, near_edge_factor: float) -> dict:
+    """The paper's guideline itself: is the best cell near the largest alpha that trains?"""
+    prov = provenance_of(grid_path)
+    raw, n_way = pd.read_csv(grid_path), prov["config"][dataset]["n_way"]
+    outcome = few_shot_outcomes(raw, n_way)
+    accuracy = "heldout_accuracy" if raw.get("heldout_accuracy", pd.Series(dtype=float)).notna().any() \
+        else "final_accuracy"
+    name = "Omniglot" if dataset == "omniglot" else "MiniImagenet"
+    base = {"id": cid, "short": f"{name}: the best cell lies near the largest alpha that trains",
+            "claim": f"{'Omniglot' if dataset == 'omniglot' else 'MiniImagenet'}: the guideline (first the largest "
+                     "alpha that trains, then beta): the best cell, by training loss and by accuracy, lies near that "
+                     "alpha",
+            "rule": f"edge = largest alpha where some beta trains ((c) above); near = alpha in "
+                    f"[edge/{near_edge_factor:g}, edge]; best = lowest final training loss, and highest "
+                    f"{accuracy.replace('_', ' ')}, over the cells that did not diverge ((a)); holds if both best "
+                    "cells are near the edge, fails if neither is, else inconclusive",
+            "rests_on": few_shot_rests_on(dataset, raw, prov)}
+    trains = raw[(outcome == "trained") & (raw.alpha > 0)]
+    alive = raw[outcome != "diverged"]
+    if not len(trains) or not len(alive) or alive.get(accuracy, pd.Series(dtype=float)).isna().all():
+        return {**base, "verdict": "inconclusive", "why": "no cell with alpha > 0 trained",
+                "summary": "no cell with alpha > 0 trained", "measured": {}}
+    edge = trains.alpha.max()
+    near = lambda a: edge / near_edge_factor <= a <= edge
+    best = {"loss": alive.loc[alive.final_loss.idxmin()], "accuracy": alive.loc[alive[accuracy].idxmax()]}
+    flags = [near(b.alpha) for b in best.values()]
+    verdict = "holds" if all(flags) else "fails" if not any(flags) else "inconclusive"
+    text = lambda b: (f"alpha={b.alpha:g}, beta={b.beta:g} (loss {b.final_loss:.3g}, {accuracy.replace('_', ' ')} "
+                      f"{b[accuracy]:.3f})")
+    return {**base, "verdict": verdict,
+            "why": f"edge alpha {edge:g}; best by loss at alpha {best['loss'].alpha:g}, by accuracy at alpha "
+                   f"{best['accuracy'].alpha:g}; near = within {near_edge_factor:g}x below the edge",
+            "summary": f"edge alpha {edge:g}; best by loss {text(best['loss'])}; best by accuracy "
+                       f"{text(best['accuracy'])}",
+            "measured": {"alpha_edge": edge, "accuracy_column": accuracy,
+                         **{k: {"alpha": b.alpha, "beta": b.beta, "final_loss": b.final_loss,
+                                "accuracy": b[accuracy], "near_edge": bool(near(b.alpha))} for k, b in best.items()}}}
+
+
+def paper_scale_claims(ids: dict, grid_path, near_edge_factor: float) -> list[dict]:
+    """Omniglot's edge claim and its best-cell claim on the paper-scale Fig. 4b (paper_grid.py), by their rules
+    unchanged, once every chunk is in; until then each row is 'pending' and says how many chunks are. ``ids``:
+    each claim's id at the reduced scale -> its id here, in that order."""
+    prov = provenance_of(grid_path)
+    done, n = len(prov["chunks_done"]), prov["chunks"]
+    (edge_id, paper_edge_id), (best_id, paper_best_id) = ids.items()
+    rows = [larger_beta_near_the_edge(paper_edge_id, "omniglot", grid_path, near_edge_factor),
+            best_cell_near_the_edge(paper_best_id, "omniglot", grid_path, near_edge_factor)] if done == n else [
+        {"id": paper_edge_id, "claim": EDGE_CLAIM["omniglot"],
+         "short": "Omniglot: near the alpha edge a larger beta trains than at alpha = 0", "rule": f"{edge_id}'s"},
+        {"id": paper_best_id, "claim": "Omniglot: the guideline's best cell lies near the largest "
+         "alpha that trains", "short": "Omniglot: the best cell lies near the largest alpha that trains",
+         "rule": f"{best_id}'s"}]
+    out = []
+    for row in rows:
+        row = {**row, "claim": f"At the paper's scale (Fig. 4b-paper): {row['claim']}",
+               "short": f"{row['short']}, at the paper's scale"}
+        if done < n:
+            row.update(verdict="pending", why=f"{done} of {n} chunks of the paper-scale grid computed",
+                       summary=f"{done} of {n} chunks computed (maml-convergence paper-grid); judged once all are in",
+                       measured={"chunks_done": done, "chunks": n},
+                       rule=f"{row['rule']} rule, unchanged, on the paper-scale grid once every chunk is in",
+                       rests_on=f"{prov['cells']} of {prov['cells_in_grid']} cells ({done} of {n} chunks, computed on "
+                                f"{prov['device']}): LESS than the paper-scale run of config/config.yaml")
+        out.append(row)
+    return out
+
+
+def edge(ids: dict, results: Results) -> list[dict]:
+    """``ids``: dataset -> id, for each few-shot grid given."""
+    return [larger_beta_near_the_edge(ids[d], d, results.path(d), results.near_edge_factor)
+            for d in results.few_shot()]
+
+
+def best_cell(ids: dict, results: Results) -> list[dict]:
+    return [best_cell_near_the_edge(ids[d], d, results.path(d), results.near_edge_factor) for d in results.few_shot()]
+
+
+def paper_scale(ids: dict, results: Results) -> list[dict]:
+    return paper_scale_claims(ids, results.path("omniglot_paper"), results.near_edge_factor)

@@ -1,0 +1,50 @@
+"""The result files the claims are judged from, by the names of the workflow rule's inputs, each read once."""
+
+from __future__ import annotations
+
+import json
+from functools import cache
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+
+INPUTS = ("linear_reference", "linear_grids", "linear_audit", "sinusoid_grid", "sinusoid_reference",
+          "sinusoid_local_bound", "fig1", "fig2", "fig5", "omniglot", "miniimagenet", "omniglot_paper", "guideline")
+FEW_SHOT = ("omniglot", "miniimagenet")  # the few-shot grids, in the order their claims are listed
+
+
+class Results:
+    """``paths``: input name -> file (``linear_grids``: a list, one per MAML order; ``guideline``: problem ->
+    (suggestion report, its check)). ``near_edge_factor``: the one setting the claims take from the config."""
+
+    def __init__(self, paths: dict, near_edge_factor: float):
+        unknown = sorted(set(paths) - set(INPUTS))
+        if unknown:
+            raise ValueError(f"unknown claims input(s) {unknown}; known: {', '.join(INPUTS)}")
+        self.paths = {k: v for k, v in paths.items() if v}
+        self.near_edge_factor = near_edge_factor
+        self.table = cache(lambda path: pd.read_csv(path))
+        self.provenance = cache(lambda path: json.loads((Path(path).parent / "provenance.json").read_text()))
+
+    def has(self, *names: str) -> bool:
+        return all(n in self.paths for n in names)
+
+    def path(self, name: str):
+        return self.paths[name]
+
+    def few_shot(self) -> list[str]:
+        """The few-shot grids given."""
+        return [d for d in FEW_SHOT if d in self.paths]
+
+    @property
+    def eigenvalues(self) -> dict:
+        """Each data draw's spectrum at the linear-regression reference point."""
+        reference = json.loads(Path(self.paths["linear_reference"]).read_text())
+        return {d["seed"]: np.asarray(d["eigenvalues"]) for d in reference["draws"]}
+
+    def sources(self) -> dict:
+        return {k: list(map(str, v)) if k == "linear_grids" else
+                {p: list(map(str, f)) for p, f in v.items()} if k == "guideline" else str(v)
+                for k, v in self.paths.items()}
