@@ -28,7 +28,6 @@ import fcntl
 import hashlib
 import io
 import json
-import os
 import pickle
 import shutil
 import tarfile
@@ -38,7 +37,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .provenance import atomic_write, atomic_write_text
+from .provenance import atomic_write, atomic_write_text, replace_dir
 
 # --- canonical sources ---------------------------------------------------------------
 
@@ -116,12 +115,6 @@ def _download(what: str):
                         f"copy of the datasets (laid out as data/README.md says)") from None
 
 
-def _replace_dir(tmp: Path, final: Path) -> None:
-    if final.exists():
-        shutil.rmtree(final)
-    os.replace(tmp, final)
-
-
 def _save_npz(path: Path, **arrays) -> None:
     with atomic_write(path) as tmp, open(tmp, "wb") as f:  # a file object: numpy appends no .npz to the name
         np.savez(f, **arrays)
@@ -145,7 +138,7 @@ def fetch_omniglot(root: Path, mirror: Path | None = None) -> Path:
                 name = OMNIGLOT_SETS[0 if background else 1]
                 with _download(f"{OMNIGLOT_URL}/{name}.zip"):
                     OmniglotFolder(str(tmp), background=background, download=True)
-        _replace_dir(tmp / "omniglot-py", final)
+        replace_dir(tmp / "omniglot-py", final)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return final

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shutil
 import platform
 import subprocess
 import sys
@@ -116,3 +117,10 @@ def atomic_write(path: str | os.PathLike):
 def atomic_write_text(path: str | os.PathLike, text: str) -> None:
     with atomic_write(path) as tmp:
         tmp.write_text(text)
+
+
+def replace_dir(built: str | os.PathLike, final: str | os.PathLike) -> None:
+    """Put the folder ``built`` (complete) in the place of ``final``: a reader sees the old folder, none, or the
+    new one, never a folder half written."""
+    shutil.rmtree(final, ignore_errors=True)
+    os.replace(built, final)

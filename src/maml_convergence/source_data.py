@@ -21,7 +21,7 @@ from pathlib import Path
 import pandas as pd
 
 from .config import ConfigError
-from .provenance import git_commit, versions, write_json
+from .provenance import git_commit, replace_dir, versions, write_json
 
 PROVENANCE = "provenance.json"
 STEP_PROVENANCE = "_provenance"  # an input named <table>_provenance is the provenance of the step behind <table>
@@ -74,8 +74,7 @@ def write(figure: str, inputs: dict[str, str | os.PathLike], out_dir: str | os.P
                               "tables")
     record = {"figure": figure, "git_commit": git_commit(), "versions": versions(), "files": files, "steps": steps}
     write_json(building / PROVENANCE, record)
-    shutil.rmtree(out_dir, ignore_errors=True)
-    os.replace(building, out_dir)
+    replace_dir(building, out_dir)
     return record
 
 
