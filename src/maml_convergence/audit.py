@@ -4,7 +4,8 @@ For linear regression (one task, the same data in the inner and the meta step) t
 MAML iteration is linear, and ``theory`` gives its exact stability condition. Here we
 *measure* the boundary with the engine itself: for each alpha, bisect beta between a
 run that converges and one that does not, then compare with the paper's
-beta_c = 2/(lambda - alpha lambda^2) and with the exact conditions, for both orders.
+beta_c = 2/(lambda - alpha lambda^2) and with the exact conditions, for both orders, with one inner step
+(the paper's setting) or more (``spec.inner_steps``: the exact bound is then theory's N-step one).
 
 A run of N iterations counts as unstable when it diverges (``grid``'s rule) or when its
 training loss L(theta) at N exceeds that at N/2: once transients have died out the loss
@@ -94,7 +95,7 @@ def boundary_table(spec: GridSpec, eigenvalues, order: str, alphas, **kw) -> pd.
     table = bisect_beta(dataclasses.replace(spec, order=order), alphas, **kw)
     table.insert(0, "order", order)
     table["paper"] = theory.paper_beta_bound(table.alpha.to_numpy(), eigenvalues)
-    table["exact"] = theory.exact_beta_bound(table.alpha.to_numpy(), eigenvalues, order)
+    table["exact"] = theory.exact_beta_bound(table.alpha.to_numpy(), eigenvalues, order, spec.inner_steps)
     return table
 
 

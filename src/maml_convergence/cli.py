@@ -88,7 +88,8 @@ def _write_grid(args, spec, cfg, device, on_pace=None):
     frame = experiments.grid_frame(rows)
     provenance.atomic_write_text(args.out, frame.to_csv(index=False))
     prov = _record(args, cfg, device, wall, run_info, cells=len(rows), iterations=spec.iterations, order=spec.order,
-                   seeds=spec.seeds, fingerprint=spec.fingerprint(), diverged=int((frame.status == "diverged").sum()))
+                   seeds=spec.seeds, inner_steps=spec.inner_steps, fingerprint=spec.fingerprint(),
+                   diverged=int((frame.status == "diverged").sum()))
     provenance.write_json(args.provenance, prov)
     checkpoint.discard(_ckpt(args))
     print(f"[{args.experiment}] {len(rows)} cells x {spec.iterations} iterations in {prov['wall_seconds']:.1f} s "
@@ -123,14 +124,18 @@ def cmd_linear_reference(args):
     _write_reference(args, experiments.linear_reference)
 
 
+INNER_STEPS = arg("--inner-steps", type=int, choices=[1, 2, 3], default=1,
+                  help="inner steps: 1 as in the paper's Fig. 3, 2 for fig3-n2")
+
+
 @command("linear-grid", "Fig. 3 grid", provenance=True, checkpoint=True, arguments=[
-    arg("--order", choices=["second", "first"], required=True),
+    arg("--order", choices=["second", "first"], required=True), INNER_STEPS,
 ])
 def cmd_linear_grid(args):
     cfg = _config(args)
-    args.experiment = f"linear-{args.order}"
+    args.experiment = f"linear-{args.order}" + (f"-n{args.inner_steps}" if args.inner_steps > 1 else "")
     device = provenance.resolve_device(cfg["device"])
-    _write_grid(args, experiments.linear_spec(cfg, args.order, device), cfg, device)
+    _write_grid(args, experiments.linear_spec(cfg, args.order, device, inner_steps=args.inner_steps), cfg, device)
 
 
 @command("sinusoid-grid", "Fig. 4a grid", provenance=True, checkpoint=True)
@@ -142,17 +147,18 @@ def cmd_sinusoid_grid(args):
 
 
 @command("linear-audit", "bisected stability boundary on linear regression", provenance=True, arguments=[
-    arg("--linear-reference", required=True),
+    arg("--linear-reference", required=True), INNER_STEPS,
 ])
 def cmd_linear_audit(args):
     cfg = _config(args)
     device = provenance.resolve_device(cfg["device"])
     reference = json.loads(Path(args.linear_reference).read_text())
     start = time.perf_counter()
-    table = experiments.linear_audit(cfg, device, reference)
+    table = experiments.linear_audit(cfg, device, reference, inner_steps=args.inner_steps)
     provenance.atomic_write_text(args.out, table.to_csv(index=False))
     spectra = {d["seed"]: d["eigenvalues"] for d in reference["draws"]}
-    provenance.write_json(args.provenance, _record(args, cfg, device, time.perf_counter() - start, eigenvalues=spectra))
+    provenance.write_json(args.provenance, _record(args, cfg, device, time.perf_counter() - start, eigenvalues=spectra,
+                                                   inner_steps=args.inner_steps))
 
 
 @command("sinusoid-reference", "Hessian spectrum at a meta-trained sinusoid point")
@@ -424,6 +430,7 @@ def cmd_paper_grid_merge(args):
     arg("--linear-reference", required=True, help="the Hessian spectra of the linear-regression draws"),
     arg("--linear-grids", nargs="+", required=True, help="Fig. 3 grids, one per MAML order (claims C2-*)"),
     arg("--linear-audit", required=True, help="the bisected boundary (claims A-paper-*, A-exact-*, A-alpha_c-*)"),
+    arg("--linear-audit-n2", help="the bisected boundary with two inner steps (claims A-*-n2-*)"),
     arg("--sinusoid-grid", required=True, help="Fig. 4a grid (claim C3)"),
     arg("--sinusoid-reference", required=True, help="the Hessian at a meta-trained sinusoid point (A-sinusoid)"),
     arg("--sinusoid-local-bound", help="Fig. 4a's local prediction (claim A-local-sinusoid)"),

@@ -81,27 +81,36 @@ def fig1_runs(cfg: dict, device: str, checkpoint=None, run_info: dict | None = N
 # --- Fig. 2: the paper's beta_c(alpha) curves ---
 
 
+FIG2_EXACT = [(order, steps) for steps in (1, 2) for order in ("second", "first")]  # exact_<order>_n<steps> columns
+
+
 def fig2_curves(cfg: dict) -> pd.DataFrame:
-    """beta_c(alpha) = 2 / (lambda - alpha lambda^2) for each eigenvalue of the Fig. 2 illustration."""
+    """beta_c(alpha) = 2 / (lambda - alpha lambda^2) for each eigenvalue of the Fig. 2 illustration, and beside
+    it the exact bound of a quadratic with that eigenvalue for both orders with one and two inner steps
+    (``theory.exact_beta_bound``; 0 where no beta converges)."""
     lams = sorted(cfg["fig2"]["eigenvalues"])
     alpha_max = 1.0 / lams[0]  # past 1/lambda_min every curve has ended
     alphas = np.linspace(0.0, alpha_max, cfg["fig2"]["alpha_points"], endpoint=False)
     frames = [pd.DataFrame({"alpha": alphas, "lambda_index": i, "lambda": lam,
-                            "beta_c": theory.paper_beta_c(alphas, lam)}) for i, lam in enumerate(lams)]
+                            "beta_c": theory.paper_beta_c(alphas, lam),
+                            **{f"exact_{order}_n{steps}": theory.exact_beta_bound(alphas, [lam], order, steps)
+                               for order, steps in FIG2_EXACT}})
+              for i, lam in enumerate(lams)]
     return pd.concat(frames, ignore_index=True)
 
 
 # --- Fig. 3: linear regression, its reference point and the audit ---
 
 
-def linear_spec(cfg: dict, order: str, device: str, seed: int | None = None) -> GridSpec:
+def linear_spec(cfg: dict, order: str, device: str, seed: int | None = None, inner_steps: int = 1) -> GridSpec:
     """Fig. 3's grid for every data draw of ``linear.seeds`` in one vectorised run (cells
-    (alpha, beta, seed)), or for draw ``seed`` alone."""
+    (alpha, beta, seed)), or for draw ``seed`` alone; ``inner_steps``: 1 as in the paper's Fig. 3, 2 for
+    the supplementary fig3-n2."""
     sec = cfg["linear"]
     alphas, betas = grid_values(sec)
     first = sec["seeds"][0] if seed is None else seed
     return GridSpec(model="linear", problem=LinearRegressionTask(points=sec["points"], seed=first), alphas=alphas,
-                    betas=betas, iterations=sec["iterations"], order=order, optimizer="sgd",
+                    betas=betas, iterations=sec["iterations"], order=order, inner_steps=inner_steps, optimizer="sgd",
                     blowup_factor=cfg["divergence"]["blowup_factor"], init_seed=first, dtype="float64",
                     device=device, slots=sec["slots"], compile=False,
                     seeds=list(sec["seeds"]) if seed is None else None, backend=cfg.get("backend", "engine"))
@@ -135,16 +144,18 @@ def linear_reference(cfg: dict, device: str, order: str = "second") -> dict:
     return {"alpha": ref["alpha"], "beta": ref["beta"], "order": order, "draws": draws}
 
 
-def linear_audit(cfg: dict, device: str, reference: dict) -> pd.DataFrame:
-    """Bisected stability boundary of linear-regression MAML, every draw and both orders, with both
-    theories (each draw's own spectrum, from ``linear_reference``)."""
+def linear_audit(cfg: dict, device: str, reference: dict, inner_steps: int = 1) -> pd.DataFrame:
+    """Bisected stability boundary of linear-regression MAML with ``inner_steps`` inner steps, every draw and
+    both orders, with the paper's one-step formula and the exact N-step bound (each draw's own spectrum, from
+    ``linear_reference``)."""
     sec = cfg["audit"]
     tables = []
     for draw in reference["draws"]:
         eig = draw["eigenvalues"]
         alphas = audit.audit_alphas(grid_values(cfg["linear"])[0], eig)
         for order in cfg["linear"]["orders"]:
-            table = audit.boundary_table(linear_spec(cfg, order, device, seed=draw["seed"]), eig, order, alphas,
+            spec = linear_spec(cfg, order, device, seed=draw["seed"], inner_steps=inner_steps)
+            table = audit.boundary_table(spec, eig, order, alphas,
                                          beta_range=tuple(sec["beta_range"]), points=sec["points"],
                                          rounds=sec["rounds"], iterations=sec["iterations"])
             table.insert(0, "seed", draw["seed"])
