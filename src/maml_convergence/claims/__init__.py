@@ -45,6 +45,8 @@ REGISTRY = (  # in the order CLAIMS.md lists them
     Family({"C4": "C4-omniglot-paper", "C7-omniglot": "C7-omniglot-paper"}, ("omniglot_paper",), few_shot.paper_scale),
     Family(("A-paper-{order}", "A-exact-{order}", "A-alpha_c-{order}"), ("linear_reference", "linear_audit"),
            linear.audit),
+    Family(("A-paper-n2-{order}", "A-exact-n2-{order}", "A-alpha_c-n2-{order}"),
+           ("linear_reference", "linear_audit_n2"), linear.audit_two_steps),
     Family(("A-sinusoid",), ("sinusoid_grid", "sinusoid_reference"), sinusoid.trained_point),
     Family(("A-local-sinusoid",), ("sinusoid_grid", "sinusoid_reference", "sinusoid_local_bound"),
            sinusoid.at_the_start),

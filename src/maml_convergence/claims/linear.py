@@ -130,8 +130,21 @@ def _audit_note(audit_cfg: dict, n_alphas: int) -> str:
     return note
 
 
-def formula_against_bisection(cid: str, table: pd.DataFrame, order: str, formula: str, eig, audit_cfg: dict) -> dict:
-    """One formula (paper or exact) against the bisected boundary of one MAML order."""
+def _with_steps(inner_steps: int) -> str:
+    return f" with {inner_steps} inner steps" if inner_steps > 1 else ""
+
+
+def _exact_name(order: str, inner_steps: int) -> str:
+    power = 2 * inner_steps if order == "second" else inner_steps
+    if inner_steps == 1:
+        return f"2/(lambda (1 - alpha lambda){'^2' if power == 2 else ''}) (exact)"
+    return f"2/(lambda (1 - alpha lambda)^{power}) (exact, {inner_steps} inner steps)"
+
+
+def formula_against_bisection(cid: str, table: pd.DataFrame, order: str, formula: str, eig, audit_cfg: dict,
+                              inner_steps: int = 1) -> dict:
+    """One formula (paper: the one-step beta_c; exact: ``inner_steps``' own bound) against the bisected boundary of
+    one MAML order run with ``inner_steps`` inner steps."""
     a_c = theory.paper_alpha_c(eig)
     t = table[table.order == order]
     if formula == "paper":
@@ -145,8 +158,7 @@ def formula_against_bisection(cid: str, table: pd.DataFrame, order: str, formula
     inside = (t.beta_stable <= t[formula] * slack) & (t[formula] <= t.beta_unstable * slack)
     verdict = ("inconclusive" if not len(t) else "holds" if inside.all()
                else "fails" if rel.max() > AUDIT_FAILS else "inconclusive")
-    name = "2/(lambda - alpha lambda^2) (paper)" if formula == "paper" else (
-        "2/(lambda (1 - alpha lambda)^2) (exact)" if order == "second" else "2/(lambda (1 - alpha lambda)) (exact)")
+    name = "2/(lambda - alpha lambda^2) (paper)" if formula == "paper" else _exact_name(order, inner_steps)
     summary = why = "no comparable alpha"
     if len(t):
         why = (f"inside {int(inside.sum())}/{len(t)} bisection brackets; max |rel. error| {rel.max():.3g} at alpha "
@@ -155,8 +167,9 @@ def formula_against_bisection(cid: str, table: pd.DataFrame, order: str, formula
                    f"alpha={worst.alpha:.3g}" + (f"; > {AUDIT_FAILS:.0%} from alpha = {off.alpha.min():.3g}"
                                                  if len(off) else "")
                    + f"; inside the bisection bracket (width <= {precision:.2%}) at {int(inside.sum())}/{len(t)}")
-    return {"id": cid, "claim": f"{order}-order MAML on linear regression: beta_c = {name}",
-            "short": f"linear regression, {order} order: beta_c = {name}",
+    steps = _with_steps(inner_steps)
+    return {"id": cid, "claim": f"{order}-order MAML{steps} on linear regression: beta_c = {name}",
+            "short": f"linear regression, {order} order{steps.replace(' with', ',')}: beta_c = {name}",
             "verdict": verdict, "why": why, "summary": summary,
             "measured": {"median_relative_error": float(rel.median()) if len(t) else None,
                          "max_relative_error": float(rel.max()) if len(t) else None,
@@ -166,14 +179,17 @@ def formula_against_bisection(cid: str, table: pd.DataFrame, order: str, formula
             "rests_on": _audit_note(audit_cfg, table[table.order == order].alpha.nunique())}
 
 
-def every_beta_diverges_past_alpha_c(cid: str, table: pd.DataFrame, order: str, eig, audit_cfg: dict) -> dict:
+def every_beta_diverges_past_alpha_c(cid: str, table: pd.DataFrame, order: str, eig, audit_cfg: dict,
+                                     inner_steps: int = 1) -> dict:
     a_c = theory.paper_alpha_c(eig)
     past = table[(table.order == order) & (table.alpha > a_c)]
     trains = past[past.beta_stable.notna()]
-    predicted = np.isfinite(theory.exact_alpha_c(eig, order))
+    predicted = np.isfinite(theory.exact_alpha_c(eig, order, inner_steps))
     verdict = "holds" if len(past) and not len(trains) else "fails" if len(trains) else "inconclusive"
-    return {"id": cid, "claim": f"{order}-order MAML: every beta diverges past alpha_c = 1/lambda_max",
-            "short": f"linear regression, {order} order: every beta diverges past alpha_c",
+    steps = _with_steps(inner_steps)
+    return {"id": cid, "claim": f"{order}-order MAML{steps}: every beta diverges past alpha_c = 1/lambda_max",
+            "short": f"linear regression, {order} order{steps.replace(' with', ',')}: every beta diverges past "
+                     "alpha_c",
             "verdict": verdict,
             "why": f"{len(trains)}/{len(past)} alphas past alpha_c still converge (exact theory: "
                    f"{'none' if predicted else 'all'})",
@@ -185,22 +201,34 @@ def every_beta_diverges_past_alpha_c(cid: str, table: pd.DataFrame, order: str, 
             "rests_on": _audit_note(audit_cfg, len(past)) + ", alphas up to 1.9 alpha_c"}
 
 
-def audit_claims(ids, table: pd.DataFrame, eig: dict, audit_cfg: dict) -> list[dict]:
+def audit_claims(ids, table: pd.DataFrame, eig: dict, audit_cfg: dict, inner_steps: int = 1) -> list[dict]:
     """The audit's rows, per order: the paper's formula and the exact one against the bisected boundary, and
-    past alpha_c. ``ids``: their ids in that order, "{order}" left to fill."""
+    past alpha_c. ``ids``: their ids in that order, "{order}" left to fill. ``inner_steps``: what the audit ran."""
     rows = []
     for order in table.order.unique():
         t = table[table.order == order]
         paper_id, exact_id, past_id = (i.format(order=order) for i in ids)
         for cid, formula in ((paper_id, "paper"), (exact_id, "exact")):
             rows.append(per_seed("draw", t, lambda s, d: formula_against_bisection(cid, d, order, formula, eig[s],
-                                                                                   audit_cfg),
+                                                                                   audit_cfg, inner_steps),
                                  spread_of=("max |rel. error|", lambda m: m["max_relative_error"])))
         rows.append(per_seed("draw", t, lambda s, d: every_beta_diverges_past_alpha_c(past_id, d, order, eig[s],
-                                                                                      audit_cfg)))
+                                                                                      audit_cfg, inner_steps)))
     return rows
 
 
 def audit(ids, results: Results) -> list[dict]:
-    path = results.path("linear_audit")
-    return audit_claims(ids, results.table(path), results.eigenvalues, results.provenance(path)["config"]["audit"])
+    return _audit_of(ids, results, "linear_audit")
+
+
+def audit_two_steps(ids, results: Results) -> list[dict]:
+    """The audit run with 2 inner steps (the paper's image grids' setting): its exact bound, the one-step
+    formula, and past 1/lambda_max."""
+    return _audit_of(ids, results, "linear_audit_n2")
+
+
+def _audit_of(ids, results: Results, name: str) -> list[dict]:
+    path = results.path(name)
+    prov = results.provenance(path)
+    return audit_claims(ids, results.table(path), results.eigenvalues, prov["config"]["audit"],
+                        prov.get("inner_steps", 1))
