@@ -42,6 +42,7 @@ include: "rules/source_data.smk"
 include: "rules/fig1.smk"
 include: "rules/fig2.smk"
 include: "rules/fig3.smk"
+include: "rules/fig3_n2.smk"
 include: "rules/fig4a.smk"
 include: "rules/fig4bc.smk"
 include: "rules/fig4b_paper.smk"
@@ -63,6 +64,7 @@ localrules:
     fig1,
     fig2,
     fig3,
+    fig3_n2,
     fig4a,
     fig4bc,
     fig4b_paper,
@@ -76,6 +78,7 @@ rule all:
         rules.fig1.output,
         rules.fig2.output,
         rules.fig3.output,
+        rules.fig3_n2.output,
         rules.fig4a.output,
         expand(rules.fig4bc.output, fig=["fig4b", "fig4c"]),
         rules.fig4b_paper.output,

@@ -7,16 +7,19 @@
 rule claims:
     input:
         linear_reference=rules.linear_reference.output[0],
-        linear_audit=rules.linear_audit.output.table,
-        audit_provenance=rules.linear_audit.output.provenance,
+        linear_audit=rules.linear_audit.output.table.format(audit="audit"),
+        audit_provenance=rules.linear_audit.output.provenance.format(audit="audit"),
+        linear_audit_n2=rules.linear_audit.output.table.format(audit="audit-n2"),
+        audit_n2_provenance=rules.linear_audit.output.provenance.format(audit="audit-n2"),
         sinusoid_reference=rules.sinusoid_reference.output[0],
         fig5=rules.fig5_analysis.output.table,
         fig5_provenance=rules.fig5_analysis.output.provenance,
         fig1=rules.fig1_runs.output.table,
         fig2=rules.fig2_curves.output.curves,
         fig2_provenance=rules.fig2_curves.output.provenance,
-        linear_grids=expand(rules.linear_grid.output.grid, order=config["linear"]["orders"]),
-        linear_provenance=expand(rules.linear_grid.output.provenance, order=config["linear"]["orders"]),
+        linear_grids=expand(rules.linear_grid.output.grid, linear="linear", order=config["linear"]["orders"]),
+        linear_provenance=expand(rules.linear_grid.output.provenance, linear="linear",
+                                 order=config["linear"]["orders"]),
         sinusoid_grid=rules.sinusoid_grid.output.grid,
         sinusoid_provenance=rules.sinusoid_grid.output.provenance,
         omniglot=expand(rules.image_merge.output.grid, dataset="omniglot"),
@@ -40,6 +43,7 @@ rule claims:
     shell:
         "maml-convergence claims --config-json {params.config:q} --linear-reference {input.linear_reference}"
         " --linear-grids {input.linear_grids} --linear-audit {input.linear_audit}"
+        " --linear-audit-n2 {input.linear_audit_n2}"
         " --sinusoid-grid {input.sinusoid_grid} --sinusoid-reference {input.sinusoid_reference}"
         " --sinusoid-local-bound {input.sinusoid_local_bound} --fig1 {input.fig1} --fig2 {input.fig2}"
         " --fig5 {input.fig5} --omniglot {input.omniglot} --miniimagenet {input.miniimagenet}"

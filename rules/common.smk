@@ -9,7 +9,7 @@ GUIDELINE_PROBLEMS = sorted(config["guideline"])  # where the workflow checks `m
 # Steps that use every core ask for more than any machine has; Snakemake scales a job down to
 # --cores (workflow.cores itself is undefined in commands without --cores, such as --report).
 ALL_CORES = 1024
-FIGURES = ["fig1", "fig2", "fig3", "fig4a", "fig4b", "fig4c", "fig4b-paper", "fig5", "fig6", "guideline"]
+FIGURES = ["fig1", "fig2", "fig3", "fig3-n2", "fig4a", "fig4b", "fig4c", "fig4b-paper", "fig5", "fig6", "guideline"]
 # What each figure draws, kept beside it as its source data (rules/source_data.smk); each figure's
 # rules fill in its entry (name -> result file, and <name>_provenance for the step behind table <name>).
 FIGURE_SOURCES = {}
@@ -98,3 +98,19 @@ def data_record(wildcards, input):
 
 
 _RUN_LOCK = _clear_stale_locks()  # kept open (and locked) for the life of this process
+
+
+def inner_steps(name):
+    """linear, audit: 1 inner step; linear-n2, audit-n2: 2."""
+    return int(name.rsplit("-n", 1)[1]) if "-n" in name else 1
+
+
+def linear_sources(linear, audit):
+    """What Fig. 3 (one inner step) or fig3-n2 (two) draws: each order's grid, the reference, the audit."""
+    orders = config["linear"]["orders"]
+    return {**{f"grid_{o}": rules.linear_grid.output.grid.format(linear=linear, order=o) for o in orders},
+            **{f"grid_{o}_provenance": rules.linear_grid.output.provenance.format(linear=linear, order=o)
+               for o in orders},
+            "reference": rules.linear_reference.output[0],
+            "audit": rules.linear_audit.output.table.format(audit=audit),
+            "audit_provenance": rules.linear_audit.output.provenance.format(audit=audit)}

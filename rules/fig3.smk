@@ -1,6 +1,8 @@
 # Fig. 3: linear regression (Appendix C), one grid per MAML order, with the Hessian spectrum at
 # the paper's reference point for the theory overlay, and the audit: the stability boundary
-# measured by bisection, against the paper's formula and the exact conditions.
+# measured by bisection, against the paper's formula and the exact conditions. The grids and the
+# audit run with one inner step (results/linear/, results/audit/) as in the paper, and again with
+# two (results/linear-n2/, results/audit-n2/: fig3-n2, the paper's image grids' setting).
 
 
 rule linear_reference:
@@ -18,20 +20,23 @@ rule linear_reference:
 
 rule linear_grid:
     output:
-        grid="results/linear/{order}/grid.csv",
-        provenance=report("results/linear/{order}/provenance.json", caption="report/provenance.rst",
+        grid="results/{linear}/{order}/grid.csv",
+        provenance=report("results/{linear}/{order}/provenance.json", caption="report/provenance.rst",
                           category="Provenance"),
     wildcard_constraints:
+        linear="linear|linear-n2",
         order="second|first",
     params:
         config=step_config("linear-grid"),
-        checkpoint="results/linear/{order}/grid.ckpt",
+        inner_steps=lambda w: inner_steps(w.linear),
+        checkpoint="results/{linear}/{order}/grid.ckpt",
     log:
-        "logs/linear_grid_{order}.log",
+        "logs/{linear}_grid_{order}.log",
     conda:
         ENV
     shell:
-        "maml-convergence linear-grid --order {wildcards.order} --config-json {params.config:q}"
+        "maml-convergence linear-grid --order {wildcards.order} --inner-steps {params.inner_steps}"
+        " --config-json {params.config:q}"
         " --out {output.grid} --provenance {output.provenance} --checkpoint {params.checkpoint}"
         " 2>&1 | tee {log}"
 
@@ -40,27 +45,24 @@ rule linear_audit:
     input:
         reference=rules.linear_reference.output[0],
     output:
-        table="results/audit/linear_boundary.csv",
-        provenance=report("results/audit/provenance.json", caption="report/provenance.rst", category="Provenance"),
+        table="results/{audit}/linear_boundary.csv",
+        provenance=report("results/{audit}/provenance.json", caption="report/provenance.rst", category="Provenance"),
+    wildcard_constraints:
+        audit="audit|audit-n2",
     params:
         config=step_config("linear-audit"),
+        inner_steps=lambda w: inner_steps(w.audit),
     log:
-        "logs/linear_audit.log",
+        "logs/linear_{audit}.log",
     conda:
         ENV
     shell:
-        "maml-convergence linear-audit --config-json {params.config:q} --linear-reference {input.reference}"
+        "maml-convergence linear-audit --inner-steps {params.inner_steps} --config-json {params.config:q}"
+        " --linear-reference {input.reference}"
         " --out {output.table} --provenance {output.provenance} 2>&1 | tee {log}"
 
 
-FIGURE_SOURCES["fig3"] = {
-    **{f"grid_{order}": rules.linear_grid.output.grid.format(order=order) for order in config["linear"]["orders"]},
-    **{f"grid_{order}_provenance": rules.linear_grid.output.provenance.format(order=order)
-       for order in config["linear"]["orders"]},
-    "reference": rules.linear_reference.output[0],
-    "audit": rules.linear_audit.output.table,
-    "audit_provenance": rules.linear_audit.output.provenance,
-}
+FIGURE_SOURCES["fig3"] = linear_sources("linear", "audit")
 
 
 rule fig3:

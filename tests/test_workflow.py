@@ -17,9 +17,11 @@ import yaml
 
 from conftest import env_with_bin
 
-FIGURES = [f"figures/{f}.{e}" for f in ("fig1", "fig2", "fig3", "fig4a", "fig4b", "fig4c", "fig4b-paper", "fig5",
-                                         "fig6", "guideline") for e in ("png", "pdf")]
+FIGURES = [f"figures/{f}.{e}" for f in ("fig1", "fig2", "fig3", "fig3-n2", "fig4a", "fig4b", "fig4c", "fig4b-paper",
+                                         "fig5", "fig6", "guideline") for e in ("png", "pdf")]
 RESULTS = ["results/fig2/curves.csv", "results/linear/second/grid.csv", "results/linear/first/grid.csv",
+           "results/linear-n2/second/grid.csv", "results/linear-n2/first/grid.csv",
+           "results/audit-n2/linear_boundary.csv",
            "results/sinusoid/grid.csv", "results/audit/linear_boundary.csv", "results/fig5/curvature.csv",
            "results/fig1/gradients.csv", "results/omniglot/grid.csv", "results/miniimagenet/grid.csv",
            "results/omniglot-paper/grid.csv",
@@ -68,7 +70,7 @@ def test_dry_run_of_paper_config_resolves(root, bin_dir, tmp_path):
                            str(tmp_path)], capture_output=True, text=True, env=env_with_bin(bin_dir))
     assert proc.returncode == 0, proc.stderr
     jobs = scheduled(proc)
-    for rule in ("fig1", "fig2", "fig3", "fig4a", "fig4bc", "fig5", "linear_grid", "sinusoid_grid",
+    for rule in ("fig1", "fig2", "fig3", "fig3_n2", "fig4a", "fig4bc", "fig5", "linear_grid", "sinusoid_grid",
                  "sinusoid_reference", "linear_audit", "fig5_analysis", "prepare_data", "image_grid", "image_merge",
                  "sinusoid_local_bound", "fig6_runs", "fig6", "suggest", "guideline_check", "guideline",
                  "claims"):
@@ -129,7 +131,9 @@ def test_quick_run_writes_every_figure_and_the_claims(quick_run):
     ids = {c["id"] for c in claims["claims"]}
     assert {"C1", "C2-alpha-second", "C2-beta-second", "C2-alpha-first", "C2-beta-first", "C3", "C4", "C5", "C6",
             "C7-omniglot", "C7-miniimagenet", "A-sinusoid", "A-local-sinusoid", "G1-sinusoid", "G1-omniglot",
-            "A-paper-second", "A-exact-second", "A-paper-first", "A-exact-first"} <= ids
+            "A-paper-second", "A-exact-second", "A-paper-first", "A-exact-first", "A-paper-n2-second",
+            "A-exact-n2-second", "A-alpha_c-n2-second", "A-paper-n2-first", "A-exact-n2-first",
+            "A-alpha_c-n2-first"} <= ids
     assert all(c["verdict"] in {"holds", "fails", "inconclusive", "pending"} for c in claims["claims"])
     assert [c["id"] for c in claims["claims"] if "LESS than" not in c["rests_on"]] == []  # quick runs say so
     table = (quick_run / "figures/CLAIMS.md").read_text().split("|---|---|---|---|\n")[1].split("\n\n")[0]
@@ -212,7 +216,7 @@ def test_training_the_grids_with_the_reference_backend_reruns_the_grids_and_what
     proc = snakemake(root, bin_dir, quick_run, "-n", "--config", "backend=higher")
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert set(scheduled(proc)) == {"linear_grid", "sinusoid_grid", "image_grid", "image_merge", "source_data", "fig3",
-                                    "fig4a", "fig4bc", "fig6_runs", "fig6", "guideline", "claims", "all"}
+                                    "fig3_n2", "fig4a", "fig4bc", "fig6_runs", "fig6", "guideline", "claims", "all"}
 
 
 @pytest.mark.slow
