@@ -286,3 +286,33 @@ def test_the_paper_scale_rows_are_pending_until_every_chunk_is_in_then_judged_by
     assert [r["verdict"] for r in judged] == [r["verdict"] for r in same] == ["inconclusive", "holds"]
     as_text = lambda rows: json.dumps([r["measured"] for r in rows], default=float)  # NaN reads equal as text
     assert as_text(judged) == as_text(same)
+
+
+def sharpness_grid(edges: dict[float, float], at_edge: set[float]) -> pd.DataFrame:
+    """Fig. 7's table on a known grid: column alpha is stable below beta = edges[alpha] (None: never diverges);
+    lambda_max beta / 2 grows linearly with beta, reaching 1 at the top stable cell in the columns of ``at_edge``
+    and 0.1 elsewhere."""
+    betas = [m * 10.0 ** k for k in (-2, -1, 0) for m in (1, 2, 5)]
+    rows = []
+    for alpha, edge in edges.items():
+        stable = [b for b in betas if edge is None or b < edge]
+        top = max(stable)
+        for b in betas:
+            ok = b in stable
+            rows.append({"seed": 0, "alpha": alpha, "beta": b, "status": "ok" if ok else "diverged",
+                         "ratio": (b / top) * (1.0 if alpha in at_edge else 0.1) if ok else math.nan})
+    return pd.DataFrame(rows)
+
+
+@pytest.mark.parametrize("at_edge,verdict", [({0.0, 0.01, 0.03, 0.1}, "holds"), ({0.0, 0.01, 0.03}, "inconclusive"),
+                                             ({0.0, 0.01}, "fails")])
+def test_e1_asks_whether_each_columns_top_stable_cell_sits_at_the_edge_of_stability(at_edge, verdict):
+    # five judged columns (edge at beta 1 or 2: the top stable cell is 0.5 or 1, its tenth 0.05 or 0.1, on the grid);
+    # alpha 1 never diverges and alpha 3's top stable cell (0.01) has no tenth on the grid: neither is judged
+    edges = {0.0: 1.0, 0.01: 1.0, 0.03: 2.0, 0.1: 2.0, 0.3: 1.0, 1.0: None, 3.0: 0.02}
+    row = sinusoid_claims.ends_at_the_edge_of_stability("E1", sharpness_grid(edges, at_edge), 500, 30)
+    assert row["verdict"] == verdict
+    assert row["measured"]["columns"] == 5 and row["measured"]["at_edge"] == len(at_edge)
+    top = {c["alpha"]: (c["beta"], c["ratio"], c["tenth_beta"]) for c in row["measured"]["per_column"]}
+    assert top[0.03] == (1.0, 1.0 if 0.03 in at_edge else 0.1, 0.1)
+    assert "seed 0 only" in row["rests_on"] and "30 Lanczos" in row["rests_on"]

@@ -50,6 +50,7 @@ REGISTRY = (  # in the order CLAIMS.md lists them
     Family(("A-sinusoid",), ("sinusoid_grid", "sinusoid_reference"), sinusoid.trained_point),
     Family(("A-local-sinusoid",), ("sinusoid_grid", "sinusoid_reference", "sinusoid_local_bound"),
            sinusoid.at_the_start),
+    Family(("E1",), ("fig7",), sinusoid.edge_of_stability),
     Family(("G1-{problem}", "G2-{problem}"), ("guideline",), guideline.both_cells),
     Family(("C6",), ("fig5",), curves.tg_against_h2),
 )

@@ -141,3 +141,69 @@ def at_the_start(ids, results: Results) -> list[dict]:
     ref = json.loads(Path(results.path("sinusoid_reference")).read_text())
     return [maml_hessian_at_the_start(ids[0], grid, results.table(results.path("sinusoid_local_bound")), ref,
                                       iterations)]
+
+
+EOS_BAND = (0.5, 2.0)    # E1: the largest stable cell of a column ends with lambda_max beta / 2 in this band
+EOS_BELOW = 0.5          # and the cell at a tenth of its beta ends below this
+EOS_HOLDS, EOS_FAILS = 0.8, 0.5  # share of the judged alpha columns: holds from, fails below
+
+
+def edge_of_stability_columns(table: pd.DataFrame) -> pd.DataFrame:
+    """Per alpha column of Fig. 7's grid with both a stable cell and a divergence: the largest stable beta below
+    the first divergence, lambda_max beta / 2 there and at a tenth of that beta, and whether the column sits at
+    the edge of stability (E1). A column whose tenth lies outside the grid's betas is not judged."""
+    rows = []
+    for r in stability_brackets(table).itertuples():
+        if not (np.isfinite(r.last_ok) and np.isfinite(r.first_diverged)):
+            continue
+        column = table[(table.alpha == r.alpha) & (table.status == "ok")]
+        tenth = column[np.isclose(column.beta, r.last_ok / 10, rtol=1e-6, atol=0)]
+        if not len(tenth):
+            continue
+        top, low = float(column[column.beta == r.last_ok].ratio.iloc[0]), float(tenth.ratio.iloc[0])
+        rows.append({"alpha": r.alpha, "beta": r.last_ok, "ratio": top, "first_diverged": r.first_diverged,
+                     "tenth_beta": float(tenth.beta.iloc[0]), "tenth_ratio": low,
+                     "at_edge": bool(EOS_BAND[0] <= top <= EOS_BAND[1] and low < EOS_BELOW)})
+    return pd.DataFrame(rows, columns=["alpha", "beta", "ratio", "first_diverged", "tenth_beta", "tenth_ratio",
+                                       "at_edge"])
+
+
+def ends_at_the_edge_of_stability(cid: str, table: pd.DataFrame, iterations: int, lanczos: int) -> dict:
+    """E1: does the measured boundary of Fig. 4a sit where lambda_max beta / 2 of the MAML objective's own Hessian,
+    at each cell's final parameters, reaches about 1 (the edge of stability), column by column?"""
+    cols = edge_of_stability_columns(table)
+    share = float(cols.at_edge.mean()) if len(cols) else math.nan
+    verdict = ("inconclusive" if not len(cols) else "holds" if share >= EOS_HOLDS
+               else "fails" if share < EOS_FAILS else "inconclusive")
+    stable = table[table.status == "ok"]
+    seeds = sorted(table.seed.unique()) if "seed" in table else [0]
+    summary = (f"{int(cols.at_edge.sum())}/{len(cols)} alpha columns at the edge; lambda_max beta / 2 of the largest "
+               f"stable cell: {spread(cols.ratio)}, at a tenth of its beta: {spread(cols.tenth_ratio)}; over all "
+               f"{len(stable)} stable cells: {spread(stable.ratio)}" if len(cols) else "no alpha column has both a "
+               "stable cell and a divergence with a tenth of its beta on the grid")
+    return {"id": cid, "claim": "sinusoid (added here): the measured Fig. 4a boundary is the edge of stability: in "
+                                "each alpha column the largest stable cell ends with lambda_max beta / 2 ~ 1 of the "
+                                "MAML objective's Hessian at its final parameters, cells at a tenth of its beta well "
+                                "below",
+            "short": "sinusoid: the Fig. 4a boundary sits at lambda_max beta / 2 ~ 1 (edge of stability)",
+            "verdict": verdict,
+            "why": f"at the edge in {int(cols.at_edge.sum())}/{len(cols)} columns" + (
+                f"; top stable cell's ratio {spread(cols.ratio)}" if len(cols) else ""),
+            "summary": summary,
+            "measured": {"columns": len(cols), "at_edge": int(cols.at_edge.sum()), "share": share,
+                         "per_column": cols.to_dict("records")},
+            "rule": f"per alpha column with a stable cell and a divergence: at the edge if the largest stable beta "
+                    f"below the first divergence ends with lambda_max beta / 2 in [{EOS_BAND[0]:g}, {EOS_BAND[1]:g}] "
+                    f"and the cell at a tenth of that beta below {EOS_BELOW:g} (a column whose tenth is off the grid "
+                    f"is not judged); holds if at least {EOS_HOLDS:.0%} of the judged columns are at the edge, "
+                    f"fails below {EOS_FAILS:.0%}, else inconclusive",
+            "rests_on": f"{table.alpha.nunique()}x{table.beta.nunique()} cells of the Fig. 4a grid, seed "
+                        f"{', '.join(map(str, seeds))} only, trained again for {iterations} iterations; lambda_max by "
+                        f"{lanczos} Lanczos steps on the fixed evaluation batch at each stable cell's final "
+                        "parameters"}
+
+
+def edge_of_stability(ids, results: Results) -> list[dict]:
+    path = results.path("fig7")
+    prov = results.provenance(path)
+    return [ends_at_the_edge_of_stability(ids[0], results.table(path), prov["iterations"], prov["lanczos_iterations"])]
