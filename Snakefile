@@ -48,6 +48,7 @@ include: "rules/fig4bc.smk"
 include: "rules/fig4b_paper.smk"
 include: "rules/fig5.smk"
 include: "rules/fig6.smk"
+include: "rules/fig7.smk"
 include: "rules/guideline.smk"
 include: "rules/claims.smk"
 
@@ -70,6 +71,7 @@ localrules:
     fig4b_paper,
     fig5,
     fig6,
+    fig7,
     guideline,
 
 
@@ -84,6 +86,7 @@ rule all:
         rules.fig4b_paper.output,
         rules.fig5.output,
         rules.fig6.output,
+        rules.fig7.output,
         rules.guideline.output,
         rules.claims.output,
     default_target: True

@@ -17,6 +17,8 @@ rule claims:
         fig1=rules.fig1_runs.output.table,
         fig2=rules.fig2_curves.output.curves,
         fig2_provenance=rules.fig2_curves.output.provenance,
+        fig7=rules.fig7_sharpness.output.table,
+        fig7_provenance=rules.fig7_sharpness.output.provenance,
         linear_grids=expand(rules.linear_grid.output.grid, linear="linear", order=config["linear"]["orders"]),
         linear_provenance=expand(rules.linear_grid.output.provenance, linear="linear",
                                  order=config["linear"]["orders"]),
@@ -46,6 +48,6 @@ rule claims:
         " --linear-audit-n2 {input.linear_audit_n2}"
         " --sinusoid-grid {input.sinusoid_grid} --sinusoid-reference {input.sinusoid_reference}"
         " --sinusoid-local-bound {input.sinusoid_local_bound} --fig1 {input.fig1} --fig2 {input.fig2}"
-        " --fig5 {input.fig5} --omniglot {input.omniglot} --miniimagenet {input.miniimagenet}"
+        " --fig5 {input.fig5} --fig7 {input.fig7} --omniglot {input.omniglot} --miniimagenet {input.miniimagenet}"
         " --omniglot-paper {input.omniglot_paper} --guideline {input.guideline}"
         " --out-json {output.json} --out-md {output.md} 2>&1 | tee {log}"

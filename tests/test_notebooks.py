@@ -14,7 +14,8 @@ from conftest import figures_predate_the_workflow
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = sorted(p.name for p in (ROOT / "notebooks").glob("*.ipynb"))
-FIGURES = ["fig1", "fig2", "fig3", "fig3-n2", "fig4a", "fig4b", "fig4c", "fig4b-paper", "fig5", "fig6", "guideline"]
+FIGURES = ["fig1", "fig2", "fig3", "fig3-n2", "fig4a", "fig4b", "fig4c", "fig4b-paper", "fig5", "fig6", "fig7",
+           "guideline"]
 
 
 @pytest.fixture(autouse=True)

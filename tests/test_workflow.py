@@ -18,7 +18,7 @@ import yaml
 from conftest import env_with_bin
 
 FIGURES = [f"figures/{f}.{e}" for f in ("fig1", "fig2", "fig3", "fig3-n2", "fig4a", "fig4b", "fig4c", "fig4b-paper",
-                                         "fig5", "fig6", "guideline") for e in ("png", "pdf")]
+                                         "fig5", "fig6", "fig7", "guideline") for e in ("png", "pdf")]
 RESULTS = ["results/fig2/curves.csv", "results/linear/second/grid.csv", "results/linear/first/grid.csv",
            "results/linear-n2/second/grid.csv", "results/linear-n2/first/grid.csv",
            "results/audit-n2/linear_boundary.csv",
@@ -26,8 +26,8 @@ RESULTS = ["results/fig2/curves.csv", "results/linear/second/grid.csv", "results
            "results/fig1/gradients.csv", "results/omniglot/grid.csv", "results/miniimagenet/grid.csv",
            "results/omniglot-paper/grid.csv",
            "results/linear/reference.json", "results/data/omniglot/record.json",
-           "results/sinusoid/local-bound/bounds.csv",
-           "results/fig6/sharpness.csv"] + [f"results/guideline/{p}/{f}" for p in ("sinusoid", "omniglot")
+           "results/sinusoid/local-bound/bounds.csv", "results/fig6/sharpness.csv",
+           "results/fig7/sharpness.csv"] + [f"results/guideline/{p}/{f}" for p in ("sinusoid", "omniglot")
                                             for f in ("suggestion.json", "check.csv", "probe.png")]
 SOURCE = ["Snakefile", "rules", "config", "notebooks", "environment.yml"]  # what the workflow reads of the checkout
 
@@ -72,8 +72,8 @@ def test_dry_run_of_paper_config_resolves(root, bin_dir, tmp_path):
     jobs = scheduled(proc)
     for rule in ("fig1", "fig2", "fig3", "fig3_n2", "fig4a", "fig4bc", "fig5", "linear_grid", "sinusoid_grid",
                  "sinusoid_reference", "linear_audit", "fig5_analysis", "prepare_data", "image_grid", "image_merge",
-                 "sinusoid_local_bound", "fig6_runs", "fig6", "suggest", "guideline_check", "guideline",
-                 "claims"):
+                 "sinusoid_local_bound", "fig6_runs", "fig6", "fig7_sharpness", "fig7", "suggest", "guideline_check",
+                 "guideline", "claims"):
         assert rule in jobs
     # the paper's image grids are split into the configured number of chunk jobs
     assert jobs["image_grid"] == 16 and jobs["fig4bc"] == 2
@@ -133,7 +133,7 @@ def test_quick_run_writes_every_figure_and_the_claims(quick_run):
             "C7-omniglot", "C7-miniimagenet", "A-sinusoid", "A-local-sinusoid", "G1-sinusoid", "G1-omniglot",
             "A-paper-second", "A-exact-second", "A-paper-first", "A-exact-first", "A-paper-n2-second",
             "A-exact-n2-second", "A-alpha_c-n2-second", "A-paper-n2-first", "A-exact-n2-first",
-            "A-alpha_c-n2-first"} <= ids
+            "A-alpha_c-n2-first", "E1"} <= ids
     assert all(c["verdict"] in {"holds", "fails", "inconclusive", "pending"} for c in claims["claims"])
     assert [c["id"] for c in claims["claims"] if "LESS than" not in c["rests_on"]] == []  # quick runs say so
     table = (quick_run / "figures/CLAIMS.md").read_text().split("|---|---|---|---|\n")[1].split("\n\n")[0]
@@ -314,11 +314,12 @@ def test_the_report_has_every_figure_with_its_caption_and_the_claims(root, bin_d
     proc = snakemake(root, bin_dir, quick_run, "--report", str(quick_run / "report.html"))
     assert proc.returncode == 0, proc.stderr[-3000:]
     html = re.sub(r"(\\n|\s)+", " ", (quick_run / "report.html").read_text())
-    for fig in ("fig1", "fig2", "fig3", "fig4a", "fig4b", "fig4c", "fig5", "fig6", "guideline"):
+    for fig in ("fig1", "fig2", "fig3", "fig3-n2", "fig4a", "fig4b", "fig4c", "fig5", "fig6", "fig7", "guideline"):
         assert f"{fig}.png" in html
     for feeds in ("claim C1", "claims C2-alpha, C2-beta", "claims C3, A-sinusoid and A-local-sinusoid",
                   "claims C4 and C7-omniglot", "claims C5 and C7-miniimagenet", "claim C6",
-                  "claims G2 (recommended) and G1 (guideline)"):
+                  "claims G2 (recommended) and G1 (guideline)", "claims A-paper-n2, A-exact-n2 and A-alpha_c-n2",
+                  "claim E1"):
         assert f"Feeds {feeds}" in html  # each figure's caption names the claim it feeds
     assert "60 iterations" in html  # captions give the settings of this run (config/quick.yaml's fig1)
     assert "CLAIMS.md" in html and "provenance.json" in html

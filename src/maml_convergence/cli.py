@@ -437,6 +437,7 @@ def cmd_paper_grid_merge(args):
     arg("--fig1", help="Fig. 1 gradient table (claim C1)"),
     arg("--fig2", help="Fig. 2 curves (their numbers are kept beside the claims)"),
     arg("--fig5", help="Fig. 5 curvature table (claim C6)"),
+    arg("--fig7", help="Fig. 7 sharpness over the sinusoid grid (claim E1)"),
     arg("--omniglot", help="Fig. 4b grid (claims C4, C7-omniglot)"),
     arg("--miniimagenet", help="Fig. 4c grid (claims C5, C7-miniimagenet)"),
     arg("--omniglot-paper",
@@ -476,6 +477,14 @@ def cmd_sinusoid_local_bound(args):
 def cmd_fig6_runs(args):
     grid = pd.read_csv(args.sinusoid_grid)
     _write_trained_table(args, lambda cfg, device, **run: experiments.fig6_runs(cfg, device, grid, **run))
+
+
+@command("fig7-sharpness", "Fig. 7: lambda_max beta / 2 at the final parameters of every stable cell of the Fig. 4a "
+         "grid (one seed)", provenance=True, checkpoint=True)
+def cmd_fig7_sharpness(args):
+    _write_trained_table(args, experiments.fig7_sharpness,
+                         lambda cfg: {"iterations": cfg["sinusoid"]["iterations"],
+                                      "lanczos_iterations": cfg["sharpness"]["lanczos_iterations"]})
 
 
 @command("verdict-table", "the claims' verdict table (the README's), from claims.json", out=False, arguments=[

@@ -7,12 +7,15 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import time
 
 import numpy as np
 import pandas as pd
 import torch
 
 from . import audit, curvature, curvature_mlp, data, guideline, maml, models, sharpness, theory
+from . import checkpoint as checkpoint_mod
+from .checkpoint import Checkpoint
 from .config import ConfigError, grid_values, resolve_path
 from .grid import EVAL_STREAM, GridSpec, eval_batch, run_grid
 from .progress import progress_bar
@@ -401,6 +404,44 @@ def fig6_runs(cfg: dict, device: str, grid: pd.DataFrame, checkpoint=None,
                     "diverged_at": row["diverged_at"], "iteration": it, "meta_loss": meta,
                     **{k: v for k, v in monitor.history[-1].items() if k != "step"}})
     return pd.DataFrame(out)
+
+
+# --- Fig. 7: the edge of stability over the whole sinusoid grid ---
+
+
+def fig7_sharpness(cfg: dict, device: str, checkpoint=None, run_info: dict | None = None) -> pd.DataFrame:
+    """Fig. 7: the Fig. 4a grid of seed ``cfg['seed']`` trained again with the grid's settings (its cells and
+    their outcomes, recomputed deterministically), and for every cell that did not diverge the top eigenvalue
+    of the MAML objective's Hessian at its final parameters, on the grid's fixed evaluation batch (Lanczos on
+    Hessian-vector products, float64), with ratio = lambda_max beta / 2: gradient descent on that objective
+    is stable near those parameters below 1 (the edge of stability, Cohen et al. 2021). ``checkpoint``: the
+    step's resume file (the grid's own is kept beside it, ``<checkpoint>.grid``)."""
+    spec = sinusoid_spec(cfg, device)
+    if spec.order != "second":
+        raise ConfigError("config key 'sinusoid.order': Fig. 7 reads the MAML objective's Hessian, which "
+                          "first-order MAML's update is not the gradient of; set it to second")
+    grid_file = None if checkpoint is None else f"{checkpoint}.grid"
+    rows = run_grid(spec, checkpoint=grid_file, checkpoint_every=cfg["checkpoint_every"], keep_params=True,
+                    run_info=run_info)
+    lanczos = cfg["sharpness"]["lanczos_iterations"]
+    resume = Checkpoint(checkpoint, f"{spec.fingerprint()}-lanczos{lanczos}", "fig7")
+    done, saved = resume.load() or {}, time.monotonic()
+    model = models.build(spec.model).double()
+    batch = eval_batch(spec.problem, torch.float64, "cpu")
+    stable = [r for r in rows if r["status"] == "ok" and (r["alpha"], r["beta"]) not in done]
+    for row in progress_bar(stable, desc="Fig. 7 sharpness at the final parameters", unit="cell"):
+        params = {k: v.detach().double().cpu() for k, v in row["final_params"].items()}
+        done[(row["alpha"], row["beta"])] = sharpness.maml_sharpness(
+            model, params, batch, row["alpha"], spec.inner_steps, k=1, iterations=lanczos, seed=spec.init_seed)[0]
+        if time.monotonic() - saved > cfg["checkpoint_every"]:
+            resume.save(done)
+            saved = time.monotonic()
+    checkpoint_mod.discard(grid_file)
+    out = pd.DataFrame([{"seed": spec.problem.seed, "alpha": r["alpha"], "beta": r["beta"], "status": r["status"],
+                         "diverged_at": r["diverged_at"], "final_loss": r["final_loss"],
+                         "lambda_max": done.get((r["alpha"], r["beta"]), math.nan)} for r in rows])
+    out["ratio"] = out.lambda_max * out.beta / 2
+    return out
 
 
 # --- The guideline tool on the paper's problems ---

@@ -1,0 +1,39 @@
+# Fig. 7: the edge of stability over the whole Fig. 4a grid. Seed `seed`'s grid trained again with its
+# settings, and at every cell that did not diverge the MAML objective's top Hessian eigenvalue at the
+# final parameters: lambda_max beta / 2 (claim E1). Fig. 6 follows a few cells over training; this
+# reads where every cell ends.
+
+
+rule fig7_sharpness:
+    output:
+        table="results/fig7/sharpness.csv",
+        provenance=report("results/fig7/provenance.json", caption="report/provenance.rst", category="Provenance"),
+    params:
+        config=step_config("fig7-sharpness"),
+        checkpoint="results/fig7/sharpness.ckpt",
+    log:
+        "logs/fig7_sharpness.log",
+    threads: ALL_CORES
+    conda:
+        ENV
+    shell:
+        "maml-convergence fig7-sharpness --config-json {params.config:q} --out {output.table}"
+        " --provenance {output.provenance} --checkpoint {params.checkpoint} 2>&1 | tee {log}"
+
+
+FIGURE_SOURCES["fig7"] = {"sharpness": rules.fig7_sharpness.output.table,
+                          "sharpness_provenance": rules.fig7_sharpness.output.provenance}
+
+
+rule fig7:
+    input:
+        source=source_folder("fig7"),
+    output:
+        png=report("figures/fig7.png", caption="report/fig7.rst", category="Figures", labels={"figure": "fig7"}),
+        pdf="figures/fig7.pdf",
+    log:
+        notebook="results/notebooks/fig7.ipynb",
+    conda:
+        ENV
+    notebook:
+        "../notebooks/fig7.ipynb"
