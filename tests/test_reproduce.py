@@ -109,7 +109,7 @@ def test_the_fig3_grids_and_claims_c2_come_out_again(committed, paper, reference
 AUDIT_EVERY = 4  # the audit is recomputed at every 4th alpha below alpha_c and every alpha past it
 
 
-def audit_spot_check(paper, reference, inner_steps: int) -> pd.DataFrame:
+def audit_spot_check(paper, reference, inner_steps: int, orders) -> pd.DataFrame:
     """The audit of the first draw, as experiments.linear_audit computes it, at every AUDIT_EVERY-th alpha of Fig. 3
     and every alpha past alpha_c: each alpha's bisection runs on its own cells, so a subset brackets the same."""
     draw = reference["draws"][0]
@@ -117,22 +117,24 @@ def audit_spot_check(paper, reference, inner_steps: int) -> pd.DataFrame:
     alphas = audit.audit_alphas(grid_values(paper["linear"])[0], eig)
     chosen = [a for i, a in enumerate(alphas) if i % AUDIT_EVERY == 0 or a > theory.paper_alpha_c(eig)]
     tables = []
-    for order in paper["linear"]["orders"]:
+    for order in orders:
         spec = experiments.linear_spec(paper, order, "cpu", seed=draw["seed"], inner_steps=inner_steps)
         tables.append(audit.boundary_table(spec, eig, order, chosen, beta_range=tuple(sec["beta_range"]),
                                            points=sec["points"], rounds=sec["rounds"], iterations=sec["iterations"]))
     return pd.concat(tables, ignore_index=True)
 
 
-@pytest.mark.parametrize("inner_steps,suffix", [(1, ""), (2, "-n2")])
+@pytest.mark.parametrize("inner_steps,suffix,orders", [(1, "", ("second", "first")), (2, "-n2", ("second",))])
 def test_the_audit_of_the_first_draw_comes_out_again_at_a_spot_check_of_its_alphas(committed, paper, reference,
-                                                                                    inner_steps, suffix):
+                                                                                    inner_steps, suffix, orders):
+    """With two inner steps, second order only (the paper's image grids' setting; first order at N = 2 is second
+    order at N = 1, tests/test_theory.py): each order's bisection takes half a minute here."""
     want = {c["id"]: c for c in committed["claims"]}
     if f"A-exact{suffix}-second" not in want:
         pytest.skip(f"figures/claims.json predates the audit with {inner_steps} inner steps: run `make reproduce`")
-    table = json_round_trip(audit_spot_check(paper, reference, inner_steps).to_dict("records"))
+    table = json_round_trip(audit_spot_check(paper, reference, inner_steps, orders).to_dict("records"))
     checked = 0
-    for order in paper["linear"]["orders"]:
+    for order in orders:
         first = lambda cid: want[cid]["measured"]["per_seed"][0]
         rows = {r["alpha"]: r for cid in (f"A-paper{suffix}-{order}", f"A-exact{suffix}-{order}")
                 for r in first(cid)["rows"]}
@@ -144,7 +146,7 @@ def test_the_audit_of_the_first_draw_comes_out_again_at_a_spot_check_of_its_alph
             assert same_numbers({k: got[k] for k in keys}, {k: rows[got["alpha"]][k] for k in keys},
                                 f"{order} alpha {got['alpha']}") == []
             checked += 1
-    assert checked >= 20, f"only {checked} alphas had a committed row to compare with"
+    assert checked >= 10 * len(orders), f"only {checked} alphas had a committed row to compare with"
 
 
 @pytest.mark.parametrize("order", ["second", "first"])
