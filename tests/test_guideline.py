@@ -320,3 +320,18 @@ def test_an_interrupt_inside_a_torchscript_kernel_is_reported_as_an_interruption
     monkeypatch.setattr(cli, "cmd_suggest", lambda args: (_ for _ in ()).throw(RuntimeError("a real error")))
     with pytest.raises(RuntimeError, match="a real error"):
         cli.main(["suggest", "--problem", "linear"])
+
+
+def test_a_report_with_neither_cell_is_checked_as_an_empty_table_not_an_error(tmp_path, bin_dir):
+    """In the workflow suggest records that no probe cell trained; the check step then trains nothing and says so,
+    and the claims read the missing cells (tests/test_claims.py)."""
+    report = tmp_path / "suggestion.json"
+    report.write_text(json.dumps({"problem": "sinusoid", "recommended": None, "guideline": None}))
+    out = tmp_path / "check.csv"
+    proc = subprocess.run(["maml-convergence", "guideline-check", "--problem", "sinusoid", "--suggestion", str(report),
+                           "--out", str(out), "--provenance", str(tmp_path / "provenance.json")],
+                          capture_output=True, text=True, env=env_with_bin(bin_dir))
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "holds neither cell; nothing to train" in proc.stdout
+    assert out.read_text().strip() == "alpha,beta,status,final_loss,suggested"
+    assert json.loads((tmp_path / "provenance.json").read_text())["cells"] == {}
