@@ -316,3 +316,4 @@ def test_e1_asks_whether_each_columns_top_stable_cell_sits_at_the_edge_of_stabil
     top = {c["alpha"]: (c["beta"], c["ratio"], c["tenth_beta"]) for c in row["measured"]["per_column"]}
     assert top[0.03] == (1.0, 1.0 if 0.03 in at_edge else 0.1, 0.1)
     assert "seed 0 only" in row["rests_on"] and "30 Lanczos" in row["rests_on"]
+    assert "LESS than the paper-scale grid" in row["rests_on"]  # 7 x 9 cells, not 37 x 27
