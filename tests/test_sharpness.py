@@ -113,3 +113,31 @@ def test_fig6_takes_the_cells_on_both_sides_of_each_columns_boundary():
                      (0.3, 0.1, "diverged")]  # at alpha = 0.3 no beta is stable: one side only
     with pytest.raises(ConfigError, match="fig6.alphas': 0.05 is not an alpha of the sinusoid grid"):
         experiments.fig6_cells(grid, [0.05], seed=0)
+
+
+@pytest.mark.slow
+def test_fig7_resumes_its_lanczos_from_the_checkpoint_with_identical_results(root, tmp_path, capsys):
+    """Fig. 7's step on the quick grid: a resume file holding the top eigenvalue of half the stable cells (as an
+    interrupted run leaves it) is read back, those cells are not computed again, and the table is the one an
+    uninterrupted run writes."""
+    from maml_convergence import config, experiments
+    from maml_convergence.checkpoint import Checkpoint
+
+    cfg = config.load(root / "config" / "quick.yaml")
+    whole = experiments.fig7_sharpness(cfg, "cpu")
+    stable = whole[whole.status == "ok"]
+    assert len(stable) >= 4 and stable.lambda_max.notna().all() and whole[whole.status != "ok"].lambda_max.isna().all()
+    assert np.allclose(stable.ratio, stable.lambda_max * stable.beta / 2)
+
+    resume = tmp_path / "sharpness.ckpt"
+    spec = experiments.sinusoid_spec(cfg, "cpu")
+    half = stable.iloc[::2]
+    marker = 1e6  # a value no Lanczos run gives here: it can only come from the resume file
+    Checkpoint(resume, f"{spec.fingerprint()}-lanczos{cfg['sharpness']['lanczos_iterations']}", "fig7").save(
+        {(r.alpha, r.beta): marker for r in half.itertuples()})
+    again = experiments.fig7_sharpness(cfg, "cpu", checkpoint=resume)
+    assert "resuming from checkpoint" in capsys.readouterr().err
+    assert (again.lambda_max == marker).sum() == len(half)  # read back, not computed again
+    others = again.lambda_max != marker
+    assert again[others].drop(columns=["ratio"]).equals(whole[others].drop(columns=["ratio"]))
+    assert not (tmp_path / "sharpness.ckpt.grid").exists()  # the grid's own resume file is gone once done
