@@ -14,8 +14,7 @@ import pandas as pd
 import torch
 
 from . import audit, curvature, curvature_mlp, data, guideline, maml, models, sharpness, theory
-from . import checkpoint as checkpoint_mod
-from .checkpoint import Checkpoint
+from .checkpoint import Checkpoint, discard
 from .config import ConfigError, grid_values, resolve_path
 from .grid import EVAL_STREAM, GridSpec, eval_batch, run_grid
 from .progress import progress_bar
@@ -436,7 +435,7 @@ def fig7_sharpness(cfg: dict, device: str, checkpoint=None, run_info: dict | Non
         if time.monotonic() - saved > cfg["checkpoint_every"]:
             resume.save(done)
             saved = time.monotonic()
-    checkpoint_mod.discard(grid_file)
+    discard(grid_file)
     out = pd.DataFrame([{"seed": spec.problem.seed, "alpha": r["alpha"], "beta": r["beta"], "status": r["status"],
                          "diverged_at": r["diverged_at"], "final_loss": r["final_loss"],
                          "lambda_max": done.get((r["alpha"], r["beta"]), math.nan)} for r in rows])

@@ -8,8 +8,8 @@ import pandas as pd
 
 from ..stability import DEFINITIONS, DIVERGED_MULTIPLE, RISE, TRAINED_DROP, few_shot_outcomes, few_shot_stability
 from .edge import edge_ratios, edge_rule, edge_text, edge_verdict
-from .results import Results
-from .verdicts import at_paper_scale, provenance_of, scale_note
+from .results import Results, provenance_of
+from .verdicts import at_paper_scale, scale_note
 
 
 EDGE_CLAIM = {"omniglot": "Omniglot: near the divergence edge of alpha, a larger beta trains than at alpha = 0 "

@@ -12,8 +12,8 @@ import pandas as pd
 
 from ..stability import DEFINITIONS, few_shot_outcomes, few_shot_stability, stability_brackets
 from .few_shot import few_shot_rests_on
-from .results import FEW_SHOT, Results
-from .verdicts import provenance_of, scale_note, spread
+from .results import FEW_SHOT, Results, provenance_of
+from .verdicts import scale_note, spread
 
 G1_LOSS_FACTOR = 2.0  # G1: the suggested cell's final loss is at most this many times the grid's best
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from functools import cache
+from functools import cache, cached_property
 from pathlib import Path
 
 import numpy as np
@@ -16,6 +16,11 @@ INPUTS = ("linear_reference", "linear_grids", "linear_audit", "linear_audit_n2",
 FEW_SHOT = ("omniglot", "miniimagenet")  # the few-shot grids, in the order their claims are listed
 
 
+def provenance_of(result_path) -> dict:
+    """The provenance.json beside a result file: the settings it was computed with."""
+    return json.loads((Path(result_path).parent / "provenance.json").read_text())
+
+
 class Results:
     """``paths``: input name -> file (``linear_grids``: a list, one per MAML order; ``guideline``: problem ->
     (suggestion report, its check)). ``near_edge_factor``: the one setting the claims take from the config."""
@@ -26,8 +31,9 @@ class Results:
             raise ValueError(f"unknown claims input(s) {unknown}; known: {', '.join(INPUTS)}")
         self.paths = {k: v for k, v in paths.items() if v}
         self.near_edge_factor = near_edge_factor
-        self.table = cache(lambda path: pd.read_csv(path))
-        self.provenance = cache(lambda path: json.loads((Path(path).parent / "provenance.json").read_text()))
+        self.table = cache(pd.read_csv)
+        self.record = cache(lambda path: json.loads(Path(path).read_text()))  # a JSON result
+        self.provenance = cache(provenance_of)
 
     def has(self, *names: str) -> bool:
         return all(n in self.paths for n in names)
@@ -39,10 +45,10 @@ class Results:
         """The few-shot grids given."""
         return [d for d in FEW_SHOT if d in self.paths]
 
-    @property
+    @cached_property
     def eigenvalues(self) -> dict:
         """Each data draw's spectrum at the linear-regression reference point."""
-        reference = json.loads(Path(self.paths["linear_reference"]).read_text())
+        reference = self.record(self.paths["linear_reference"])
         return {d["seed"]: np.asarray(d["eigenvalues"]) for d in reference["draws"]}
 
     def sources(self) -> dict:

@@ -3,9 +3,7 @@
 
 from __future__ import annotations
 
-import json
 import math
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -133,13 +131,13 @@ def edge(ids, results: Results) -> list[dict]:
 
 def trained_point(ids, results: Results) -> list[dict]:
     grid, iterations = _grid_and_iterations(results)
-    ref = json.loads(Path(results.path("sinusoid_reference")).read_text())
+    ref = results.record(results.path("sinusoid_reference"))
     return [paper_bound_at_a_trained_point(ids[0], grid, ref, iterations)]
 
 
 def at_the_start(ids, results: Results) -> list[dict]:
     grid, iterations = _grid_and_iterations(results)
-    ref = json.loads(Path(results.path("sinusoid_reference")).read_text())
+    ref = results.record(results.path("sinusoid_reference"))
     return [maml_hessian_at_the_start(ids[0], grid, results.table(results.path("sinusoid_local_bound")), ref,
                                       iterations)]
 

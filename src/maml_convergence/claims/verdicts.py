@@ -4,9 +4,7 @@ seeds (data draws), the settings a result was computed with, and how far it fall
 
 from __future__ import annotations
 
-import json
 import math
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -18,11 +16,6 @@ CONSISTENT_SHARE = 0.9  # beta_c 'holds' when theory lies inside the measured br
 FAIL_SHARE = 0.5        # and 'fails' below 50%
 AGREE = 0.8             # over seeds (data draws): the verdict that at least 80% of them share, else inconclusive
 UNIT = {"linear": "draws", "sinusoid": "seeds"}  # what the repetitions of a grid are called
-
-
-def provenance_of(result_path) -> dict:
-    """The provenance.json beside a result file: the settings it was computed with."""
-    return json.loads((Path(result_path).parent / "provenance.json").read_text())
 
 
 def seeds_of(grid: pd.DataFrame) -> int:
