@@ -1,11 +1,13 @@
-# Fig. 4a: sinusoid regression (Section 4.1), the full (alpha, beta) grid, the Hessian spectrum at a
-# meta-trained point for the paper's theory drawn over it, and the local theory's prediction: 2/lambda_max
-# of the MAML objective's own Hessian at each seed's initial parameters, per alpha.
+# Fig. 4a: sinusoid regression (Section 4.1), the full (alpha, beta) grid (which also keeps the final
+# parameters of its stable cells, for Fig. 7), the Hessian spectrum at a meta-trained point for the
+# paper's theory drawn over it, and the local theory's prediction: 2/lambda_max of the MAML objective's
+# own Hessian at each seed's initial parameters, per alpha.
 
 
 rule sinusoid_grid:
     output:
         grid="results/sinusoid/grid.csv",
+        final_params="results/sinusoid/final_params.pt",
         provenance=report("results/sinusoid/provenance.json", caption="report/provenance.rst", category="Provenance"),
     params:
         config=step_config("sinusoid-grid"),
@@ -19,7 +21,8 @@ rule sinusoid_grid:
         ENV
     shell:
         "maml-convergence sinusoid-grid --config-json {params.config:q} --out {output.grid}"
-        " --provenance {output.provenance} --checkpoint {params.checkpoint} 2>&1 | tee {log}"
+        " --final-params {output.final_params} --provenance {output.provenance} --checkpoint {params.checkpoint}"
+        " 2>&1 | tee {log}"
 
 
 rule sinusoid_reference:

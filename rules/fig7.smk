@@ -1,10 +1,13 @@
-# Fig. 7: the edge of stability over the whole Fig. 4a grid. Seed `seed`'s grid trained again with its
-# settings, and at every cell that did not diverge the MAML objective's top Hessian eigenvalue at the
-# final parameters: lambda_max beta / 2 (claim E1). Fig. 6 follows a few cells over training; this
+# Fig. 7: the edge of stability over the whole Fig. 4a grid. At every cell of seed `seed` that did not
+# diverge, the MAML objective's top Hessian eigenvalue at the final parameters the grid kept:
+# lambda_max beta / 2 (claim E1). Fig. 6 follows a few cells over training; this
 # reads where every cell ends.
 
 
 rule fig7_sharpness:
+    input:
+        grid=rules.sinusoid_grid.output.grid,
+        final_params=rules.sinusoid_grid.output.final_params,
     output:
         table="results/fig7/sharpness.csv",
         provenance=report("results/fig7/provenance.json", caption="report/provenance.rst", category="Provenance"),
@@ -17,7 +20,8 @@ rule fig7_sharpness:
     conda:
         ENV
     shell:
-        "maml-convergence fig7-sharpness --config-json {params.config:q} --out {output.table}"
+        "maml-convergence fig7-sharpness --config-json {params.config:q} --sinusoid-grid {input.grid}"
+        " --final-params {input.final_params} --out {output.table}"
         " --provenance {output.provenance} --checkpoint {params.checkpoint} 2>&1 | tee {log}"
 
 

@@ -115,29 +115,58 @@ def test_fig6_takes_the_cells_on_both_sides_of_each_columns_boundary():
         experiments.fig6_cells(grid, [0.05], seed=0)
 
 
-@pytest.mark.slow
-def test_fig7_resumes_its_lanczos_from_the_checkpoint_with_identical_results(root, tmp_path, capsys):
-    """Fig. 7's step on the quick grid: a resume file holding the top eigenvalue of half the stable cells (as an
-    interrupted run leaves it) is read back, those cells are not computed again, and the table is the one an
-    uninterrupted run writes."""
+def _quick_sinusoid_grid(root):
+    """The quick config's Fig. 4a grid as its step writes it: the table and the kept final parameters."""
     from maml_convergence import config, experiments
-    from maml_convergence.checkpoint import Checkpoint
+    from maml_convergence.grid import run_grid
 
     cfg = config.load(root / "config" / "quick.yaml")
-    whole = experiments.fig7_sharpness(cfg, "cpu")
+    spec = experiments.sinusoid_grid_spec(cfg, "cpu")
+    rows = run_grid(spec, progress=False, keep_params=True)
+    return cfg, experiments.grid_frame(rows), experiments.sinusoid_final_params(spec, rows)
+
+
+@pytest.mark.slow
+def test_fig7_reads_the_grids_final_parameters_and_resumes_its_lanczos(root, tmp_path, capsys):
+    """Fig. 7's step on the quick grid: the kept parameters are those of the grid's stable cells (the top
+    eigenvalue there equals one at the parameters of the cell trained alone); a resume file holding half the
+    stable cells (as an interrupted run leaves it) is read back, those cells are not computed again, and the
+    table is the one an uninterrupted run writes; parameters kept by a grid of other settings are refused."""
+    import dataclasses
+
+    from maml_convergence import experiments, models, sharpness
+    from maml_convergence.checkpoint import Checkpoint
+    from maml_convergence.config import ConfigError
+    from maml_convergence.grid import eval_batch, run_grid
+
+    cfg, grid, final = _quick_sinusoid_grid(root)
+    whole = experiments.fig7_sharpness(cfg, "cpu", grid, final)
     stable = whole[whole.status == "ok"]
+    assert len(whole) == (grid.seed == cfg["seed"]).sum()
     assert len(stable) >= 4 and stable.lambda_max.notna().all() and whole[whole.status != "ok"].lambda_max.isna().all()
     assert np.allclose(stable.ratio, stable.lambda_max * stable.beta / 2)
 
-    resume = tmp_path / "sharpness.ckpt"
     spec = experiments.sinusoid_spec(cfg, "cpu")
+    cell = stable.iloc[len(stable) // 2]
+    alone = dataclasses.replace(spec, pairs=[(cell.alpha, cell.beta)], slots=1, compile=False)
+    (row,) = run_grid(alone, progress=False, keep_params=True)
+    params = {k: v.double() for k, v in row["final_params"].items()}
+    top = sharpness.maml_sharpness(models.build(spec.model).double(), params,
+                                   eval_batch(spec.problem, torch.float64, "cpu"), cell.alpha, spec.inner_steps, k=1,
+                                   iterations=cfg["sharpness"]["lanczos_iterations"], seed=spec.init_seed)[0]
+    assert top == pytest.approx(cell.lambda_max, rel=1e-4)
+
+    resume = tmp_path / "sharpness.ckpt"
     half = stable.iloc[::2]
     marker = 1e6  # a value no Lanczos run gives here: it can only come from the resume file
     Checkpoint(resume, f"{spec.fingerprint()}-lanczos{cfg['sharpness']['lanczos_iterations']}", "fig7").save(
         {(r.alpha, r.beta): marker for r in half.itertuples()})
-    again = experiments.fig7_sharpness(cfg, "cpu", checkpoint=resume)
+    again = experiments.fig7_sharpness(cfg, "cpu", grid, final, checkpoint=resume)
     assert "resuming from checkpoint" in capsys.readouterr().err
     assert (again.lambda_max == marker).sum() == len(half)  # read back, not computed again
     others = again.lambda_max != marker
     assert again[others].drop(columns=["ratio"]).equals(whole[others].drop(columns=["ratio"]))
-    assert not (tmp_path / "sharpness.ckpt.grid").exists()  # the grid's own resume file is gone once done
+
+    other = {**cfg, "sinusoid": {**cfg["sinusoid"], "iterations": cfg["sinusoid"]["iterations"] + 1}}
+    with pytest.raises(ConfigError, match="kept by a grid of other settings"):
+        experiments.fig7_sharpness(other, "cpu", grid, final)

@@ -78,13 +78,18 @@ def _record(args, cfg: dict, device: str, wall_seconds: float, run_info: dict | 
                              **info, **extra)
 
 
-def _write_grid(args, spec, cfg, device, on_pace=None):
+def _write_grid(args, spec, cfg, device, on_pace=None, final_params=None):
+    """The grid's table and provenance; with ``final_params`` (a path) also the final parameters of its
+    stable cells there (``experiments.sinusoid_final_params``), written before the table."""
     start, run_info = time.perf_counter(), {}
     rows = run_grid(spec, checkpoint=_ckpt(args), checkpoint_every=cfg["checkpoint_every"], run_info=run_info,
-                    on_pace=on_pace)
+                    on_pace=on_pace, keep_params=final_params is not None)
     if rows is None:  # on_pace stopped it: the projected time is over the limit
         raise config_mod.ConfigError(on_pace.refusal)
     wall = time.perf_counter() - start
+    if final_params is not None:
+        with provenance.atomic_write(final_params) as tmp:
+            torch.save(experiments.sinusoid_final_params(spec, rows), tmp)
     frame = experiments.grid_frame(rows)
     provenance.atomic_write_text(args.out, frame.to_csv(index=False))
     prov = _record(args, cfg, device, wall, run_info, cells=len(rows), iterations=spec.iterations, order=spec.order,
@@ -138,12 +143,14 @@ def cmd_linear_grid(args):
     _write_grid(args, experiments.linear_spec(cfg, args.order, device, inner_steps=args.inner_steps), cfg, device)
 
 
-@command("sinusoid-grid", "Fig. 4a grid", provenance=True, checkpoint=True)
+@command("sinusoid-grid", "Fig. 4a grid", provenance=True, checkpoint=True, arguments=[
+    arg("--final-params", help="also keep the final parameters of every stable cell here (what Fig. 7 reads)"),
+])
 def cmd_sinusoid_grid(args):
     cfg = _config(args)
     args.experiment = "sinusoid"
     device = provenance.resolve_device(cfg["device"])
-    _write_grid(args, experiments.sinusoid_grid_spec(cfg, device), cfg, device)
+    _write_grid(args, experiments.sinusoid_grid_spec(cfg, device), cfg, device, final_params=args.final_params)
 
 
 @command("linear-audit", "bisected stability boundary on linear regression", provenance=True, arguments=[
@@ -167,7 +174,7 @@ def cmd_sinusoid_reference(args):
 
 
 def _write_trained_table(args, compute, extra=lambda cfg: {}) -> pd.DataFrame:
-    """The table of a resumable training step, ``compute(cfg, device, checkpoint=, run_info=)``, with its
+    """The table of a resumable step, ``compute(cfg, device, checkpoint=, run_info=)``, with its
     provenance (plus ``extra(cfg)``); its resume file is removed once both are written."""
     cfg = _config(args)
     device = provenance.resolve_device(cfg["device"])
@@ -178,6 +185,15 @@ def _write_trained_table(args, compute, extra=lambda cfg: {}) -> pd.DataFrame:
                                                    **extra(cfg)))
     checkpoint.discard(_ckpt(args))
     return table
+
+
+def _load_torch(path: str):
+    """A torch file another step wrote, or one line naming it when it is missing or unreadable."""
+    try:
+        return torch.load(path, weights_only=False)
+    except Exception as e:  # noqa: BLE001 - missing, cut short or not a torch file at all
+        raise config_mod.ConfigError(f"{path}: cannot be read ({type(e).__name__}); run the step that writes "
+                                     "it again") from None
 
 
 @command("fig1-runs", "Fig. 1 training runs (every seed) and their task-gradient statistics", provenance=True,
@@ -204,7 +220,7 @@ def cmd_fig5_train(args):
 ])
 def cmd_fig5_analysis(args):
     cfg = _config(args)
-    saved = torch.load(args.snapshots, weights_only=False)
+    saved = _load_torch(args.snapshots)
     resume = Checkpoint(_ckpt(args), saved["fingerprint"], "fig5")
     done = resume.load() or {}
     start, first_new = time.perf_counter(), len(done)
@@ -480,9 +496,14 @@ def cmd_fig6_runs(args):
 
 
 @command("fig7-sharpness", "Fig. 7: lambda_max beta / 2 at the final parameters of every stable cell of the Fig. 4a "
-         "grid (one seed)", provenance=True, checkpoint=True)
+         "grid (one seed)", provenance=True, checkpoint=True, arguments=[
+    arg("--sinusoid-grid", required=True),
+    arg("--final-params", required=True, help="the sinusoid-grid step's --final-params file"),
+])
 def cmd_fig7_sharpness(args):
-    _write_trained_table(args, experiments.fig7_sharpness,
+    grid = pd.read_csv(args.sinusoid_grid)
+    final = _load_torch(args.final_params)
+    _write_trained_table(args, lambda cfg, device, **run: experiments.fig7_sharpness(cfg, device, grid, final, **run),
                          lambda cfg: {"iterations": cfg["sinusoid"]["iterations"],
                                       "lanczos_iterations": cfg["sharpness"]["lanczos_iterations"]})
 

@@ -14,7 +14,7 @@ import pandas as pd
 import torch
 
 from . import audit, curvature, curvature_mlp, data, guideline, maml, models, sharpness, theory
-from .checkpoint import Checkpoint, discard
+from .checkpoint import Checkpoint
 from .config import ConfigError, grid_values, resolve_path
 from .grid import EVAL_STREAM, GridSpec, eval_batch, run_grid
 from .progress import progress_bar
@@ -408,37 +408,56 @@ def fig6_runs(cfg: dict, device: str, grid: pd.DataFrame, checkpoint=None,
 # --- Fig. 7: the edge of stability over the whole sinusoid grid ---
 
 
-def fig7_sharpness(cfg: dict, device: str, checkpoint=None, run_info: dict | None = None) -> pd.DataFrame:
-    """Fig. 7: the Fig. 4a grid of seed ``cfg['seed']`` trained again with the grid's settings (its cells and
-    their outcomes, recomputed deterministically), and for every cell that did not diverge the top eigenvalue
-    of the MAML objective's Hessian at its final parameters, on the grid's fixed evaluation batch (Lanczos on
-    Hessian-vector products, float64), with ratio = lambda_max beta / 2: gradient descent on that objective
-    is stable near those parameters below 1 (the edge of stability, Cohen et al. 2021). ``checkpoint``: the
-    step's resume file (the grid's own is kept beside it, ``<checkpoint>.grid``)."""
+def sinusoid_final_params(spec: GridSpec, rows: list[dict]) -> dict:
+    """What the sinusoid grid keeps for Fig. 7: the final parameters of every cell that did not diverge
+    (rows of ``run_grid(spec, keep_params=True)``), stacked along the first axis, with those cells' ids
+    (the grid table's ``cell``) and the grid's fingerprint."""
+    kept = [r for r in rows if r["status"] == "ok"]
+    names = list(kept[0]["final_params"]) if kept else []
+    return {"fingerprint": spec.fingerprint(), "cells": [r["cell"] for r in kept],
+            "params": {k: torch.stack([r["final_params"][k].detach().cpu() for r in kept]) for k in names}}
+
+
+def fig7_sharpness(cfg: dict, device: str, grid: pd.DataFrame, final_params: dict, checkpoint=None,
+                   run_info: dict | None = None) -> pd.DataFrame:
+    """Fig. 7: for every cell of seed ``cfg['seed']`` of the Fig. 4a grid (``grid``, its table) that did not
+    diverge, the top eigenvalue of the MAML objective's Hessian at the cell's final parameters, as the grid
+    kept them (``final_params``, from ``sinusoid_final_params``), on the grid's fixed evaluation batch
+    (Lanczos on Hessian-vector products, float64), with ratio = lambda_max beta / 2: gradient descent on
+    that objective is stable near those parameters below 1 (the edge of stability, Cohen et al. 2021).
+    ``checkpoint``: the step's resume file."""
     spec = sinusoid_spec(cfg, device)
     if spec.order != "second":
         raise ConfigError("config key 'sinusoid.order': Fig. 7 reads the MAML objective's Hessian, which "
                           "first-order MAML's update is not the gradient of; set it to second")
-    grid_file = None if checkpoint is None else f"{checkpoint}.grid"
-    rows = run_grid(spec, checkpoint=grid_file, checkpoint_every=cfg["checkpoint_every"], keep_params=True,
-                    run_info=run_info)
+    if final_params.get("fingerprint") != sinusoid_grid_spec(cfg, device).fingerprint():
+        raise ConfigError("the sinusoid grid's final parameters were kept by a grid of other settings than "
+                          "config section 'sinusoid'; run its sinusoid-grid step again")
+    rows = grid[grid.seed == spec.problem.seed]
+    if rows.empty:
+        raise ConfigError(f"config key 'seed': {spec.problem.seed} is not one of the sinusoid grid's seeds")
+    kept = {c: i for i, c in enumerate(final_params["cells"])}
+    stable = rows[rows.status == "ok"]
+    if missing := [c for c in stable.cell if c not in kept]:
+        raise ConfigError(f"the sinusoid grid's final parameters lack {len(missing)} of its stable cells "
+                          f"(cell {missing[0]} first); run its sinusoid-grid step again")
     lanczos = cfg["sharpness"]["lanczos_iterations"]
     resume = Checkpoint(checkpoint, f"{spec.fingerprint()}-lanczos{lanczos}", "fig7")
     done, saved = resume.load() or {}, time.monotonic()
     model = models.build(spec.model).double()
     batch = eval_batch(spec.problem, torch.float64, "cpu")
-    stable = [r for r in rows if r["status"] == "ok" and (r["alpha"], r["beta"]) not in done]
-    for row in progress_bar(stable, desc="Fig. 7 sharpness at the final parameters", unit="cell"):
-        params = {k: v.detach().double().cpu() for k, v in row["final_params"].items()}
-        done[(row["alpha"], row["beta"])] = sharpness.maml_sharpness(
-            model, params, batch, row["alpha"], spec.inner_steps, k=1, iterations=lanczos, seed=spec.init_seed)[0]
+    todo = [r for r in stable.itertuples() if (r.alpha, r.beta) not in done]
+    for row in progress_bar(todo, desc="Fig. 7 sharpness at the final parameters", unit="cell"):
+        params = {k: v[kept[row.cell]].double() for k, v in final_params["params"].items()}
+        done[(row.alpha, row.beta)] = sharpness.maml_sharpness(
+            model, params, batch, row.alpha, spec.inner_steps, k=1, iterations=lanczos, seed=spec.init_seed)[0]
         if time.monotonic() - saved > cfg["checkpoint_every"]:
             resume.save(done)
             saved = time.monotonic()
-    discard(grid_file)
-    out = pd.DataFrame([{"seed": spec.problem.seed, "alpha": r["alpha"], "beta": r["beta"], "status": r["status"],
-                         "diverged_at": r["diverged_at"], "final_loss": r["final_loss"],
-                         "lambda_max": done.get((r["alpha"], r["beta"]), math.nan)} for r in rows])
+    if run_info is not None:
+        run_info.update(resume.run_info())
+    out = rows[["seed", "alpha", "beta", "status", "diverged_at", "final_loss"]].reset_index(drop=True)
+    out["lambda_max"] = [done.get((a, b), math.nan) for a, b in zip(out.alpha, out.beta)]
     out["ratio"] = out.lambda_max * out.beta / 2
     return out
 
