@@ -203,7 +203,7 @@ def _one_seed_note(table: pd.DataFrame, seeds, iterations: int, lanczos: int) ->
     """What E1 rests on: one seed of the grid by design; says LESS when its grid is below config/config.yaml's."""
     paper = paper_scale()["sinusoid"]
     note = (f"{table.alpha.nunique()}x{table.beta.nunique()} cells of the Fig. 4a grid, seed "
-            f"{', '.join(map(str, seeds))} only, trained again for {iterations} iterations; lambda_max by {lanczos} "
+            f"{', '.join(map(str, seeds))} only, trained for {iterations} iterations; lambda_max by {lanczos} "
             "Lanczos steps on the fixed evaluation batch at each stable cell's final parameters")
     measured = (table.alpha.nunique(), table.beta.nunique(), iterations)
     if any(m < p for m, p in zip(measured, (paper["alphas"], paper["betas"], paper["iterations"]))):
