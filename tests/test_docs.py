@@ -6,6 +6,7 @@ import json
 import re
 
 import pytest
+import torch
 
 from conftest import figures_predate_the_workflow
 from maml_convergence import claims, cli, config, experiments
@@ -91,7 +92,9 @@ def test_every_file_command_function_and_section_named_exists(root):
 @pytest.mark.slow
 def test_the_guideline_example_runs_as_it_stands(root, tmp_path, monkeypatch):
     """The complete example of docs/guideline.md: a CNN with torch's batch norm in training mode on a
-    classification sampler, executed as a user would paste it."""
+    classification sampler, executed as a user would paste it. The probe leaves the model as it was (batch
+    norm's running statistics included) and trains a CNN on a CPU as the image grids do: one cell at a time,
+    looping over the tasks."""
     example = (root / "docs" / "guideline.md").read_text().split("```python\n", 1)[1].split("```", 1)[0]
     monkeypatch.chdir(tmp_path)
     scope = {}
@@ -101,3 +104,7 @@ def test_the_guideline_example_runs_as_it_stands(root, tmp_path, monkeypatch):
     assert (result.alpha, result.beta) == (result.recommended["alpha"], result.recommended["beta"])
     assert result.recommended["outcome"] == "trained" and result.guideline["outcome"] in ("trained", "flat")
     assert json.loads((tmp_path / "suggestion.json").read_text())["alpha"] == result.alpha
+    torch.manual_seed(0)
+    untouched = scope["model"]().state_dict()
+    assert all(torch.equal(untouched[k], v) for k, v in scope["net"].state_dict().items())
+    assert result.settings["slots"] == 1 and result.settings["task_loop"]

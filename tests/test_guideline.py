@@ -119,40 +119,6 @@ def test_on_a_known_grid_the_probe_recommends_the_best_cell_stable_on_every_stre
     assert "margin" in {r["phase"] for r in probe.rows}  # alpha = 0.01's beta = 0.0316, below its top stable rung
 
 
-class Templates:
-    """5-way classification tasks: each class a random template image, examples its noisy copies."""
-
-    def __init__(self, tasks=4, shots=2, queries=3, size=8):
-        self.tasks, self.shots, self.queries, self.size = tasks, shots, queries, size
-
-    def __call__(self, i):
-        g = torch.Generator().manual_seed(i)
-        templates = torch.randn(self.tasks, 5, 1, 1, self.size, self.size, generator=g)
-
-        def examples(k):
-            x = templates + 0.5 * torch.randn(self.tasks, 5, k, 1, self.size, self.size, generator=g)
-            return x.flatten(1, 2), torch.arange(5).repeat_interleave(k).repeat(self.tasks, 1)
-
-        return (*examples(self.shots), *examples(self.queries))
-
-
-def small_cnn():
-    torch.manual_seed(0)
-    return nn.Sequential(nn.Conv2d(1, 8, 3, padding=1), nn.BatchNorm2d(8), nn.ReLU(), nn.MaxPool2d(2),
-                         nn.Flatten(), nn.Linear(8 * 4 * 4, 5))
-
-
-@pytest.mark.slow
-def test_a_cnn_with_torch_batch_norm_in_training_mode_on_classification():
-    model = small_cnn()
-    before = {k: v.clone() for k, v in model.state_dict().items()}
-    result = guideline.suggest(model, Templates(), budget_seconds=600, iterations=10, verbose=False)
-    assert result.alpha is not None and result.beta > 0 and result.settings["classes"] == 5
-    assert result.recommended["outcome"] == "trained" and result.guideline["outcome"] in guideline.STABLE
-    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())  # running stats untouched
-    assert result.settings["slots"] == 1 and result.settings["task_loop"]  # a CNN on a CPU: as the image grids
-
-
 def test_a_fall_from_a_start_wrecked_by_the_inner_step_is_not_training_and_the_worst_stream_counts():
     """At a large alpha the inner step wrecks the model: its meta-loss starts far above the model's own
     (alpha = 0). Ending 10 % below that start, but above the model's own, is 'flat', not 'trained'. Over
