@@ -21,7 +21,7 @@ $(STAMP): requirements.txt pyproject.toml
 	touch $(STAMP)
 
 test: setup
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q --durations=25
 
 # Everything but the tests marked slow (end-to-end runs of the workflow and of whole commands,
 # recomputation at the paper's settings, bisections, executed notebooks and examples): the loop

@@ -115,8 +115,10 @@ def test_bad_config_stops_the_workflow_with_one_line_naming_the_key(root, bin_di
 
 @pytest.fixture(scope="module")
 def quick_run(root, bin_dir, tmp_path_factory):
+    """The quick workflow, run once for the tests that read it. Every step with one thread, two at a time:
+    most of the quick steps are start-up (Python, torch, a Jupyter kernel), which one thread does as fast."""
     workdir = tmp_path_factory.mktemp("quick")
-    proc = snakemake(root, bin_dir, workdir, "--cores", "2")
+    proc = snakemake(root, bin_dir, workdir, "--cores", "2", "--max-threads", "1")
     assert proc.returncode == 0, proc.stderr[-4000:]
     return workdir
 
@@ -326,11 +328,12 @@ def test_the_report_has_every_figure_with_its_caption_and_the_claims(root, bin_d
 
 
 # What a machine with no GPU and no accounting database needs on top of profiles/slurm (docs/gpu-and-cluster.md);
-# 2 threads per chunk, as the local run has: the rows are then the same bytes
+# 1 thread per chunk, as the quick run has: the rows are then the same bytes. Job states are read every second.
 ONE_NODE = ["--default-resources", "slurm_partition=local", "mem_mb=2000", "runtime=30", "cpus_per_task=1",
-            "--set-resources", "image_grid:gpu=0", "image_grid:mem_mb=3000", "image_grid:cpus_per_task=2",
-            "--set-threads", "image_grid=2", "--slurm-status-command", "squeue", "--slurm-no-account",
-            "--slurm-init-seconds-before-status-checks", "1", "--jobs", "2"]
+            "--set-resources", "image_grid:gpu=0", "image_grid:mem_mb=3000", "image_grid:cpus_per_task=1",
+            "--set-threads", "image_grid=1", "--slurm-status-command", "squeue", "--slurm-no-account",
+            "--slurm-init-seconds-before-status-checks", "1", "--seconds-between-status-checks", "1",
+            "--jobs", "2"]
 
 
 @pytest.fixture
