@@ -170,3 +170,15 @@ def test_fig7_reads_the_grids_final_parameters_and_resumes_its_lanczos(root, tmp
     other = {**cfg, "sinusoid": {**cfg["sinusoid"], "iterations": cfg["sinusoid"]["iterations"] + 1}}
     with pytest.raises(ConfigError, match="kept by a grid of other settings"):
         experiments.fig7_sharpness(other, "cpu", grid, final)
+
+
+@pytest.mark.parametrize("backend", ["engine", "higher"])
+def test_fig7s_step_sees_the_fingerprint_of_the_grid_whose_parameters_it_reads(root, backend):
+    """Fig. 7 refuses parameters kept by a grid of other settings: its step's sections must give the
+    sinusoid-grid step's fingerprint, whichever backend trained the grid."""
+    from maml_convergence import config, experiments
+
+    cfg = config.deep_merge(config.load(root / "config" / "quick.yaml"), {"backend": backend})
+    grid, fig7 = (experiments.sinusoid_grid_spec(config.step_config(cfg, step), "cpu").fingerprint()
+                  for step in ("sinusoid-grid", "fig7-sharpness"))
+    assert grid == fig7

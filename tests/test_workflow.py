@@ -218,7 +218,8 @@ def test_training_the_grids_with_the_reference_backend_reruns_the_grids_and_what
     proc = snakemake(root, bin_dir, quick_run, "-n", "--config", "backend=higher")
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert set(scheduled(proc)) == {"linear_grid", "sinusoid_grid", "image_grid", "image_merge", "source_data", "fig3",
-                                    "fig3_n2", "fig4a", "fig4bc", "fig6_runs", "fig6", "guideline", "claims", "all"}
+                                    "fig3_n2", "fig4a", "fig4bc", "fig6_runs", "fig6", "fig7_sharpness", "fig7",
+                                    "guideline", "claims", "all"}
 
 
 @pytest.mark.slow

@@ -42,7 +42,7 @@ STEP_SECTIONS = {
     "paper-grid-merge": ("paper_grid", "omniglot", "backend", *_RUN),
     "sinusoid-local-bound": ("sinusoid", "sharpness", *_RUN),
     "fig6-runs": ("fig6", "sinusoid", "sharpness", *_RUN),
-    "fig7-sharpness": ("sinusoid", "sharpness", *_RUN),
+    "fig7-sharpness": ("sinusoid", "sharpness", "backend", *_RUN),  # backend: to check the grid it reads
     "suggest": ("guideline", "linear", "sinusoid", "omniglot", "miniimagenet", "data", *_RUN),
     "guideline-check": ("linear", "sinusoid", "omniglot", "miniimagenet", "data", *_RUN),
     "claims": ("claims",),
