@@ -22,16 +22,17 @@ needs_mirror = pytest.mark.skipif(not (MIRROR / "omniglot").is_dir(), reason="no
 
 @pytest.fixture(scope="module")
 def omniglot(tmp_path_factory):
+    """Omniglot from the mirror, fetched and prepared once as the workflow's data step does it: the folder
+    torchvision reads, the prepared arrays, the data root and the record of the preparation."""
     root = tmp_path_factory.mktemp("omniglot")
-    data.fetch_omniglot(root, MIRROR)
-    prepared = data.prepare_omniglot(root, root / "omniglot.npz")
-    return root, data.load_prepared(prepared)
+    record = data.ensure_prepared("omniglot", root, MIRROR)
+    return root / "omniglot", data.load_prepared(data.prepared_path(root, "omniglot")), root, record
 
 
 @pytest.mark.slow
 @needs_mirror
 def test_mirror_rebuilds_the_layout_torchvision_reads(omniglot):
-    root, prepared = omniglot
+    root = omniglot[0]
     layout = root / "omniglot-py"
     assert (layout / "images_background/Arcadian/character01/0001_01.png").is_file()
     assert (layout / "images_evaluation/Angelic/character01/0965_01.png").is_file()
@@ -44,7 +45,7 @@ def test_mirror_rebuilds_the_layout_torchvision_reads(omniglot):
 
 @needs_mirror
 def test_prepared_omniglot_is_the_lanczos_resize_of_the_original(omniglot):
-    _, prepared = omniglot
+    prepared = omniglot[1]
     images = prepared["images"]
     assert images.shape == (1623, 20, 28, 28) and images.dtype == np.uint8
     raw = np.load(MIRROR / "omniglot/images_evaluation.npz")["images"]
@@ -174,14 +175,24 @@ def test_a_relative_mirror_is_relative_to_the_repository_wherever_the_command_ru
 
 @pytest.mark.slow
 @needs_mirror
-def test_prepared_data_is_made_once_and_shared(tmp_path):
+def test_prepared_data_is_made_once_and_shared(omniglot, monkeypatch):
     """A second run reuses the prepared file (checked by its sha256); a changed file is prepared again."""
-    first = data.ensure_prepared("omniglot", tmp_path, MIRROR)
-    again = data.ensure_prepared("omniglot", tmp_path, MIRROR)
+    root, first = omniglot[2:]
+    again = data.ensure_prepared("omniglot", root, MIRROR)
     assert not first["reused"] and again["reused"] and again["sha256"] == first["sha256"]
-    path = data.prepared_path(tmp_path, "omniglot")
+    path = data.prepared_path(root, "omniglot")
     data.check_prepared(path, first)
-    path.write_bytes(path.read_bytes()[:-1] + b"x")
+    original = path.read_bytes()
+    path.write_bytes(original[:-1] + b"x")
     with pytest.raises(data.DataError, match="changed since this run recorded it"):
         data.check_prepared(path, first)
-    assert not data.ensure_prepared("omniglot", tmp_path, MIRROR)["reused"]
+    prepared = []  # preparing it again takes as long as the first time: record the call, write what it wrote
+
+    def prepare(_, out):
+        prepared.append(out)
+        out.write_bytes(original)
+
+    monkeypatch.setattr(data, "fetch_omniglot", lambda folder, mirror: folder / "omniglot-py")
+    monkeypatch.setattr(data, "prepare_omniglot", prepare)
+    remade = data.ensure_prepared("omniglot", root, MIRROR)
+    assert prepared == [path] and not remade["reused"] and remade["sha256"] == first["sha256"]
