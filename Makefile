@@ -20,8 +20,11 @@ $(STAMP): requirements.txt pyproject.toml
 	$(BIN)/python -m pip install -q --no-deps -e .
 	touch $(STAMP)
 
+# Two workers side by side, the workflow's tests on one of them (tests/conftest.py): on 2 vCPUs the
+# suite takes about half as long as one process would. TEST_WORKERS=0: one process.
+TEST_WORKERS ?= 2
 test: setup
-	$(BIN)/python -m pytest -q --durations=25
+	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder --durations=25
 
 # Everything but the tests marked slow (end-to-end runs of the workflow and of whole commands,
 # recomputation at the paper's settings, bisections, executed notebooks and examples): the loop

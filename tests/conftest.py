@@ -8,6 +8,19 @@ import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    # make test runs workers side by side: one thread each, in the commands they start too (Snakemake
+    # sets a step's own count). torch's threads spin while they wait for each other, so two processes of
+    # two threads on two cores slow each other many times over; one thread each keeps both cores busy.
+    os.environ["OMP_NUM_THREADS"] = os.environ["MKL_NUM_THREADS"] = "1"
+    torch.set_num_threads(1)
+
+FIRST = "test_workflow.py"  # the longest file (the quick workflow run): started first, on a worker of its own
+
+
+def pytest_collection_modifyitems(items):
+    items.sort(key=lambda item: item.path.name != FIRST)  # stable: every other test keeps its order
+
 
 @pytest.fixture(scope="session")
 def root() -> Path:

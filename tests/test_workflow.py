@@ -302,7 +302,8 @@ def test_an_interrupted_run_resumes_with_the_same_command_and_identical_results(
     if signum == signal.SIGKILL:
         assert list((workdir / ".snakemake/locks").glob("*.lock")), "kill -9 left no lock: nothing was tested"
 
-    again = snakemake(root, bin_dir, workdir, str(slower), "--cores", "2", "--until", "sinusoid_grid")
+    again = snakemake(root, bin_dir, workdir, str(slower), "--cores", "2", "--max-threads", "1", "--until",
+                      "sinusoid_grid")
     assert again.returncode == 0, again.stderr[-4000:]
     assert "resuming from checkpoint" in (workdir / "logs/sinusoid_grid.log").read_text()
     assert not (workdir / "results/sinusoid/grid.ckpt").exists()
