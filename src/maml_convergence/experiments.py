@@ -430,9 +430,10 @@ def fig7_sharpness(cfg: dict, device: str, grid: pd.DataFrame, final_params: dic
     if spec.order != "second":
         raise ConfigError("config key 'sinusoid.order': Fig. 7 reads the MAML objective's Hessian, which "
                           "first-order MAML's update is not the gradient of; set it to second")
-    if final_params.get("fingerprint") != sinusoid_grid_spec(cfg, device).fingerprint():
+    if not isinstance(final_params, dict) or final_params.get("fingerprint") != sinusoid_grid_spec(
+            cfg, device).fingerprint():
         raise ConfigError("the sinusoid grid's final parameters were kept by a grid of other settings than "
-                          "config section 'sinusoid'; run its sinusoid-grid step again")
+                          "config sections 'sinusoid' and 'backend'; run its sinusoid-grid step again")
     rows = grid[grid.seed == spec.problem.seed]
     if rows.empty:
         raise ConfigError(f"config key 'seed': {spec.problem.seed} is not one of the sinusoid grid's seeds")
