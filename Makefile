@@ -21,16 +21,17 @@ $(STAMP): requirements.txt pyproject.toml
 	touch $(STAMP)
 
 # Two workers side by side, the workflow's tests on one of them (tests/conftest.py): on 2 vCPUs the
-# suite takes about half as long as one process would. TEST_WORKERS=0: one process.
+# suite takes about two thirds as long as one process would. TEST_WORKERS=0: one process.
 TEST_WORKERS ?= 2
+PYTEST := $(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder
 test: setup
-	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder --durations=25
+	$(PYTEST) --durations=25
 
 # Everything but the tests marked slow (end-to-end runs of the workflow and of whole commands,
 # recomputation at the paper's settings, bisections, executed notebooks and examples): the loop
 # while editing. `make test` stays everything, and is what CI runs.
 test-fast: setup
-	$(BIN)/python -m pytest -q -m "not slow"
+	$(PYTEST) -m "not slow"
 
 # Every figure; the image grids of Fig. 4b/4c at the size a 2-vCPU CPU runs in about 35-40 minutes
 # each (config/reduced.yaml, what figures/ holds). reproduce-paper: the paper's image grids too
