@@ -131,7 +131,8 @@ def test_fig7_reads_the_grids_final_parameters_and_resumes_its_lanczos(root, tmp
     """Fig. 7's step on the quick grid: the kept parameters are those of the grid's stable cells (the top
     eigenvalue there equals one at the parameters of the cell trained alone); a resume file holding half the
     stable cells (as an interrupted run leaves it) is read back, those cells are not computed again, and the
-    table is the one an uninterrupted run writes; parameters kept by a grid of other settings are refused."""
+    table is the one an uninterrupted run writes, while one left by a run on other parameters is ignored;
+    parameters kept by a grid of other settings are refused."""
     import dataclasses
 
     from maml_convergence import experiments, models, sharpness
@@ -159,13 +160,19 @@ def test_fig7_reads_the_grids_final_parameters_and_resumes_its_lanczos(root, tmp
     resume = tmp_path / "sharpness.ckpt"
     half = stable.iloc[::2]
     marker = 1e6  # a value no Lanczos run gives here: it can only come from the resume file
-    Checkpoint(resume, f"{spec.fingerprint()}-lanczos{cfg['sharpness']['lanczos_iterations']}", "fig7").save(
-        {(r.alpha, r.beta): marker for r in half.itertuples()})
+    lanczos = cfg["sharpness"]["lanczos_iterations"]
+    key = experiments.fig7_resume_fingerprint(final, cfg["seed"], lanczos)
+    Checkpoint(resume, key, "fig7").save({(r.alpha, r.beta): marker for r in half.itertuples()})
     again = experiments.fig7_sharpness(cfg, "cpu", grid, final, checkpoint=resume)
     assert "resuming from checkpoint" in capsys.readouterr().err
     assert (again.lambda_max == marker).sum() == len(half)  # read back, not computed again
     others = again.lambda_max != marker
     assert again[others].drop(columns=["ratio"]).equals(whole[others].drop(columns=["ratio"]))
+    elsewhere = {**final, "fingerprint": "a grid of another backend"}  # its resume file is not this one's
+    Checkpoint(resume, experiments.fig7_resume_fingerprint(elsewhere, cfg["seed"], lanczos), "fig7").save(
+        {(r.alpha, r.beta): marker for r in half.itertuples()})
+    assert not (experiments.fig7_sharpness(cfg, "cpu", grid, final, checkpoint=resume).lambda_max == marker).any()
+    assert "belongs to a different configuration" in capsys.readouterr().err
 
     other = {**cfg, "sinusoid": {**cfg["sinusoid"], "iterations": cfg["sinusoid"]["iterations"] + 1}}
     with pytest.raises(ConfigError, match="kept by a grid of other settings"):

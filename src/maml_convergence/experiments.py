@@ -418,6 +418,12 @@ def sinusoid_final_params(spec: GridSpec, rows: list[dict]) -> dict:
             "params": {k: torch.stack([r["final_params"][k].detach().cpu() for r in kept]) for k in names}}
 
 
+def fig7_resume_fingerprint(final_params: dict, seed: int, lanczos: int) -> str:
+    """What Fig. 7's resume file is for: the kept parameters' grid (its settings and backend), the seed read
+    and the Lanczos steps."""
+    return f"{final_params['fingerprint']}-seed{seed}-lanczos{lanczos}"
+
+
 def fig7_sharpness(cfg: dict, device: str, grid: pd.DataFrame, final_params: dict, checkpoint=None,
                    run_info: dict | None = None) -> pd.DataFrame:
     """Fig. 7: for every cell of seed ``cfg['seed']`` of the Fig. 4a grid (``grid``, its table) that did not
@@ -443,7 +449,7 @@ def fig7_sharpness(cfg: dict, device: str, grid: pd.DataFrame, final_params: dic
         raise ConfigError(f"the sinusoid grid's final parameters lack {len(missing)} of its stable cells "
                           f"(cell {missing[0]} first); run its sinusoid-grid step again")
     lanczos = cfg["sharpness"]["lanczos_iterations"]
-    resume = Checkpoint(checkpoint, f"{spec.fingerprint()}-lanczos{lanczos}", "fig7")
+    resume = Checkpoint(checkpoint, fig7_resume_fingerprint(final_params, spec.problem.seed, lanczos), "fig7")
     done, saved = resume.load() or {}, time.monotonic()
     model = models.build(spec.model).double()
     batch = eval_batch(spec.problem, torch.float64, "cpu")
