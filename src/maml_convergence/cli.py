@@ -88,8 +88,7 @@ def _write_grid(args, spec, cfg, device, on_pace=None, final_params=None):
         raise config_mod.ConfigError(on_pace.refusal)
     wall = time.perf_counter() - start
     if final_params is not None:
-        with provenance.atomic_write(final_params) as tmp:
-            torch.save(experiments.sinusoid_final_params(spec, rows), tmp)
+        _save_torch(final_params, experiments.sinusoid_final_params(spec, rows))
     frame = experiments.grid_frame(rows)
     provenance.atomic_write_text(args.out, frame.to_csv(index=False))
     prov = _record(args, cfg, device, wall, run_info, cells=len(rows), iterations=spec.iterations, order=spec.order,
@@ -187,6 +186,12 @@ def _write_trained_table(args, compute, extra=lambda cfg: {}) -> pd.DataFrame:
     return table
 
 
+def _save_torch(path: str, obj) -> None:
+    """A torch file for another step to read: written whole or not at all."""
+    with provenance.atomic_write(path) as tmp:
+        torch.save(obj, tmp)
+
+
 def _load_torch(path: str):
     """A torch file another step wrote, or one line naming it when it is missing or unreadable."""
     try:
@@ -210,8 +215,7 @@ def cmd_fig5_train(args):
     start, run_info = time.perf_counter(), {}
     out = experiments.fig5_train(cfg, device, checkpoint=_ckpt(args), run_info=run_info)
     out["provenance"] = _record(args, cfg, device, time.perf_counter() - start, run_info)
-    with provenance.atomic_write(args.out) as tmp:
-        torch.save(out, tmp)
+    _save_torch(args.out, out)
     checkpoint.discard(_ckpt(args))
 
 
