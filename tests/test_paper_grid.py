@@ -1,11 +1,18 @@
 """The paper-scale Fig. 4b accumulates from chunks: each kept whole the moment it is done, the same chunk computed
 twice gives identical rows, chunks of another grid or edited by hand are refused with one line naming the file,
-and the merge holds exactly the chunks present (on a small grid of the same shape)."""
+and the merge holds exactly the chunks present (on a small grid of the same shape). A chunk's key is behavioural:
+a copy of the package refactored so that it computes the same numbers keeps every chunk valid, a copy with a
+changed constant is refused, naming the first reference number that differs."""
 
+import ast
 import dataclasses
 import json
+import os
 import shutil
+import subprocess
+import sys
 import time
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -164,9 +171,135 @@ def test_the_native_and_the_unfold_convolution_agree_within_the_stated_tolerance
         assert relative.max() > 0  # two different summation orders: not the same computation
 
 
-def test_the_engine_fingerprint_ignores_comments_and_docstrings_and_sees_code():
-    a = 'def f(x):\n    """Doc."""\n    return x + 1  # one\n'
-    b = "def f(x):\n    return x + 1\n"
-    c = "def f(x):\n    return x + 2\n"
-    assert paper_grid.code_hash([a]) == paper_grid.code_hash([b]) != paper_grid.code_hash([c])
-    assert len(paper_grid.engine_fingerprint()) == 16
+def test_a_reference_number_beyond_the_tolerance_is_refused_by_the_merge_and_one_within_it_is_not(
+        chunks, tmp_path, capsys):
+    configfile, folder = chunks
+    record = json.loads((folder / "chunk-001.json").read_text())
+    cell = record["key"]["reference"]["cells"][1]
+    cell["final_loss"] *= 1 + paper_grid.TOLERANCE / 2  # summation order: another device
+    (folder / "chunk-001.json").write_text(json.dumps(record))
+    assert merge(configfile, folder, tmp_path, dataset_sha256()) == 0
+    cell["final_loss"] *= 1 + 2 * paper_grid.TOLERANCE  # another computation
+    (folder / "chunk-001.json").write_text(json.dumps(record))
+    assert merge(configfile, folder, tmp_path, dataset_sha256()) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "chunk-001.json" in err
+    assert f"reference cell alpha {cell['alpha']:g}, beta {cell['beta']:g}: final_loss" in err
+
+
+# ---- the key survives a refactor and sees a changed constant: a copy of the package, edited, run as a command ----
+
+ROOT = Path(__file__).resolve().parents[1]
+ENGINE = ("grid.py", "maml.py", "models.py", "tasks.py")
+
+
+_SCOPES = (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda)
+
+
+def _in_scope(node):
+    """The nodes of ``node``'s own scope, and the functions nested in it (whose insides are theirs)."""
+    for child in ast.iter_child_nodes(node):
+        if isinstance(child, _SCOPES):
+            yield child
+        else:
+            yield child
+            yield from _in_scope(child)
+
+
+def _rename_locals(function, outer: dict[str, str] | None = None) -> None:
+    """Every local variable of ``function`` and of the functions nested in it (not their arguments) gets another
+    name, wherever it is read: in its own scope and in the closures that read it."""
+    if any(isinstance(n, (ast.Global, ast.Nonlocal)) for n in ast.walk(function)):
+        return
+    args = {a.arg for a in ast.walk(function.args) if isinstance(a, ast.arg)}
+    own = list(_in_scope(function))
+    local = {n.id for n in own if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Store)} - args
+    names = {k: v for k, v in (outer or {}).items() if k not in args | local} | {n: n + "_renamed" for n in local}
+    for node in own:
+        if isinstance(node, ast.Name) and node.id in names:
+            node.id = names[node.id]
+        elif isinstance(node, _SCOPES):
+            _rename_locals(node, names)
+
+
+def _split(function: ast.FunctionDef) -> list[ast.FunctionDef]:
+    """``function`` as two: itself, calling ``_<name>_body`` with its arguments, and that body."""
+    body = ast.FunctionDef(name=f"_{function.name}_body", args=function.args, body=function.body, decorator_list=[],
+                           returns=function.returns, type_params=[])
+    a = function.args
+    call = ast.Call(func=ast.Name(body.name, ast.Load()),
+                    args=[ast.Name(x.arg, ast.Load()) for x in a.posonlyargs + a.args]
+                    + ([ast.Starred(ast.Name(a.vararg.arg, ast.Load()), ast.Load())] if a.vararg else []),
+                    keywords=[ast.keyword(x.arg, ast.Name(x.arg, ast.Load())) for x in a.kwonlyargs]
+                    + ([ast.keyword(None, ast.Name(a.kwarg.arg, ast.Load()))] if a.kwarg else []))
+    caller = ast.FunctionDef(name=function.name, args=function.args, body=[ast.Return(call)],
+                             decorator_list=function.decorator_list, returns=function.returns, type_params=[])
+    return [caller, body]
+
+
+def refactored(source: str) -> str:
+    """``source`` refactored: the keyword arguments of every call of a function of the module in the reverse order
+    (where they are plain names or constants: no side effect to reorder), every local variable renamed, and
+    every plain top-level function split in two. The same numbers, other code."""
+    tree = ast.parse(source)
+    own = {n.name for n in tree.body if isinstance(n, ast.FunctionDef)}
+    for call in ast.walk(tree):
+        if isinstance(call, ast.Call) and isinstance(call.func, ast.Name) and call.func.id in own and \
+                all(k.arg and isinstance(k.value, (ast.Name, ast.Constant)) for k in call.keywords):
+            call.keywords.reverse()
+    for node in tree.body:  # the module's functions and its classes' methods
+        for function in node.body if isinstance(node, ast.ClassDef) else [node]:
+            if isinstance(function, ast.FunctionDef):
+                _rename_locals(function)
+    body = []
+    for node in tree.body:
+        plain = isinstance(node, ast.FunctionDef) and not node.decorator_list and not any(
+            isinstance(n, (ast.Yield, ast.YieldFrom, ast.Global, ast.Nonlocal)) for n in ast.walk(node))
+        body += _split(node) if plain else [node]
+    tree.body = body
+    return ast.unparse(ast.fix_missing_locations(tree))
+
+
+def replaced(source: str, old: str, new: str) -> str:
+    assert source.count(old) == 1, f"the test's edit no longer applies: {old!r}"
+    return source.replace(old, new)
+
+
+def check_with_a_copy(computed, tmp_path, edit) -> subprocess.CompletedProcess:
+    """`paper-grid --max-chunks 0` (compute the reference cells, check the kept chunks against them, compute
+    nothing) run by a copy of the package whose modules ``edit(name, source)`` changed."""
+    configfile, folder = computed
+    package = tmp_path / "copy" / "src" / "maml_convergence"
+    shutil.copytree(ROOT / "src" / "maml_convergence", package, ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copytree(ROOT / "config", tmp_path / "copy" / "config")
+    for path in package.glob("*.py"):
+        path.write_text(edit(path.name, path.read_text()))
+    return subprocess.run([sys.executable, "-m", "maml_convergence", "paper-grid", "--configfile", str(configfile),
+                           "--into", str(folder), "--scratch", str(tmp_path / "scratch"), "--max-chunks", "0",
+                           "--data", str(data.prepared_path(config.resolve_path(SMALL_CFG["data"]["root"]),
+                                                            "omniglot"))],
+                          cwd=tmp_path / "copy", env={**os.environ, "PYTHONPATH": str(tmp_path / "copy" / "src")},
+                          capture_output=True, text=True, timeout=600)
+
+
+@pytest.mark.slow
+def test_a_refactor_that_computes_the_same_numbers_keeps_every_chunk_valid(computed, tmp_path):
+    for name in ENGINE:  # the refactor is real: other code in every engine module
+        source = (ROOT / "src" / "maml_convergence" / name).read_text()
+        assert ast.dump(ast.parse(refactored(source))) != ast.dump(ast.parse(source))
+    done = check_with_a_copy(computed, tmp_path, lambda name, source: refactored(source) if name in ENGINE else source)
+    assert done.returncode == 0, done.stderr
+    assert "2 of 3 chunks in" in done.stdout and "computed by code that agrees with this" in done.stdout
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name, old, new, differs", [
+    ("models.py", "torch.manual_seed(seed)", "torch.manual_seed(seed + 1)", "alpha 0, beta 0.3: initial_loss"),
+    ("grid.py", "spec.blowup_factor * ref", "spec.blowup_factor * 100 * ref", "alpha 9, beta 9: diverged_at 1, here 2"),
+], ids=["the model's init", "the divergence factor inside the engine"])
+def test_a_changed_constant_is_refused_in_one_line_naming_the_first_number_that_differs(
+        computed, tmp_path, name, old, new, differs):
+    done = check_with_a_copy(computed, tmp_path, lambda n, source: replaced(source, old, new) if n == name else source)
+    err = done.stderr.strip()
+    assert done.returncode == 2 and len(err.splitlines()) == 1, done.stderr
+    assert "chunk-000.json" in err and f"reference cell {differs}" in err

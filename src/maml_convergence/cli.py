@@ -356,17 +356,16 @@ def cmd_image_merge(args):
     print(f"[{args.dataset}] merged {len(args.chunks)} chunks: {len(grid)} cells -> {args.out}")
 
 
-def _paper_key(cfg: dict, dataset_path) -> dict:
-    return paper_grid.key(cfg, paper_grid.DATASET, cfg["paper_grid"]["chunks"], data.file_hash(Path(dataset_path)))
-
-
 @command("paper-grid",
          "compute the next chunks of the paper-scale Fig. 4b not yet kept, within a time budget, on whatever device "
          "there is", out=False, data=True, defaults=dict(dataset=paper_grid.DATASET), arguments=[
     arg("--budget-seconds", type=float,
         help="start no chunk after this long, and cut the running one short (it resumes on the next run); "
              "default: no limit"),
-    arg("--max-chunks", type=int, help="compute at most this many chunks"),
+    arg("--max-chunks", type=int, help="compute at most this many chunks (0: only check that the chunks kept "
+                                       "agree with the code at hand)"),
+    arg("--threads", type=int, help="CPU threads torch may use (default: torch's own choice); with `nice -n 19`, "
+                                    "1 leaves the other core to other work"),
     arg("--into", help="the folder the chunks are kept in (default: the config's paper_grid.folder)"),
     arg("--scratch", default="results/paper-grid", help="where a chunk's resume file is kept while it runs"),
 ])
@@ -374,45 +373,66 @@ def cmd_paper_grid(args):
     """The chunks of the paper-scale Fig. 4b not yet in the folder, one after the other, each kept the moment it
     is complete; a chunk the budget cuts short keeps its resume file for the next run."""
     cfg = _config(args)
-    deadline = time.monotonic() + args.budget_seconds if args.budget_seconds else None
+    for flag, value, least in (("--budget-seconds", args.budget_seconds, 0), ("--max-chunks", args.max_chunks, 0),
+                               ("--threads", args.threads, 1)):
+        if value is not None and not (math.isfinite(value) and value >= least):
+            raise config_mod.ConfigError(f"{flag} {value}: give a number >= {least}")
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    deadline = time.monotonic() + args.budget_seconds if args.budget_seconds is not None else None
     folder, n = Path(args.into or cfg["paper_grid"]["folder"]), cfg["paper_grid"]["chunks"]
     dataset_path = _image_data(args, cfg)
-    expected = _paper_key(cfg, dataset_path)
+    settings = paper_grid.settings(cfg, paper_grid.DATASET, n, data.file_hash(Path(dataset_path)))
     found = paper_grid.records(folder)
-    paper_grid.check(found, expected, f"move the chunks in {folder} away to start this grid there, or compute "
-                                      "with the settings and code they were computed with")
-    todo = paper_grid.missing(found, n)[:args.max_chunks]
+    remedy = (f"move the chunks in {folder} away to start this grid there, or compute with the settings and "
+              "code they were computed with")
+    paper_grid.check(found, settings, remedy)  # before the reference cells are computed, to say it at once
     device = provenance.resolve_device(cfg["device"])
     # float32 throughout on every GPU (no TF32), and cuDNN's deterministic algorithms: chunks from different
     # machines then differ by summation order alone (docs/gpu-and-cluster.md says how much that moves)
     torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = False
     torch.backends.cudnn.benchmark, torch.backends.cudnn.deterministic = False, True
-    print(f"[paper-grid] {len(found)} of {n} chunks in {folder}; up to {len(todo)} more on {device}")
+    start = time.perf_counter()
+    expected = paper_grid.key(cfg, paper_grid.DATASET, n, settings["dataset_sha256"],
+                              paper_grid.reference(cfg, device, dataset_path))
+    print(f"[paper-grid] the reference cells computed in {time.perf_counter() - start:.0f} s on {device}")
+    paper_grid.check(found, expected, remedy)
+    todo = paper_grid.missing(found, n)[:args.max_chunks]
+    agree = ", computed by code that agrees with this" if found else ""
+    print(f"[paper-grid] {len(found)} of {n} chunks in {folder}{agree}; up to {len(todo)} more on {device}")
     for chunk in todo:
         if deadline is not None and time.monotonic() >= deadline:
             print(f"[paper-grid] the budget is spent before chunk {chunk}")
             break
-        args.experiment = f"paper-grid-chunk{chunk}of{n}"
-        spec = experiments.image_spec(cfg, paper_grid.DATASET, device, chunk, n, dataset_path)
-        resume = Path(args.scratch) / f"chunk-{chunk:03d}.ckpt"
-        start, run_info = time.perf_counter(), {}
-        rows = run_grid(spec, checkpoint=resume, checkpoint_every=cfg["checkpoint_every"], deadline=deadline,
-                        run_info=run_info)
-        if rows is None:
-            print(f"[paper-grid] chunk {chunk} cut short by the budget; the next run resumes it from {resume}")
+        if not _paper_chunk(args, cfg, chunk, expected, device, dataset_path, deadline):
             break
-        frame = experiments.grid_frame(rows)
-        start_loss = experiments.initial_eval_losses(cfg, paper_grid.DATASET, sorted(frame.alpha.unique()), device,
-                                                     dataset_path)
-        frame["initial_eval_loss"] = frame.alpha.map(start_loss)
-        wall = time.perf_counter() - start
-        paper_grid.save(folder, chunk, frame, {
-            "key": expected, "cells": len(frame), "diverged": int((frame.status == "diverged").sum()),
-            "provenance": _record(args, cfg, device, wall, run_info, fingerprint=spec.fingerprint(), tf32=False,
-                                  cudnn_deterministic=True)})
-        resume.unlink(missing_ok=True)
-        print(f"[paper-grid] chunk {chunk} of {n}: {len(frame)} cells in {wall:.0f} s -> "
-              f"{paper_grid.paths(folder, chunk)[0]}")
+
+
+def _paper_chunk(args, cfg: dict, chunk: int, expected: dict, device: str, dataset_path: str, deadline) -> bool:
+    """Compute one chunk and keep it; False when the deadline cut it short (its resume file is kept)."""
+    folder, n = Path(args.into or cfg["paper_grid"]["folder"]), expected["chunks"]
+    args.experiment = f"paper-grid-chunk{chunk}of{n}"
+    spec = experiments.image_spec(cfg, paper_grid.DATASET, device, chunk, n, dataset_path)
+    resume = Path(args.scratch) / f"chunk-{chunk:03d}.ckpt"
+    start, run_info = time.perf_counter(), {}
+    rows = run_grid(spec, checkpoint=resume, checkpoint_every=cfg["checkpoint_every"], deadline=deadline,
+                    run_info=run_info)
+    if rows is None:
+        print(f"[paper-grid] chunk {chunk} cut short by the budget; the next run resumes it from {resume}")
+        return False
+    frame = experiments.grid_frame(rows)
+    start_loss = experiments.initial_eval_losses(cfg, paper_grid.DATASET, sorted(frame.alpha.unique()), device,
+                                                 dataset_path)
+    frame["initial_eval_loss"] = frame.alpha.map(start_loss)
+    wall = time.perf_counter() - start
+    paper_grid.save(folder, chunk, frame, {
+        "key": expected, "cells": len(frame), "diverged": int((frame.status == "diverged").sum()),
+        "provenance": _record(args, cfg, device, wall, run_info, fingerprint=spec.fingerprint(), tf32=False,
+                              cudnn_deterministic=True, threads=torch.get_num_threads())})
+    resume.unlink(missing_ok=True)
+    print(f"[paper-grid] chunk {chunk} of {n}: {len(frame)} cells in {wall:.0f} s -> "
+          f"{paper_grid.paths(folder, chunk)[0]}", flush=True)
+    return True
 
 
 @command("paper-grid-merge", "the paper-scale Fig. 4b grid from the chunks kept so far", provenance=True, arguments=[
@@ -424,23 +444,19 @@ def cmd_paper_grid_merge(args):
     """The paper-scale Fig. 4b grid from the chunks present (all, or some: ``chunks_done`` says how many)."""
     cfg = _config(args)
     folder, n = Path(args.folder or cfg["paper_grid"]["folder"]), cfg["paper_grid"]["chunks"]
-    expected = paper_grid.key(cfg, paper_grid.DATASET, n, json.loads(Path(args.dataset_record).read_text())["sha256"])
-    found = paper_grid.records(folder)
-    engines = {r["key"].get("engine") for r in found.values()}
-    engine_here = expected["engine"]
-    if len(engines) == 1:  # chunks of one older engine are read as they are; mixing engines is refused
-        expected["engine"] = engines.pop()
-    grid, found = paper_grid.load(folder, expected, found)
+    expected = paper_grid.settings(cfg, paper_grid.DATASET, n,
+                                   json.loads(Path(args.dataset_record).read_text())["sha256"])
+    grid, found = paper_grid.load(folder, expected)
     grid["cell"] = range(len(grid))
     provenance.atomic_write_text(args.out, grid.to_csv(index=False))
     parts = [found[i]["provenance"] for i in sorted(found)]
     prov = _record(args, cfg, "cpu", sum(p["wall_seconds"] for p in parts), cells=len(grid),
                    cells_in_grid=len(paper_grid.all_pairs(cfg[paper_grid.DATASET])), chunks=n,
-                   chunks_done=sorted(found), iterations=cfg[paper_grid.DATASET]["iterations"],
-                   order=cfg[paper_grid.DATASET]["order"], engine=expected["engine"],
-                   engine_here=engine_here,
+                   chunks_done=sorted(found), chunk_seconds=[p["wall_seconds"] for p in parts],
+                   iterations=cfg[paper_grid.DATASET]["iterations"], order=cfg[paper_grid.DATASET]["order"],
                    diverged=int((grid.status == "diverged").sum()) if len(grid) else 0,
-                   chunk_devices=sorted({p["device"] for p in parts}))
+                   chunk_devices=sorted({p["device"] for p in parts}),
+                   chunk_commits=sorted({str(p.get("git_commit")) for p in parts}))
     prov["device"] = ", ".join(prov["chunk_devices"]) or "none yet"
     provenance.write_json(args.provenance, prov)
     print(f"[paper-grid] {len(found)} of {n} chunks, {len(grid)} cells -> {args.out}")
