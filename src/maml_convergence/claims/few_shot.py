@@ -95,26 +95,37 @@ def best_cell_near_the_edge(cid: str, dataset: str, grid_path, near_edge_factor:
 
 def paper_scale_claims(ids: dict, grid_path, near_edge_factor: float) -> list[dict]:
     """Omniglot's edge claim and its best-cell claim on the paper-scale Fig. 4b (paper_grid.py), by their rules
-    unchanged, once every chunk is in; until then each row is 'pending' and says how many chunks are. ``ids``:
-    each claim's id at the reduced scale -> its id here, in that order."""
+    unchanged, once every chunk is in. Until then each row is 'pending', says how many chunks are in and quotes
+    the reading of the same rules on the cells present (the chunks spread over the whole grid): a preliminary
+    reading, never the verdict. ``ids``: each claim's id at the reduced scale -> its id here, in that order."""
     prov = provenance_of(grid_path)
     done, n = len(prov["chunks_done"]), prov["chunks"]
     (edge_id, paper_edge_id), (best_id, paper_best_id) = ids.items()
-    rows = [larger_beta_near_the_edge(paper_edge_id, "omniglot", grid_path, near_edge_factor),
-            best_cell_near_the_edge(paper_best_id, "omniglot", grid_path, near_edge_factor)] if done == n else [
-        {"id": paper_edge_id, "claim": EDGE_CLAIM["omniglot"],
-         "short": "Omniglot: near the alpha edge a larger beta trains than at alpha = 0", "rule": f"{edge_id}'s"},
-        {"id": paper_best_id, "claim": "Omniglot: the guideline's best cell lies near the largest "
-         "alpha that trains", "short": "Omniglot: the best cell lies near the largest alpha that trains",
-         "rule": f"{best_id}'s"}]
+    judged = [larger_beta_near_the_edge(paper_edge_id, "omniglot", grid_path, near_edge_factor),
+              best_cell_near_the_edge(paper_best_id, "omniglot", grid_path, near_edge_factor)] if done else [{}, {}]
+    if done == n:
+        rows = judged
+    else:
+        rows = [{"id": paper_edge_id, "claim": EDGE_CLAIM["omniglot"],
+                 "short": "Omniglot: near the alpha edge a larger beta trains than at alpha = 0",
+                 "rule": f"{edge_id}'s"},
+                {"id": paper_best_id, "claim": "Omniglot: the guideline's best cell lies near the largest "
+                 "alpha that trains", "short": "Omniglot: the best cell lies near the largest alpha that trains",
+                 "rule": f"{best_id}'s"}]
     out = []
-    for row in rows:
+    for row, reading in zip(rows, judged):
         row = {**row, "claim": f"At the paper's scale (Fig. 4b-paper): {row['claim']}",
                "short": f"{row['short']}, at the paper's scale"}
         if done < n:
-            row.update(verdict="pending", why=f"{done} of {n} chunks of the paper-scale grid computed",
-                       summary=f"{done} of {n} chunks computed (maml-convergence paper-grid); judged once all are in",
-                       measured={"chunks_done": done, "chunks": n},
+            computed = f"{done} of {n} chunks of the paper-scale grid computed"
+            preliminary = (f"; on these {done} chunks, spread over the grid, the rule would read "
+                           f"'{reading['verdict']}' ({reading['why']}): preliminary, not a verdict") if done else ""
+            row.update(verdict="pending", why=computed + preliminary,
+                       summary=f"{done} of {n} chunks computed (maml-convergence paper-grid); judged once all are in"
+                               + (f"; preliminary reading on the cells present: {reading['summary']}" if done else ""),
+                       measured={"chunks_done": done, "chunks": n,
+                                 **({"preliminary": {"verdict": reading["verdict"], **reading["measured"]}}
+                                    if done else {})},
                        rule=f"{row['rule']} rule, unchanged, on the paper-scale grid once every chunk is in",
                        rests_on=f"{prov['cells']} of {prov['cells_in_grid']} cells ({done} of {n} chunks, computed on "
                                 f"{prov['device']}): LESS than the paper-scale run of config/config.yaml")
