@@ -257,5 +257,5 @@ def paper_scale() -> dict:
         scale[k]["seeds"] = len(cfg[k]["seeds"])
     scale["fig1"] = {"seeds": len(cfg["fig1"]["seeds"]), "iterations": cfg["fig1"]["iterations"]}
     scale["fig5"] = {"iterations": cfg["fig5"]["iterations"], "tasks": cfg["sinusoid"]["tasks"]}
-    scale["audit"] = {k: cfg["audit"][k] for k in ("iterations", "rounds", "points")}
+    scale["audit"] = {k: cfg["audit"][k] for k in ("rounds", "points")}
     return scale

@@ -159,7 +159,7 @@ def linear_audit(cfg: dict, device: str, reference: dict, inner_steps: int = 1) 
             spec = linear_spec(cfg, order, device, seed=draw["seed"], inner_steps=inner_steps)
             table = audit.boundary_table(spec, eig, order, alphas,
                                          beta_range=tuple(sec["beta_range"]), points=sec["points"],
-                                         rounds=sec["rounds"], iterations=sec["iterations"])
+                                         rounds=sec["rounds"])
             table.insert(0, "seed", draw["seed"])
             tables.append(table)
     return pd.concat(tables, ignore_index=True)

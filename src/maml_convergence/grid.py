@@ -331,7 +331,7 @@ class _GridRun:
         self.conv = _choose_conv(spec, self.dtype, self.device, self.n_slots, self.theta0[0], self.state0,
                                  self.stream)
         self.model = _build(spec, self.conv).to(self.device) if self.conv is not None else model
-        step = _over_slots(_meta_step(spec, self.model, self.dtype), self.n_slots)
+        step = _over_slots(meta_step(spec, self.model, self.dtype), self.n_slots)
 
         def advance(params, opt_state, xs, ys, xq, yq, alpha, beta, init_loss, first):
             new_params, new_state, loss = step(params, opt_state, xs, ys, xq, yq, alpha, beta)
@@ -443,7 +443,7 @@ def _choose_conv(spec: GridSpec, dtype, device, n_slots: int, theta0, state0, st
     rates = torch.full((n_slots,), 0.1, dtype=dtype, device=device)
     seconds = {}
     for conv in models.ConvNet.CONVS:
-        step = _over_slots(_meta_step(spec, models.build(spec.model, conv=conv).to(device), dtype), n_slots)
+        step = _over_slots(meta_step(spec, models.build(spec.model, conv=conv).to(device), dtype), n_slots)
         step(params, state, batch.xs, batch.ys, batch.xq, batch.yq, rates, rates)
         torch.cuda.synchronize(device)
         start = time.perf_counter()
@@ -455,7 +455,7 @@ def _choose_conv(spec: GridSpec, dtype, device, n_slots: int, theta0, state0, st
     return min(seconds, key=seconds.get)
 
 
-def _meta_step(spec: GridSpec, model, dtype):
+def meta_step(spec: GridSpec, model, dtype):
     """One meta-iteration of one cell, (params, state, xs, ys, xq, yq, alpha, beta) -> (params, state, loss),
     by the engine or by the reference implementation; the meta-optimiser's update is the same."""
     if spec.backend == "engine":

@@ -54,17 +54,22 @@ def tally(verdicts: list[str]) -> str:
 
 
 def spread(values) -> str:
-    v = np.asarray([x for x in values if x is not None and np.isfinite(x)], dtype=float)
-    return f"{v.min():.3g}-{v.max():.3g} (median {np.median(v):.3g})" if len(v) else "n/a"
+    """min-max (median) of the finite values; those that are not finite are counted, never dropped."""
+    given = [x for x in values if x is not None]
+    v = np.asarray([x for x in given if np.isfinite(x)], dtype=float)
+    text = f"{v.min():.3g}-{v.max():.3g} (median {np.median(v):.3g})" if len(v) else "n/a"
+    infinite = sorted({f"{x:g}" for x in given if not np.isfinite(x)})
+    return text + (f", and {len(given) - len(v)} of {len(given)} {'/'.join(infinite)}" if len(v) < len(given) else "")
 
 
 def per_seed(unit: str, table: pd.DataFrame, claim_of_one, rests_on: str | None = None, spread_of=None) -> dict:
     """A claim judged on each seed (data draw) of a table on its own, then over all of them.
 
     ``claim_of_one(seed, rows of that seed)`` returns the claim's row for one seed; the result
-    is the first seed's row with the verdict that AGREE of the seeds share, their tally, and the
-    spread of ``spread_of = (name, measured -> number)`` over the seeds. ``rests_on`` defaults to
-    the first seed's, with the number of seeds.
+    is the first seed's row with the verdict that AGREE of the seeds share, their tally, the reason of every
+    seed that does not hold (the why names the seeds and quotes the first; the summary quotes each), and the
+    spread of ``spread_of = (name, measured -> number)`` over the seeds. ``rests_on`` defaults to the first
+    seed's, with the number of seeds.
     """
     rows = [{**claim_of_one(seed, t), "seed": None if seed is None else int(seed)} for seed, t in
             (table.groupby("seed") if "seed" in table else [(None, table)])]
@@ -75,10 +80,16 @@ def per_seed(unit: str, table: pd.DataFrame, claim_of_one, rests_on: str | None 
     verdicts = [r["verdict"] for r in rows]
     spread_text = f"; {spread_of[0]} over the {unit}s: {spread(spread_of[1](r['measured']) for r in rows)}" \
         if spread_of else ""
+    others = [r for r in rows if r["verdict"] != "holds"]
+    why = "; ".join(f"{v} in {unit}s {', '.join(str(r['seed']) for r in rows if r['verdict'] == v)} ({unit} "
+                    f"{next(r['seed'] for r in rows if r['verdict'] == v)}: "
+                    f"{next(r['why'] for r in rows if r['verdict'] == v)})"
+                    for v in ("fails", "inconclusive") if v in verdicts)
+    quoted = others or rows[:1]
     return {**first, "verdict": overall(verdicts),
-            "why": f"{tally(verdicts)} {unit}s; {unit} {rows[0]['seed']}: {first['why']}",
-            "summary": f"{unit} {rows[0]['seed']}: {first['summary']}; over {len(rows)} {unit}s: {tally(verdicts)}"
-                       + spread_text,
+            "why": f"{tally(verdicts)} {unit}s; " + (why or f"{unit} {rows[0]['seed']}: {first['why']}"),
+            "summary": "; ".join(f"{unit} {r['seed']} ({r['verdict']}): {r['summary']}" for r in quoted)
+                       + f"; over {len(rows)} {unit}s: {tally(verdicts)}" + spread_text,
             "measured": {"per_seed": [{"seed": r["seed"], "verdict": r["verdict"], "summary": r["summary"],
                                        **r["measured"]} for r in rows]},
             "rule": f"{first['rule']}; judged on each {unit} on its own, then holds (fails) if at least {AGREE:.0%} "
