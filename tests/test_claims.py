@@ -118,7 +118,7 @@ def test_the_local_prediction_is_judged_per_alpha_column_and_seed_beside_the_pap
     right = pd.DataFrame({"seed": [0, 0, 1, 1], "alpha": [0.0, 0.1] * 2, "beta_predicted": [0.5, 2.0, 0.5, 2.0]})
     row = sinusoid_claims.maml_hessian_at_the_start("A-local-sinusoid", grid, right, ref, 500)
     assert row["id"] == "A-local-sinusoid" and row["verdict"] == "holds"
-    assert row["summary"].startswith("seed 0: prediction inside the measured bracket in 2/2 alpha columns")
+    assert row["summary"].startswith("seed 0 (holds): prediction inside the measured bracket in 2/2 alpha columns")
     assert "inside in 1/2 columns below its alpha_c" in row["summary"] and "holds in 2 of 2" in row["summary"]
     # too optimistic in both columns of seed 1: above its brackets
     wrong = right.assign(beta_predicted=[0.5, 2.0, 5.0, 5.0])
