@@ -60,11 +60,14 @@ def test_c3_is_stated_per_seed_and_overall():
     assert [s["verdict"] for s in row["measured"]["per_seed"]] == ["holds"] * 4 + ["fails"]
 
 
-def write_grid(tmp_path, grid, n_way=5):
-    path = tmp_path / "omniglot" / "grid.csv"
+FEW_SHOT_SECTION = {"n_way": 5, "k_query": 15, "eval_tasks": 32, "heldout_tasks": 32}  # 2,400 predictions
+
+
+def write_grid(tmp_path, grid, dataset="omniglot"):
+    path = tmp_path / dataset / "grid.csv"
     path.parent.mkdir(parents=True)
     grid.to_csv(path, index=False)
-    prov = {"iterations": 100, "device": "cpu: test", "config": {"omniglot": {"n_way": n_way}}}
+    prov = {"iterations": 100, "device": "cpu: test", "config": {dataset: FEW_SHOT_SECTION}}
     (path.parent / "provenance.json").write_text(json.dumps(prov))
     return path
 
@@ -73,7 +76,7 @@ def few_shot(cells):
     """cells: (alpha, beta, final loss); every start is ln 5 (chance level)."""
     grid = pd.DataFrame(cells, columns=["alpha", "beta", "final_loss"])
     return grid.assign(status="ok", initial_loss=math.log(5), initial_eval_loss=math.log(5),
-                       final_accuracy=1 / grid.final_loss, heldout_accuracy=math.nan)
+                       final_accuracy=(1 / grid.final_loss).clip(upper=1), heldout_accuracy=math.nan)
 
 
 def test_a_few_shot_verdict_that_depends_on_the_definition_says_so(tmp_path):
@@ -86,12 +89,35 @@ def test_a_few_shot_verdict_that_depends_on_the_definition_says_so(tmp_path):
     assert row["verdict"] == "inconclusive" and "DEPENDS ON THE DEFINITION" in row["summary"]
 
 
+def test_a_few_shot_claim_judges_only_cells_that_learned_and_keeps_the_previous_verdict_visible(tmp_path):
+    """A MiniImagenet-like grid after few iterations: near the edge (alpha = 1) beta = 3 lost 10 % of an inflated
+    start but ended at chance accuracy; under the previous definition that cell made C4 hold and set C7's edge.
+    Now no cell with alpha > 0 learned: both rows are inconclusive and say why; the previous verdicts stay."""
+    grid = few_shot([(0.0, 1.0, 1.4), (0.0, 3.0, 9.0), (0.0, 10.0, 9.0),
+                     (0.1, 1.0, 1.6), (1.0, 1.0, 1.6), (1.0, 3.0, 1.58), (1.0, 10.0, 9.0)])
+    grid["initial_eval_loss"] = grid.alpha.map({0.0: math.log(5), 0.1: math.log(5), 1.0: 20.2})
+    grid["final_accuracy"] = 0.2  # chance, 1/5
+    path = write_grid(tmp_path, grid, "miniimagenet")
+    row = few_shot_claims.larger_beta_near_the_edge("C5", "miniimagenet", path, 3.0)
+    assert row["verdict"] == "inconclusive"
+    assert row["why"] == "inconclusive: too few cells learned at this scale (best final accuracy 0.200 vs chance 0.200)"
+    assert row["previous"]["verdict"] == "holds" and "10 % drop of the loss alone" in row["previous"]["definition"]
+    best = few_shot_claims.best_cell_near_the_edge("C7-miniimagenet", "miniimagenet", path, 3.0)
+    assert best["verdict"] == "inconclusive" and best["why"].startswith("inconclusive: too few cells learned")
+    assert "previous definition" in claims.to_markdown({"eigenvalues": {}, "claims": [row]})
+    # the same grid where the edge cell beat chance (0.3 of 2,400 predictions) and ended below ln 5: judged
+    grid.loc[(grid.alpha == 1.0) & (grid.beta == 3.0), "final_accuracy"] = 0.3
+    row = few_shot_claims.larger_beta_near_the_edge("C5", "miniimagenet", write_grid(tmp_path / "learned", grid,
+                                                                                      "miniimagenet"), 3.0)
+    assert row["measured"]["cells_learned"] == 1 and row["measured"]["definitions"]["c"]["alpha_edge"] == 1.0
+
+
 def test_the_guideline_row_asks_whether_the_best_cell_is_near_the_edge(tmp_path):
     grid = few_shot([(0.0, 1.0, 1.5), (0.1, 1.0, 1.2), (1.0, 1.0, 0.8), (1.0, 3.0, 1.0), (3.0, 1.0, 1.3)])
     row = few_shot_claims.best_cell_near_the_edge("C7-omniglot", "omniglot", write_grid(tmp_path, grid), 3.0)
     assert row["measured"]["alpha_edge"] == 3.0 and row["measured"]["accuracy_column"] == "final_accuracy"
     assert row["measured"]["loss"]["alpha"] == 1.0 and row["verdict"] == "holds"
-    far = few_shot([(0.0, 1.0, 0.5), (1.0, 1.0, 1.4), (3.0, 1.0, 1.4)])
+    far = few_shot([(0.0, 1.0, 1.6), (0.1, 1.0, 0.5), (1.0, 1.0, 1.4), (3.0, 1.0, 1.4)])  # best far below the edge
     row = few_shot_claims.best_cell_near_the_edge("C7-omniglot", "omniglot", write_grid(tmp_path / "far", far), 3.0)
     assert row["verdict"] == "fails"
 
@@ -187,7 +213,7 @@ def test_g1_says_whether_any_beta_at_the_suggested_alpha_could_meet_the_loss_bou
 
 def test_g1_on_a_few_shot_grid_reads_definition_b_and_fails_without_a_recommendation(tmp_path):
     grid = few_shot([(0.0, 1.0, 1.5), (1.0, 1.0, 1.0), (1.0, 3.0, 1.7), (3.0, 1.0, 1.4)])  # (1, 3) rose
-    prov = {"iterations": 40, "device": "cpu: test", "config": {"omniglot": {"n_way": 5}}}
+    prov = {"iterations": 40, "device": "cpu: test", "config": {"omniglot": FEW_SHOT_SECTION}}
     inside = {"status": "ok", "final_loss": 1.2, "initial_eval_loss": math.log(5), "heldout_accuracy": 0.7}
     row = suggest_claim("omniglot", *write_suggestion(tmp_path, grid, 1.0, 1.0, inside, "omniglot", prov))
     assert row["verdict"] == "holds" and row["measured"]["heldout_accuracy"] == 0.7
@@ -235,7 +261,7 @@ def test_g2_holds_on_four_of_five_seeds_near_the_best_loss_with_a_stable_own_run
 def test_g2_on_a_few_shot_grid_also_wants_the_held_out_accuracy_near_the_best(tmp_path):
     grid = few_shot([(0.0, 1.0, 1.5), (1.0, 1.0, 1.0), (1.0, 3.0, 1.7), (3.0, 1.0, 1.4)])  # (1, 3) rose
     grid["heldout_accuracy"] = [0.5, 0.8, 0.3, 0.6]
-    prov = {"iterations": 40, "device": "cpu: test", "config": {"omniglot": {"n_way": 5}}}
+    prov = {"iterations": 40, "device": "cpu: test", "config": {"omniglot": FEW_SHOT_SECTION}}
     own = {"status": "ok", "final_loss": 1.2, "initial_eval_loss": math.log(5)}
     near = recommended_claim("omniglot", *write_suggestion(tmp_path, grid, 1.0, 1.0, own, "omniglot", prov,
                                                            recommended=(1.0, 1.0, {**own, "heldout_accuracy": 0.76})))

@@ -6,7 +6,8 @@ from __future__ import annotations
 
 import pandas as pd
 
-from ..stability import DEFINITIONS, DIVERGED_MULTIPLE, RISE, TRAINED_DROP, few_shot_outcomes, few_shot_stability
+from ..stability import (CHANCE_P, DEFINITIONS, DIVERGED_MULTIPLE, RISE, TRAINED_DROP, accuracy_measured,
+                         few_shot_outcomes, few_shot_stability, learned)
 from .edge import edge_ratios, edge_rule, edge_text, edge_verdict
 from .results import Results, provenance_of
 from .verdicts import at_paper_scale, scale_note
@@ -16,12 +17,25 @@ EDGE_CLAIM = {"omniglot": "Omniglot: near the divergence edge of alpha, a larger
                           "(Fig. 4b)",
               "miniimagenet": "MiniImagenet: near the divergence edge of alpha, a larger beta trains than at alpha "
                               "= 0 (Fig. 4c)"}
+# Until 2026-12 a cell 'trained' when its loss fell 10 % from its start, whether or not it beat chance; the rows
+# judged by that definition too, so that the verdict it gave stays visible beside the current one.
+PREVIOUS = "previous"
+PREVIOUS_DEFINITION = ("'trained' = a 10 % drop of the loss alone, every cell judged whether or not it beat chance "
+                       "(until 2026-12; docs/results.md says why it changed)")
 
 
-def definitions_text(n_way: int) -> str:
+def learned_text(section: dict, grid: pd.DataFrame) -> str:
+    column, n = accuracy_measured(grid, section)
+    return (f"learned = {column.replace('_', ' ')} above chance 1/{section['n_way']} with p < {CHANCE_P:g} (one-sided "
+            f"binomial test on its {n} predictions) and final loss below ln {section['n_way']}")
+
+
+def definitions_text(section: dict, grid: pd.DataFrame) -> str:
+    n_way = section["n_way"]
     return (f"(a) not diverged: unstable if diverged or its final loss > {DIVERGED_MULTIPLE:g} ln {n_way}; (b) not "
             f"unstable: also unstable if its loss ended > {RISE:.0%} above its start; (c) trained: stable only if "
-            f"its loss ended >= {TRAINED_DROP:.0%} below its start (start and end on the same fixed task batch)")
+            f"its loss ended >= {TRAINED_DROP:.0%} below its start (start and end on the same fixed task batch) "
+            f"and it learned; {learned_text(section, grid)}")
 
 
 def few_shot_rests_on(dataset: str, grid: pd.DataFrame, prov: dict) -> str:
@@ -32,65 +46,112 @@ def few_shot_rests_on(dataset: str, grid: pd.DataFrame, prov: dict) -> str:
     return note
 
 
-def larger_beta_near_the_edge(cid: str, dataset: str, grid_path, near_edge_factor: float) -> dict:
-    """C4/C5 under each of the three definitions of a stable cell (stability.DEFINITIONS)."""
+def _too_few_learned(grid: pd.DataFrame, section: dict) -> str:
+    column, _ = accuracy_measured(grid, section)
+    alive = grid[(grid.status == "ok") & (grid.alpha > 0)]
+    best = alive[column].max() if column in alive and alive[column].notna().any() else float("nan")
+    return (f"too few cells learned at this scale (best {column.replace('_', ' ')} {best:.3f} vs chance "
+            f"{1 / section['n_way']:.3f})")
+
+
+def _judged_cells(grid: pd.DataFrame, section: dict, definition: str) -> pd.DataFrame:
+    """The cells a few-shot claim is judged on: with alpha > 0 those that learned (alpha = 0, joint training,
+    scores chance by construction, as no inner step adapts to a task's labels: it is judged on its stability
+    alone); every cell under the previous definition."""
+    if definition == PREVIOUS:
+        return grid
+    return grid[(grid.alpha == 0) | learned(grid, section)]
+
+
+def _with_previous(row: dict, previous: dict) -> dict:
+    return {**row, "previous": {"definition": PREVIOUS_DEFINITION, "verdict": previous["verdict"],
+                                "why": previous["why"]}}
+
+
+def larger_beta_near_the_edge(cid: str, dataset: str, grid_path, near_edge_factor: float,
+                              definition: str = "learned") -> dict:
+    """C4/C5 under each of the three definitions of a stable cell (stability.DEFINITIONS), judged on the cells
+    that learned (``_judged_cells``); the row also gives the verdict of the previous definition."""
     prov = provenance_of(grid_path)
-    raw, n_way = pd.read_csv(grid_path), prov["config"][dataset]["n_way"]
-    per_def = {d: edge_ratios(few_shot_stability(raw, n_way, d), near_edge_factor) for d in DEFINITIONS}
+    raw, section = pd.read_csv(grid_path), prov["config"][dataset]
+    judged = _judged_cells(raw, section, definition)
+    per_def = {d: edge_ratios(few_shot_stability(judged, section, d, definition), near_edge_factor)
+               for d in DEFINITIONS}
     verdicts = {d: edge_verdict(e) for d, e in per_def.items()}
     agree = len(set(verdicts.values())) == 1
     claim = EDGE_CLAIM[dataset]
     summary = "; ".join(f"({d}) {DEFINITIONS[d][0]}: {verdicts[d]} vs alpha = 0 ({edge_text(e, 'alpha=0')}), "
                         f"{edge_verdict(e, 'smallest alpha')} vs the smallest alpha" for d, e in per_def.items())
     readings = ", ".join(f"({d}) {v}" for d, v in verdicts.items())
-    return {"id": cid, "claim": claim, "verdict": verdicts["a"] if agree else "inconclusive",
-            "short": f"{claim.split(':')[0]}: near the alpha edge a larger beta trains than at alpha = 0",
-            "why": f"vs alpha = 0 by the three definitions of stable: {readings}"
-                   + ("" if agree else "; they disagree"),
-            "summary": summary + ("" if agree else "; the verdict DEPENDS ON THE DEFINITION of a stable cell"),
-            "measured": {"definitions": {d: {"verdict": verdicts[d], **e} for d, e in per_def.items()}},
-            "rule": edge_rule(definitions_text(n_way), near_edge_factor)
-                    + "; judged under each definition: the claim's verdict if all three agree, else inconclusive",
-            "rests_on": few_shot_rests_on(dataset, raw, prov)}
+    why = f"vs alpha = 0 by the three definitions of stable: {readings}" + ("" if agree else "; they disagree")
+    none_learned = definition != PREVIOUS and not (judged.alpha > 0).any()
+    if none_learned:
+        why = summary = f"inconclusive: {_too_few_learned(raw, section)}"
+    row = {"id": cid, "claim": claim, "verdict": "inconclusive" if none_learned or not agree else verdicts["a"],
+           "short": f"{claim.split(':')[0]}: near the alpha edge a larger beta trains than at alpha = 0",
+           "why": why,
+           "summary": summary + ("" if agree or none_learned else
+                                 "; the verdict DEPENDS ON THE DEFINITION of a stable cell"),
+           "measured": {"definitions": {d: {"verdict": verdicts[d], **e} for d, e in per_def.items()},
+                        "cells_learned": int((judged.alpha > 0).sum()), "cells": int((raw.alpha > 0).sum())},
+           "rule": edge_rule(definitions_text(section, raw), near_edge_factor)
+                   + "; judged under each definition on the cells with alpha > 0 that learned (and the alpha = 0 "
+                     "column, which scores chance by construction): the claim's verdict if all three agree, else "
+                     "inconclusive; inconclusive too when no cell with alpha > 0 learned",
+           "rests_on": few_shot_rests_on(dataset, raw, prov)}
+    if definition == PREVIOUS:
+        return row
+    return _with_previous(row, larger_beta_near_the_edge(cid, dataset, grid_path, near_edge_factor, PREVIOUS))
 
 
-def best_cell_near_the_edge(cid: str, dataset: str, grid_path, near_edge_factor: float) -> dict:
-    """The paper's guideline itself: is the best cell near the largest alpha that trains?"""
+def best_cell_near_the_edge(cid: str, dataset: str, grid_path, near_edge_factor: float,
+                            definition: str = "learned") -> dict:
+    """The paper's guideline itself: is the best cell near the largest alpha that trains? Judged on the cells that
+    learned; the row also gives the verdict of the previous definition."""
     prov = provenance_of(grid_path)
-    raw, n_way = pd.read_csv(grid_path), prov["config"][dataset]["n_way"]
-    outcome = few_shot_outcomes(raw, n_way)
-    accuracy = "heldout_accuracy" if raw.get("heldout_accuracy", pd.Series(dtype=float)).notna().any() \
-        else "final_accuracy"
+    raw, section = pd.read_csv(grid_path), prov["config"][dataset]
+    judged = _judged_cells(raw, section, definition)
+    outcome = few_shot_outcomes(judged, section, definition)
+    accuracy, _ = accuracy_measured(raw, section)
     name = "Omniglot" if dataset == "omniglot" else "MiniImagenet"
     base = {"id": cid, "short": f"{name}: the best cell lies near the largest alpha that trains",
             "claim": f"{'Omniglot' if dataset == 'omniglot' else 'MiniImagenet'}: the guideline (first the largest "
                      "alpha that trains, then beta): the best cell, by training loss and by accuracy, lies near that "
                      "alpha",
-            "rule": f"edge = largest alpha where some beta trains ((c) above); near = alpha in "
-                    f"[edge/{near_edge_factor:g}, edge]; best = lowest final training loss, and highest "
-                    f"{accuracy.replace('_', ' ')}, over the cells that did not diverge ((a)); holds if both best "
-                    "cells are near the edge, fails if neither is, else inconclusive",
+            "rule": f"edge = largest alpha where some beta trains ((c) above: {learned_text(section, raw)}); near = "
+                    f"alpha in [edge/{near_edge_factor:g}, edge]; best = lowest final training loss, and highest "
+                    f"{accuracy.replace('_', ' ')}, over the cells that did not diverge ((a)) and learned; holds if "
+                    "both best cells are near the edge, fails if neither is, else inconclusive; inconclusive too when "
+                    "no cell with alpha > 0 trained",
             "rests_on": few_shot_rests_on(dataset, raw, prov)}
-    trains = raw[(outcome == "trained") & (raw.alpha > 0)]
-    alive = raw[outcome != "diverged"]
+    trains = judged[(outcome == "trained") & (judged.alpha > 0)]
+    alive = judged[outcome != "diverged"]
+    if definition != PREVIOUS:
+        alive = alive[alive.alpha > 0]  # alpha = 0 learns nothing by construction: never a best cell
     if not len(trains) or not len(alive) or alive.get(accuracy, pd.Series(dtype=float)).isna().all():
-        return {**base, "verdict": "inconclusive", "why": "no cell with alpha > 0 trained",
-                "summary": "no cell with alpha > 0 trained", "measured": {}}
-    edge = trains.alpha.max()
-    near = lambda a: edge / near_edge_factor <= a <= edge
-    best = {"loss": alive.loc[alive.final_loss.idxmin()], "accuracy": alive.loc[alive[accuracy].idxmax()]}
-    flags = [near(b.alpha) for b in best.values()]
-    verdict = "holds" if all(flags) else "fails" if not any(flags) else "inconclusive"
-    text = lambda b: (f"alpha={b.alpha:g}, beta={b.beta:g} (loss {b.final_loss:.3g}, {accuracy.replace('_', ' ')} "
-                      f"{b[accuracy]:.3f})")
-    return {**base, "verdict": verdict,
-            "why": f"edge alpha {edge:g}; best by loss at alpha {best['loss'].alpha:g}, by accuracy at alpha "
-                   f"{best['accuracy'].alpha:g}; near = within {near_edge_factor:g}x below the edge",
-            "summary": f"edge alpha {edge:g}; best by loss {text(best['loss'])}; best by accuracy "
-                       f"{text(best['accuracy'])}",
-            "measured": {"alpha_edge": edge, "accuracy_column": accuracy,
-                         **{k: {"alpha": b.alpha, "beta": b.beta, "final_loss": b.final_loss,
-                                "accuracy": b[accuracy], "near_edge": bool(near(b.alpha))} for k, b in best.items()}}}
+        because = "no cell with alpha > 0 trained" if definition == PREVIOUS else \
+            f"inconclusive: {_too_few_learned(raw, section)}"
+        row = {**base, "verdict": "inconclusive", "why": because, "summary": because, "measured": {}}
+    else:
+        edge = trains.alpha.max()
+        near = lambda a: edge / near_edge_factor <= a <= edge
+        best = {"loss": alive.loc[alive.final_loss.idxmin()], "accuracy": alive.loc[alive[accuracy].idxmax()]}
+        flags = [near(b.alpha) for b in best.values()]
+        verdict = "holds" if all(flags) else "fails" if not any(flags) else "inconclusive"
+        text = lambda b: (f"alpha={b.alpha:g}, beta={b.beta:g} (loss {b.final_loss:.3g}, "
+                          f"{accuracy.replace('_', ' ')} {b[accuracy]:.3f})")
+        row = {**base, "verdict": verdict,
+               "why": f"edge alpha {edge:g}; best by loss at alpha {best['loss'].alpha:g}, by accuracy at alpha "
+                      f"{best['accuracy'].alpha:g}; near = within {near_edge_factor:g}x below the edge",
+               "summary": f"edge alpha {edge:g}; best by loss {text(best['loss'])}; best by accuracy "
+                          f"{text(best['accuracy'])}",
+               "measured": {"alpha_edge": edge, "accuracy_column": accuracy,
+                            **{k: {"alpha": b.alpha, "beta": b.beta, "final_loss": b.final_loss,
+                                   "accuracy": b[accuracy], "near_edge": bool(near(b.alpha))}
+                               for k, b in best.items()}}}
+    if definition == PREVIOUS:
+        return row
+    return _with_previous(row, best_cell_near_the_edge(cid, dataset, grid_path, near_edge_factor, PREVIOUS))
 
 
 def paper_scale_claims(ids: dict, grid_path, near_edge_factor: float) -> list[dict]:

@@ -49,8 +49,8 @@ def _suggested_cell(problem: str, grid_path, suggestion_path, check_path, name: 
     seed = sugg["settings"]["seed"]
     few_shot = problem in FEW_SHOT
     if few_shot:
-        n_way = prov["config"][problem]["n_way"]
-        region_of = lambda rows: few_shot_stability(rows, n_way, "b")
+        section = prov["config"][problem]
+        region_of = lambda rows: few_shot_stability(rows, section, "b")
     else:
         region_of = lambda rows: rows
     if "seed" in whole:
@@ -70,7 +70,7 @@ def _suggested_cell(problem: str, grid_path, suggestion_path, check_path, name: 
     alpha, beta = cell["alpha"], cell["beta"]
     own_row = check[check.suggested == name] if "suggested" in check else check
     if few_shot:
-        own = str(few_shot_outcomes(own_row, n_way).iloc[0])
+        own = str(few_shot_outcomes(own_row, section).iloc[0])
         own_stable = own in DEFINITIONS["b"][1]
     else:
         own = str(own_row.status.iloc[0])

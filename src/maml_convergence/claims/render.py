@@ -55,4 +55,7 @@ def to_markdown(result: dict) -> str:
     for c in result["claims"]:
         lines += ["", f"## {c['id']}", "", f"**{c['verdict']}**: {c['claim']}", "",
                   f"- **measured**: {c['summary']}", f"- **rule**: {c['rule']}", f"- **rests on**: {c['rests_on']}"]
+        if "previous" in c:  # a definition changed after its data: what the old one read stays visible
+            old = c["previous"]
+            lines.append(f"- **previous definition**: **{old['verdict']}** under {old['definition']}: {old['why']}")
     return "\n".join(lines) + "\n"
