@@ -179,7 +179,9 @@ def write_suggestion(tmp_path, grid, alpha, beta, check: dict, problem="sinusoid
 
 @pytest.mark.parametrize("alpha,beta,check,verdict,why", [
     (0.1, 0.3, {"status": "ok", "final_loss": 1.5}, "holds", "inside the stable region"),
-    (0.1, 0.5, {"status": "ok", "final_loss": 1.5}, "fails", "OUTSIDE"),              # above 0.3 at alpha = 0.1
+    (0.1, 0.5, {"status": "ok", "final_loss": 1.5}, "holds", "BETWEEN RUNGS"),        # 0.3 stable, 1.0 not: its run
+    (0.1, 0.5, {"status": "diverged", "final_loss": math.nan}, "fails", "BETWEEN RUNGS"),
+    (0.1, 1.0, {"status": "ok", "final_loss": 1.5}, "fails", "OUTSIDE"),              # at alpha = 0.1's first unstable
     (0.05, 0.5, {"status": "ok", "final_loss": 1.5}, "fails", "OUTSIDE"),             # alpha = 0.01 column: 0.1 only
     (0.05, 0.1, {"status": "ok", "final_loss": 1.5}, "holds", "inside"),              # both columns reach 0.1
     (0.1, 0.3, {"status": "ok", "final_loss": 2.5}, "fails", "ratio 2.5"),            # 2.5x the best
@@ -217,8 +219,10 @@ def test_g1_on_a_few_shot_grid_reads_definition_b_and_fails_without_a_recommenda
     inside = {"status": "ok", "final_loss": 1.2, "initial_eval_loss": math.log(5), "heldout_accuracy": 0.7}
     row = suggest_claim("omniglot", *write_suggestion(tmp_path, grid, 1.0, 1.0, inside, "omniglot", prov))
     assert row["verdict"] == "holds" and row["measured"]["heldout_accuracy"] == 0.7
-    row = suggest_claim("omniglot", *write_suggestion(tmp_path / "rose", grid, 1.0, 2.0, inside, "omniglot", prov))
-    assert row["verdict"] == "fails"  # beta = 3 rose in the grid: the stable region ends at 1
+    row = suggest_claim("omniglot", *write_suggestion(tmp_path / "rose", grid, 1.0, 3.0, inside, "omniglot", prov))
+    assert row["verdict"] == "fails" and "outside the stable region" in row["why"]  # beta = 3 rose in the grid
+    row = suggest_claim("omniglot", *write_suggestion(tmp_path / "between", grid, 1.0, 2.0, inside, "omniglot", prov))
+    assert row["verdict"] == "holds" and "between rungs" in row["why"]  # 1 stable, 3 rose: its own run decides
     rose = {**inside, "final_loss": 1.7}
     row = suggest_claim("omniglot", *write_suggestion(tmp_path / "own", grid, 1.0, 1.0, rose, "omniglot", prov))
     assert row["verdict"] == "fails" and "own run: rose" in row["summary"]

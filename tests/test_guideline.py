@@ -43,19 +43,30 @@ def test_on_the_quadratic_the_curvature_is_the_closed_form(quadratic):
     assert result.beta_bound_maml_hessian == pytest.approx(result.beta_bound_exact, rel=1e-8)
 
 
-def test_on_the_quadratic_both_cells_converge_and_the_guideline_keeps_its_safety_factors(quadratic):
+def margin_cells(result) -> list[tuple[float, float, float]]:
+    """(mean final loss, alpha, beta) of the report's probe cells that trained with the next beta rung up stable."""
+    rows = [r for r in result.probe if r["beta"] == guideline._rung_value(guideline._rung(r["beta"]))]
+    outcome = {(r["alpha"], r["beta"]): r["outcome"] for r in rows}
+    return [(r["final_loss"], r["alpha"], r["beta"]) for r in rows if r["outcome"] == "trained"
+            and outcome.get((r["alpha"], guideline._rung_value(guideline._rung(r["beta"]) + 1))) in guideline.STABLE]
+
+
+def test_on_the_quadratic_both_cells_converge_and_the_guideline_tunes_beta_at_the_papers_alpha(quadratic):
     result, H = quadratic
     guide, recommended = result.guideline, result.recommended
     assert (result.alpha, result.beta, result.rule) == (recommended["alpha"], recommended["beta"], "recommended")
     for cell in (guide, recommended):  # each (alpha, beta) converges, exactly
         assert max(abs(np.linalg.eigvals(theory.iteration_matrix(H, cell["alpha"], cell["beta"], "second")))) < 1
-    assert guide["beta"] == pytest.approx(guide["beta_max"] / guideline.BETA_SAFETY)
-    assert guide["alpha"] <= guide["alpha_edge"] / guideline.ALPHA_SAFETY * (1 + 1e-9)
-    assert guide["outcome"] == "trained"
-    # what the probe measured as the largest stable beta is below the exact bound there (a short run may
-    # overestimate it, never by more than the refinement step here)
-    assert guide["beta_max"] <= theory.exact_beta_bound(guide["alpha"], np.linalg.eigvalsh(H), "second")[0] * \
-        guideline.FINE
+    # the paper's alpha: the largest that trained one rung below the edge; there the tuned beta, recomputed
+    # from the probe's rows: the lowest loss with a stable rung above it, as for the recommended cell
+    trained = sorted({r["alpha"] for r in result.probe if r["alpha"] > 0 and r["outcome"] == "trained"})
+    assert guide["alpha_edge"] == trained[-1]
+    assert guide["alpha"] == max(a for a in trained if a <= guide["alpha_edge"] / guideline.ALPHA_SAFETY * (1 + 1e-9))
+    loss, _, beta = min(c for c in margin_cells(result) if c[1] == guide["alpha"])
+    assert (guide["beta"], guide["final_loss"], guide["outcome"]) == (beta, pytest.approx(loss), "trained")
+    # the probe's largest stable rung there is below the exact bound (a short run may overestimate it, by less
+    # than one rung here)
+    assert guide["beta_max"] <= theory.exact_beta_bound(guide["alpha"], np.linalg.eigvalsh(H), "second")[0]
     report = json.loads(result.to_json())
     assert {"alpha", "beta", "alpha_c", "lambda_max", "beta_bound_paper", "beta_bound_exact", "probe"} <= set(report)
     assert {row["outcome"] for row in report["probe"]} <= {"trained", "flat", "rose", "diverged"}
@@ -65,12 +76,7 @@ def test_the_recommended_cell_is_the_lowest_loss_with_a_stable_rung_above_and_th
     """Recomputed from the report's own probe rows: among the ladder cells that trained, with the next beta
     rung up stable, the lowest mean loss; and at least BELOW_BEST alphas of the probe lie below it."""
     result, _ = quadratic
-    rows = [r for r in result.probe if r["beta"] == guideline._rung_value(guideline._rung(r["beta"]))]
-    outcome = {(r["alpha"], r["beta"]): r["outcome"] for r in rows}
-    candidates = [(r["final_loss"], r["alpha"], r["beta"]) for r in rows if r["alpha"] > 0 and r["outcome"] == "trained"
-                  and outcome.get((r["alpha"], guideline._rung_value(guideline._rung(r["beta"]) + 1))) in
-                  guideline.STABLE]
-    loss, alpha, beta = min(candidates)
+    loss, alpha, beta = min(c for c in margin_cells(result) if c[1] > 0)
     assert (result.recommended["alpha"], result.recommended["beta"]) == (alpha, beta)
     assert result.recommended["final_loss"] == pytest.approx(loss)
     assert len({r["alpha"] for r in result.probe if 0 < r["alpha"] < alpha}) >= guideline.BELOW_BEST

@@ -1,7 +1,6 @@
 """Which inner rate alpha and meta rate beta to use for any PyTorch model: the cell of a short probe over
 (alpha, beta) that trains best with a margin from instability, beside the paper's guideline (first the
-largest alpha that trains, then the largest stable beta there) and what the curvature at the starting
-point predicts.
+largest alpha that trains, then tune beta there) and what the curvature at the starting point predicts.
 
     result = suggest(model, sample_tasks)
     result.alpha, result.beta        # the recommended cell (rule="paper": the guideline's cell)
@@ -32,15 +31,16 @@ first. Every probe cell trains on STREAMS task streams, disjoint ranges of the s
    unstable, trained means trained on every one. While the top alpha still trains, rungs are added
    above it. Every cell trains ``iterations`` meta-iterations (a setting, not the clock); the time
    budget only stops the probe early, and the report then says it was cut short (``cut_short``).
-4. The guideline's cell (the paper's rule): edge = the largest alpha at which some beta trained;
-   alpha = the largest alpha that trained at least ALPHA_SAFETY (one rung) below the edge; there beta
-   is refined between its last stable and first unstable rung in steps of 10^(1/6), and beta = the
-   largest stable beta / BETA_SAFETY. A round trains that cell itself and records its outcome.
-5. The recommended cell: among the ladder's cells that trained on every stream and whose next beta
+4. The recommended cell: among the ladder's cells that trained on every stream and whose next beta
    rung up in the same alpha column is stable on every stream too (the margin), the one with the lowest
    final meta-loss averaged over the streams. A column whose top stable cell has no stable rung below
    it trains that rung; the alpha ladder is extended downwards until it reaches BELOW_BEST rungs below
    the recommended alpha, so the report shows the loss no longer improving there.
+5. The guideline's cell (the paper's rule, "first the largest alpha that trains, then tune beta"):
+   edge = the largest alpha at which some beta trained; alpha = the largest alpha that trained at least
+   ALPHA_SAFETY (one rung) below the edge; there, beta = the rung with the lowest final meta-loss among
+   those with the recommended cell's margin. The two cells differ only in how alpha is chosen: the paper's
+   way, or the lowest loss over every alpha.
 """
 
 from __future__ import annotations
@@ -64,9 +64,7 @@ from .stability import DEFINITIONS, DIVERGED_MULTIPLE, outcomes
 from .tasks import Batch, ProtocolError, SampledTasks
 
 RUNG = math.sqrt(10)        # the probe's ladders step by half a decade
-FINE = 10 ** (1 / 6)        # beta is refined at the recommended alpha in sixths of a decade
-ALPHA_SAFETY = RUNG         # the recommended alpha lies at least one rung below the edge
-BETA_SAFETY = 2.0           # the recommended beta is half the largest stable beta measured there
+ALPHA_SAFETY = RUNG         # the guideline's alpha lies at least one rung below the edge
 ALPHA_RUNGS = 3             # alpha ladder: alpha_c x 10^(j/2) for j in [-3, 3], rounded to half-decades
 BETA_RUNGS = (-4, 6)        # a column's search may go this many rungs below / above its start
 EXTEND = 3                  # at most this many rungs added above (below) the ladder while its top alpha trains
@@ -95,7 +93,7 @@ class Suggestion:
     beta: float | None
     rule: str                         # "recommended" or "paper"
     recommended: dict | None          # alpha, beta, final_loss (mean over streams), final_losses, outcome
-    guideline: dict | None            # alpha, beta, beta_max, alpha_edge, outcome (its own run)
+    guideline: dict | None            # alpha, beta, final_loss, outcome, beta_max (the largest stable rung), alpha_edge
     alpha_c: float                    # 1 / lambda_max (the paper's)
     lambda_max: float                 # top eigenvalue of the task-averaged loss Hessian at the start
     beta_bound_paper: float           # at the answer's alpha; see ``assumptions``
@@ -191,10 +189,11 @@ def suggest(model: torch.nn.Module, sample_tasks: Callable, *, loss="auto", inne
     notes = []
     trained = sorted(a for a, c in probe.columns.items() if c.trained and a > 0)
     edge = trained[-1] if trained else None
-    guide = _guideline_cell(probe, trained, edge, beta_start, budget_end, notes)
+    alpha = _guideline_alpha(probe, trained, edge, beta_start, budget_end, notes)
     recommended = probe.recommend(beta_start, budget_end)
     if recommended is None:
         notes.append("no cell trained on every stream with a stable beta rung above it: no recommended cell")
+    guide = _guideline_cell(probe, alpha, edge, budget_end, notes)
     if probe.out_of_time:
         notes.append(f"the time budget ({budget_seconds:g} s) cut the probe short: some cells were not trained; a "
                      f"larger --budget-seconds gives the full probe")
@@ -295,8 +294,7 @@ def _report(setup: ProbeSettings, probe: "_Probe", eig, rule, recommended, guide
                   "inner_steps": setup.inner_steps, "order": setup.order, "loss": setup.loss_name,
                   "device": str(setup.device), "dtype": str(setup.dtype).replace("torch.", ""), "seed": setup.seed,
                   "parameters": sum(p.numel() for p in setup.params.values()), "tasks": int(setup.first.xs.shape[0]),
-                  "classes": setup.classes, "rung": RUNG, "fine": FINE, "alpha_safety": ALPHA_SAFETY,
-                  "beta_safety": BETA_SAFETY, "below_best": BELOW_BEST,
+                  "classes": setup.classes, "rung": RUNG, "alpha_safety": ALPHA_SAFETY, "below_best": BELOW_BEST,
                   "seconds_per_meta_iteration": setup.seconds_per_meta_iteration, "slots": setup.layout["slots"],
                   "task_loop": setup.layout["task_loop"]},
         notes=notes, seconds=time.monotonic() - started)
@@ -309,7 +307,8 @@ ASSUMPTIONS = {
                        "(x sqrt(10)) in the same alpha column is stable on every stream: what trains best in the "
                        "probe with a margin from instability",
         "guideline": "the paper's rule: the largest alpha that trained at least one rung below the largest alpha at "
-                     "which any beta trained (the edge), and half the largest stable beta measured there",
+                     "which any beta trained (the edge), and there the beta tuned as the recommended cell's is: the "
+                     "lowest final meta-loss among the rungs with a stable rung above them",
     },
     "alpha_c": "1/lambda_max of the task-averaged loss Hessian at the starting parameters, on the first meta-batch "
                "(the paper's eq. 11: a fixed Hessian; for second-order MAML on a quadratic no alpha_c exists, "
@@ -338,7 +337,6 @@ class _Column:
         self.last_stable: int | None = None    # the largest stable rung below the first unstable one
         self.first_unstable: int | None = None
         self.trained = False
-        self.fine: list[tuple[float, bool]] = []  # refinement: (beta, stable)
         self.rungs: dict[int, tuple[str, float]] = {}  # every rung trained: (outcome, mean final loss)
 
     def update(self, rung: int, outcome: str) -> None:
@@ -363,12 +361,8 @@ class _Column:
     def last_stable_beta(self) -> float | None:
         return None if self.last_stable is None else _rung_value(self.last_stable)
 
-    def largest_stable(self) -> float | None:
-        betas = [b for b, ok in self.fine if ok]
-        return max(betas) if betas else self.last_stable_beta()
-
     def record(self) -> dict:
-        return {"alpha": self.alpha, "largest_stable_beta": self.largest_stable(),
+        return {"alpha": self.alpha, "largest_stable_beta": self.last_stable_beta(),
                 "first_unstable_beta": None if self.first_unstable is None else _rung_value(self.first_unstable),
                 "trained": self.trained}
 
@@ -454,22 +448,6 @@ class _Probe:
             for c, o in zip(active, found):
                 c.update(c.next, o)
 
-    def refine(self, alpha: float, budget_end: float) -> float | None:
-        """The largest stable beta at ``alpha``, refined between its last stable and first unstable rung."""
-        column = self.columns[alpha]
-        if column.last_stable is not None and column.first_unstable == column.last_stable + 1:
-            betas = [_rung_value(column.last_stable) * FINE ** k for k in (1, 2)]
-            found = self.train([(alpha, b) for b in betas], "refine", budget_end)
-            for b, o in zip(betas, found or []):
-                column.fine.append((b, o in STABLE))
-                if o not in STABLE:
-                    break
-        return column.largest_stable()
-
-    def check(self, alpha: float, beta: float, budget_end: float) -> str | None:
-        found = self.train([(alpha, beta)], "guideline", budget_end)
-        return None if found is None else found[0]
-
     def recommend(self, beta_start: float, budget_end: float) -> dict | None:
         """The recommended cell (the module's docstring, step 5), after training the margin rungs it needs and
         extending the alpha ladder downwards while the best cell lies fewer than BELOW_BEST rungs above its
@@ -494,8 +472,10 @@ class _Probe:
         if cells:
             self.train(cells, "margin", budget_end)
 
-    def best(self) -> dict | None:
-        candidates = [(c.rungs[r][1], a, r) for a, c in self.columns.items() if a > 0 for r in c.with_margin()]
+    def best(self, alpha: float | None = None) -> dict | None:
+        """The cell with the margin and the lowest mean final loss, over every alpha > 0 or at ``alpha``."""
+        candidates = [(c.rungs[r][1], a, r) for a, c in self.columns.items() if (a > 0 if alpha is None else a == alpha)
+                      for r in c.with_margin()]
         if not candidates:
             return None
         loss, alpha, rung = min(candidates)
@@ -529,22 +509,21 @@ class _Checkpoint:
         self.file.save({"state": self.state, "cells": self.cells})
 
 
-def _guideline_cell(probe: _Probe, trained, edge, beta_start, budget_end, notes) -> dict | None:
-    """The paper's rule (the module's docstring, step 4), and that cell's own outcome."""
-    alpha = _guideline_alpha(probe, trained, edge, beta_start, budget_end, notes)
+def _guideline_cell(probe: _Probe, alpha: float | None, edge, budget_end, notes) -> dict | None:
+    """The paper's rule (the module's docstring, step 5) at ``alpha`` (``_guideline_alpha``): the beta tuned there
+    as the recommended cell's is, after training the rung its margin needs."""
     if alpha is None:
         notes.append("no cell of the probe trained: the paper's guideline has no cell")
         return None
-    beta_max = probe.refine(alpha, budget_end)
-    if probe.columns[alpha].first_unstable is None:
-        notes.append(f"no unstable beta was found at alpha = {alpha:.3g} up to {beta_max:.3g}")
-    beta = beta_max / BETA_SAFETY
-    outcome = probe.check(alpha, beta, budget_end)
-    if outcome is None:
-        notes.append("the time budget left no round to train the guideline's cell itself")
-    elif outcome != "trained":
-        notes.append(f"the guideline's cell itself came out {outcome!r} in its own run")
-    return {"alpha": alpha, "beta": beta, "beta_max": beta_max, "alpha_edge": edge, "outcome": outcome}
+    probe.train_margins(budget_end)
+    cell = probe.best(alpha)
+    beta_max = probe.columns[alpha].last_stable_beta()
+    if cell is None:
+        notes.append(f"no beta at the guideline's alpha = {alpha:.3g} trained with a stable rung above it: the "
+                     "paper's guideline has no cell")
+        return None
+    return {"alpha": alpha, "beta": cell["beta"], "final_loss": cell["final_loss"], "outcome": cell["outcome"],
+            "margin_beta": cell["margin_beta"], "beta_max": beta_max, "alpha_edge": edge}
 
 
 def _guideline_alpha(probe: _Probe, trained, edge, beta_start, budget_end, notes) -> float | None:

@@ -40,10 +40,26 @@ def _best_at(region: pd.DataFrame, alpha: float) -> dict | None:
             "ratio": float(cell.final_loss / stable.final_loss.min())}
 
 
+BETWEEN = "between rungs"
+
+
+def _placement(brackets: pd.DataFrame, alpha: float, beta: float) -> str:
+    """Where ``beta`` lies in the grid columns on both sides of ``alpha``: 'inside' (at or below every column's
+    largest stable beta below its first unstable one), 'between rungs' (above that in some column, but below
+    every column's first unstable beta: a bracket the grid did not measure) or 'outside'."""
+    cols = _bracketing_columns(brackets, alpha)
+    if not len(cols) or cols.last_ok.isna().any():
+        return "outside"
+    if (cols.last_ok >= beta * (1 - 1e-9)).all():
+        return "inside"
+    return BETWEEN if (cols.first_diverged.isna() | (cols.first_diverged > beta * (1 + 1e-9))).all() else "outside"
+
+
 def _suggested_cell(problem: str, grid_path, suggestion_path, check_path, name: str) -> dict:
     """What G1 and G2 read of one of suggest's cells (``name``: "guideline" or "recommended"): the report, the
     grid (the report's seed, and every seed), the cell's own run with the grid's settings, its place among the
-    grid's stable cells. Stable: definition (b) of C4/C5 on a few-shot grid, not diverged otherwise."""
+    grid's stable cells (inside the stable region; between the grid's rungs, where its own run decides; outside).
+    Stable: definition (b) of C4/C5 on a few-shot grid, not diverged otherwise."""
     prov, sugg, check = provenance_of(grid_path), json.loads(Path(suggestion_path).read_text()), pd.read_csv(check_path)
     whole = pd.read_csv(grid_path)
     seed = sugg["settings"]["seed"]
@@ -80,16 +96,22 @@ def _suggested_cell(problem: str, grid_path, suggestion_path, check_path, name: 
     stable = region[region.status == "ok"]
     best = stable.loc[stable.final_loss.idxmin()] if len(stable) else None
     loss = float(own_row.final_loss.iloc[0])
-    inside_per_seed = {}
-    for s, rows in seeds.items():
-        seed_cols = _bracketing_columns(stability_brackets(rows), alpha)
-        inside_per_seed[s] = bool(len(seed_cols)) and bool((seed_cols.last_ok >= beta * (1 - 1e-9)).all())
+    placement = {s: _placement(stability_brackets(rows), alpha, beta) for s, rows in seeds.items()}
+    inside_per_seed = {s: p == "inside" or (p == BETWEEN and own_stable) for s, p in placement.items()}
     out.update(alpha=alpha, beta=beta, own=own, own_stable=own_stable, own_row=own_row, cols=cols,
+               placement=placement[int(seed)], placement_per_seed=placement,
                inside=inside_per_seed[int(seed)], inside_per_seed=inside_per_seed, best=best, loss=loss,
                ratio=loss / best.final_loss if best is not None and math.isfinite(loss) else math.nan,
                where=", ".join(f"alpha={r.alpha:g}: largest stable beta {r.last_ok:g}" for r in cols.itertuples())
                or "outside the grid's alphas")
     return out
+
+
+def _placement_text(read: dict) -> str:
+    if read["placement"] == BETWEEN:
+        return (f"BETWEEN RUNGS of the grid (not measured there; its own run: {read['own']}, so "
+                f"{'inside' if read['own_stable'] else 'outside'})")
+    return "inside the stable region" if read["placement"] == "inside" else "OUTSIDE the stable region"
 
 
 def _without_a_cell(read: dict, none: str, because: str) -> dict | None:
@@ -106,6 +128,7 @@ def _without_a_cell(read: dict, none: str, because: str) -> dict | None:
 
 def _own_measures(read: dict) -> dict:
     measured = {"alpha": read["alpha"], "beta": read["beta"], "inside_stable_region": read["inside"],
+                "placement": read["placement"],
                 "columns": read["cols"].to_dict("records"), "own_outcome": read["own"], "final_loss": read["loss"],
                 "loss_ratio": read["ratio"],
                 "best": None if read["best"] is None else {"alpha": read["best"].alpha, "beta": read["best"].beta,
@@ -124,13 +147,16 @@ def guideline_cell_is_good(cid: str, problem: str, grid_path, suggestion_path, c
     base = {"id": cid,
             "short": f"{problem}: the paper's guideline cell is stable and within {G1_LOSS_FACTOR:g}x the grid's best "
                      f"loss",
-            "claim": f"{problem}: the paper's guideline (the largest alpha that trains, less one rung, and half the "
-                     f"largest stable beta there), measured by maml-convergence suggest, lies in the stable region of "
-                     f"the workflow's grid, and trains to within {G1_LOSS_FACTOR:g}x the grid's best loss",
+            "claim": f"{problem}: the paper's guideline (the largest alpha that trains, less one rung, then beta tuned "
+                     f"there: the probe's lowest loss among the betas stable with a rung to spare), measured by "
+                     f"maml-convergence suggest, lies in the stable region of the workflow's grid, and trains to "
+                     f"within {G1_LOSS_FACTOR:g}x the grid's best loss",
             "rule": "stable = " + ("neither diverged nor rose, definition (b) of C4/C5" if read["few_shot"]
                                    else "not diverged")
                     + "; holds if (i) in the grid columns on both sides of the guideline's alpha, its beta is "
-                      "at or below the largest stable beta below the column's first unstable one, (ii) the guideline's "
+                      "at or below the largest stable beta below the column's first unstable one (where it lies "
+                      "between that beta and the first unstable one, a bracket the grid did not measure, its own run "
+                      "in (ii) decides), (ii) the guideline's "
                       "cell trained with the grid's settings (same seed, iterations, evaluation) is stable, and (iii) "
                       f"its final loss is at most {G1_LOSS_FACTOR:g}x the lowest final loss of the grid's stable "
                       "cells; fails otherwise",
@@ -142,8 +168,8 @@ def guideline_cell_is_good(cid: str, problem: str, grid_path, suggestion_path, c
     inside, own = read["inside"], read["own"]
     verdict = "holds" if inside and read["own_stable"] and ratio <= G1_LOSS_FACTOR else "fails"
     summary = (f"guideline alpha={alpha:.3g}, beta={beta:.3g} (probe edge alpha {read['cell']['alpha_edge']:.3g}); "
-               f"grid columns {read['where']}: {'inside' if inside else 'OUTSIDE'} the stable region; its own run: "
-               f"{own}, final loss {read['loss']:.3g}"
+               f"grid columns {read['where']}: {_placement_text(read)}; its own run: {own}, final loss "
+               f"{read['loss']:.3g}"
                + (f" vs the grid's best {best.final_loss:.3g} at alpha={best.alpha:g}, beta={best.beta:g} (ratio "
                   f"{ratio:.3g})" if best is not None else ""))
     # Not part of the rule: says whether (iii) was within reach of any beta at the guideline's alpha, on this
@@ -162,8 +188,8 @@ def guideline_cell_is_good(cid: str, problem: str, grid_path, suggestion_path, c
                 "best_at_suggested_alpha": reach, "best_at_suggested_alpha_per_seed": reach_per_seed,
                 "curvature": {k: sugg[k] for k in ("alpha_c", "lambda_max", "beta_bound_paper", "beta_bound_exact",
                                                    "beta_bound_maml_hessian")}}
-    why = (f"alpha={alpha:.3g}, beta={beta:.3g}: {'inside' if inside else 'outside'} the stable region, own run "
-           f"{own}, loss {ratio:.3g}x the grid's best")
+    why = (f"alpha={alpha:.3g}, beta={beta:.3g}: {_placement_text(read).lower()}, own run {own}, loss {ratio:.3g}x "
+           f"the grid's best")
     return {**base, "verdict": verdict, "why": why, "summary": summary, "measured": measured}
 
 
@@ -186,7 +212,9 @@ def recommended_cell_is_good(cid: str, problem: str, grid_path, suggestion_path,
             "rule": "stable = " + ("neither diverged nor rose, definition (b) of C4/C5" if few_shot else "not diverged")
                     + f"; holds if (i) on at least {G2_SEED_SHARE:.0%} of the grid's seeds, in the grid columns on "
                       "both sides of the recommended alpha, its beta is at or below the largest stable beta below "
-                      "the column's first unstable one, (ii) the recommended cell trained with the grid's settings "
+                      "the column's first unstable one (between that beta and the first unstable one, a bracket the "
+                      "grid did not measure, its own run in (ii) decides), (ii) the recommended cell trained with the "
+                      "grid's settings "
                       "(same seed, iterations, evaluation) is stable, and (iii) its final loss is at most "
                       f"{G2_LOSS_FACTOR:g}x the lowest final loss of the grid's stable cells (on the report's seed)"
                     + (f", and its held-out accuracy at most {G2_ACCURACY_GAP:g} below the best held-out accuracy "
@@ -213,7 +241,7 @@ def recommended_cell_is_good(cid: str, problem: str, grid_path, suggestion_path,
                           and accuracy_ok) else "fails"
     summary = (f"recommended alpha={alpha:.3g}, beta={beta:.3g}: inside the stable region on {inside_seeds} of "
                f"{len(read['inside_per_seed'])} seeds (needed {seeds_needed}; seed {read['seed']}: columns "
-               f"{read['where']}); its own run: {own}, final loss {read['loss']:.3g}"
+               f"{read['where']}: {_placement_text(read)}); its own run: {own}, final loss {read['loss']:.3g}"
                + (f" vs the grid's best {best.final_loss:.3g} at alpha={best.alpha:g}, beta={best.beta:g} (ratio "
                   f"{ratio:.3g})" if best is not None else "") + accuracy_text)
     why = (f"alpha={alpha:.3g}, beta={beta:.3g}: stable on {inside_seeds}/{len(read['inside_per_seed'])} seeds, own "
