@@ -33,6 +33,8 @@ rule claims:
         omniglot_paper_provenance=rules.paper_grid_merge.output.provenance,
         guideline=[f for p in GUIDELINE_PROBLEMS for f in (rules.suggest.output.suggestion.format(problem=p),
                                                            rules.guideline_check.output.check.format(problem=p))],
+        guideline_exact=rules.suggest_exact.output.cells,
+        guideline_exact_provenance=rules.suggest_exact.output.provenance,
     output:
         json=report("figures/claims.json", caption="report/claims.rst", category="Claims"),
         md=report("figures/CLAIMS.md", caption="report/claims.rst", category="Claims"),
@@ -50,4 +52,5 @@ rule claims:
         " --sinusoid-local-bound {input.sinusoid_local_bound} --fig1 {input.fig1} --fig2 {input.fig2}"
         " --fig5 {input.fig5} --fig7 {input.fig7} --omniglot {input.omniglot} --miniimagenet {input.miniimagenet}"
         " --omniglot-paper {input.omniglot_paper} --guideline {input.guideline}"
+        " --guideline-exact {input.guideline_exact}"
         " --out-json {output.json} --out-md {output.md} 2>&1 | tee {log}"

@@ -1,7 +1,8 @@
 # The guideline tool (`maml-convergence suggest`), checked against the workflow's own grids: on each problem of
 # the config's `guideline` section, suggest probes from the grid's starting parameters and task stream; its
 # recommended cell and the paper's guideline cell are then trained as cells of that grid (claims G2-<problem>
-# and G1-<problem>).
+# and G1-<problem>). On linear regression, whose stable region theory gives exactly, both cells are held to it
+# (rule suggest_exact, claim G-exact).
 
 
 rule suggest:
@@ -51,6 +52,24 @@ rule guideline_check:
         "maml-convergence guideline-check --config-json {params.config:q} --problem {wildcards.problem}"
         " {params.data} --suggestion {input.suggestion} --out {output.check} --provenance {output.provenance}"
         " --checkpoint {params.checkpoint} 2>&1 | tee {log}"
+
+
+rule suggest_exact:
+    output:
+        cells="results/guideline-exact/cells.csv",
+        provenance=report("results/guideline-exact/provenance.json", caption="report/provenance.rst",
+                          category="Provenance"),
+    params:
+        config=step_config("suggest-exact"),
+        checkpoint="results/guideline-exact/suggest-exact.ckpt",
+    log:
+        "logs/suggest_exact.log",
+    threads: ALL_CORES
+    conda:
+        ENV
+    shell:
+        "maml-convergence suggest-exact --config-json {params.config:q} --out {output.cells}"
+        " --provenance {output.provenance} --checkpoint {params.checkpoint} 2>&1 | tee {log}"
 
 
 FIGURE_SOURCES["guideline"] = {

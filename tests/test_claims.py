@@ -355,3 +355,27 @@ def test_e1_asks_whether_each_columns_top_stable_cell_sits_at_the_edge_of_stabil
     assert top[0.03] == (1.0, 1.0 if 0.03 in at_edge else 0.1, 0.1)
     assert "seed 0 only" in row["rests_on"] and "30 Lanczos" in row["rests_on"]
     assert "LESS than the paper-scale grid" in row["rests_on"]  # 7 x 9 cells, not 37 x 27
+
+
+def exact_cells(ratios: list[tuple[float, float]]) -> pd.DataFrame:
+    """suggest-exact's table on a known answer: per cell (beta / exact bound, margin rung / exact bound)."""
+    rows = [{"seed": 0, "order": "second", "inner_steps": 1 + i // 2, "cell": ("recommended", "guideline")[i % 2],
+             "alpha": 0.01, "beta": r, "margin_beta": m, "exact_bound": 1.0, "alpha_c": 0.05, "cut_short": False,
+             "probe_cells": 20} for i, (r, m) in enumerate(ratios)]
+    return pd.DataFrame(rows)
+
+
+@pytest.mark.parametrize("ratios,verdict", [
+    ([(0.1, 0.3), (0.2, 0.6), (0.05, 0.16), (0.3, 0.95)], "holds"),      # every cell and margin rung inside
+    ([(0.1, 0.3), (0.2, 0.6), (0.05, 0.16), (0.5, 1.6)], "inconclusive"),  # one margin rung beyond the bound
+    ([(0.1, 0.3), (1.2, 3.8), (0.05, 0.16), (0.3, 0.95)], "fails"),      # a cell beyond it: it diverges
+    ([(0.1, 0.3), (math.nan, math.nan), (0.05, 0.16), (0.3, 0.95)], "fails"),  # no cell
+])
+def test_g_exact_holds_only_when_every_cell_and_its_margin_lie_inside_the_exact_region(ratios, verdict):
+    table = exact_cells(ratios)
+    table.loc[table.beta.isna(), "alpha"] = math.nan
+    prov = {"device": "cpu: test", "config": {"guideline_exact": {"iterations": 100, "streams": 2,
+                                                                  "budget_seconds": 60}}}
+    row = guideline_claims.cells_inside_the_exact_region("G-exact", table, prov)
+    assert row["verdict"] == verdict, row["why"]
+    assert row["measured"]["cells"] == 4 and "2 runs of suggest" in row["rests_on"]

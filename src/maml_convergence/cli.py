@@ -480,6 +480,7 @@ def cmd_paper_grid_merge(args):
         help="the paper-scale Fig. 4b grid, complete or not (claims C4-omniglot-paper, C7-omniglot-paper)"),
     arg("--guideline", nargs="*", default=[],
         help="suggest's reports and their checks, in pairs (claims G1-<problem>, G2-<problem>)"),
+    arg("--guideline-exact", help="suggest's cells on linear regression against the exact bound (claim G-exact)"),
     arg("--out-json", required=True),
     arg("--out-md", required=True),
 ])
@@ -649,6 +650,15 @@ def cmd_suggest(args):
     if result.alpha is None:  # the report holds the other cell: a result to judge, not a failure of the step
         cell = "recommended" if result.rule == "recommended" else "guideline"
         print(f"maml-convergence: no {cell} cell: " + "; ".join(result.notes), file=sys.stderr)
+
+
+@command("suggest-exact", "suggest on linear regression, whose stable region is known exactly: both cells of every "
+         "data draw, order and number of inner steps against the exact bound (claim G-exact)", provenance=True,
+         checkpoint=True)
+def cmd_suggest_exact(args):
+    frame = _write_trained_table(args, experiments.suggest_exact)
+    print(f"[suggest-exact] {frame[['seed', 'order', 'inner_steps']].drop_duplicates().shape[0]} runs of suggest -> "
+          f"{args.out}")
 
 
 @command("guideline-check", "train suggest's recommended and guideline cells as cells of their problem's grid",

@@ -45,6 +45,7 @@ STEP_SECTIONS = {
     "fig7-sharpness": ("sinusoid", "sharpness", "backend", *_RUN),  # backend: to check the grid it reads
     "suggest": ("guideline", "linear", "sinusoid", "omniglot", "miniimagenet", "data", *_RUN),
     "guideline-check": ("linear", "sinusoid", "omniglot", "miniimagenet", "data", *_RUN),
+    "suggest-exact": ("guideline_exact", "linear", *_RUN),
     "claims": ("claims",),
 }
 IMAGE_STEPS = ("image-grid", "image-merge")  # these read only the section of their --dataset

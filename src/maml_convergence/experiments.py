@@ -6,6 +6,7 @@ Each function returns plain data; ``cli`` writes it to ``results/`` with provena
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
 import time
 
@@ -135,15 +136,21 @@ def linear_reference(cfg: dict, device: str, order: str = "second") -> dict:
         if row["status"] != "ok":
             raise RuntimeError(f"the reference run of draw {row['seed']} (alpha={ref['alpha']}, beta={ref['beta']}) "
                                f"diverged at iteration {row['diverged_at']}; its Hessian is not defined")
-        batch = dataclasses.replace(spec.problem, seed=row["seed"]).sample(0, dtype=torch.float64)
+        problem = dataclasses.replace(spec.problem, seed=row["seed"])
+        batch = problem.sample(0, dtype=torch.float64)
         eig = curvature.loss_hessian_eigenvalues(model, row["final_params"], batch.xs[0], batch.ys[0])
-        x = batch.xs[0, :, 0].double()
-        closed_form = 2 * np.array([[float((x * x).mean()), float(x.mean())], [float(x.mean()), 1.0]])
         draws.append({"seed": row["seed"], "final_loss": row["final_loss"], "final_plain_loss": row["final_plain_loss"],
                       "params": {k: v.reshape(-1).tolist() for k, v in row["final_params"].items()},
-                      "eigenvalues": eig.tolist(), "closed_form_eigenvalues": np.linalg.eigvalsh(closed_form).tolist(),
+                      "eigenvalues": eig.tolist(), "closed_form_eigenvalues": linear_eigenvalues(problem).tolist(),
                       "alpha_c": theory.paper_alpha_c(eig)})
     return {"alpha": ref["alpha"], "beta": ref["beta"], "order": order, "draws": draws}
+
+
+def linear_eigenvalues(problem: LinearRegressionTask) -> np.ndarray:
+    """The Hessian spectrum of one linear-regression task in closed form: 2 [[E x^2, E x], [E x, 1]] over its
+    points (the loss is quadratic, so it is the same at every parameter)."""
+    x = problem.sample(0, dtype=torch.float64).xs[0, :, 0]
+    return np.linalg.eigvalsh(2 * np.array([[float((x * x).mean()), float(x.mean())], [float(x.mean()), 1.0]]))
 
 
 def linear_audit(cfg: dict, device: str, reference: dict, inner_steps: int = 1) -> pd.DataFrame:
@@ -492,7 +499,13 @@ def suggest_on(cfg: dict, problem: str, device: str, budget_seconds: float, data
                checkpoint=None, verbose: bool = True) -> guideline.Suggestion:
     """``maml-convergence suggest --problem``: the guideline tool on one of the paper's problems, from the
     starting parameters and the task stream its grid's cells of seed ``cfg['seed']`` have."""
-    spec = problem_spec(cfg, problem, device, data_path)
+    return _suggest_on_spec(cfg, problem_spec(cfg, problem, device, data_path), device, budget_seconds, iterations,
+                            streams, rule, checkpoint, verbose)
+
+
+def _suggest_on_spec(cfg: dict, spec: GridSpec, device: str, budget_seconds: float, iterations: int, streams: int,
+                     rule: str = "recommended", checkpoint=None, verbose: bool = True) -> guideline.Suggestion:
+    """The guideline tool from the starting parameters, task stream, inner steps and order of a grid's cells."""
     dtype = getattr(torch, spec.dtype)
     model = models.build(spec.model).to(dtype)
     start = models.initial_params(model, spec.init_seed, dtype)
@@ -503,6 +516,41 @@ def suggest_on(cfg: dict, problem: str, device: str, budget_seconds: float, data
                              order=spec.order,
                              budget_seconds=budget_seconds, device=device, seed=cfg["seed"], iterations=iterations,
                              streams=streams, rule=rule, checkpoint=checkpoint, verbose=verbose)
+
+
+def suggest_exact(cfg: dict, device: str, checkpoint=None, run_info: dict | None = None) -> pd.DataFrame:
+    """The guideline tool held to an exact answer: ``suggest`` on linear regression, for every data draw of the
+    ``linear`` section, each MAML order and each number of inner steps of ``guideline_exact``, from the start
+    Fig. 3's grid has. The stable region is known exactly there (``theory.exact_beta_bound`` with the draw's
+    Hessian in closed form): per run, both cells, their margin rung (the next beta rung up, which the probe found
+    stable) and the exact bound at their alpha. ``checkpoint``: the step's resume file (the runs done)."""
+    sec = cfg["guideline_exact"]
+    runs = [(seed, order, n) for seed in cfg["linear"]["seeds"] for order in cfg["linear"]["orders"]
+            for n in sec["inner_steps"]]
+    resume = Checkpoint(checkpoint, json.dumps([cfg["linear"], sec, cfg["seed"]], sort_keys=True), "suggest-exact")
+    done, saved = resume.load() or {}, time.monotonic()
+    for seed, order, n in progress_bar([r for r in runs if r not in done], desc="suggest on linear regression",
+                                       unit="run"):
+        spec = linear_spec(cfg, order, device, seed=seed, inner_steps=n)
+        result = _suggest_on_spec(cfg, spec, device, sec["budget_seconds"], sec["iterations"], sec["streams"],
+                                  verbose=False)
+        eig = linear_eigenvalues(spec.problem)
+        rows = []
+        for name in guideline.CELLS:
+            cell = getattr(result, name) or {}
+            alpha, beta = cell.get("alpha", math.nan), cell.get("beta", math.nan)
+            bound = float(theory.exact_beta_bound(alpha, eig, order, n)[0]) if cell else math.nan
+            rows.append({"seed": seed, "order": order, "inner_steps": n, "cell": name, "alpha": alpha, "beta": beta,
+                         "margin_beta": cell.get("margin_beta", math.nan), "exact_bound": bound,
+                         "alpha_c": theory.paper_alpha_c(eig), "cut_short": result.cut_short,
+                         "probe_cells": len(result.probe)})
+        done[(seed, order, n)] = rows
+        if time.monotonic() - saved > cfg["checkpoint_every"]:
+            resume.save(done)
+            saved = time.monotonic()
+    if run_info is not None:
+        run_info.update(resume.run_info())
+    return pd.DataFrame([row for run in runs for row in done[run]])
 
 
 def guideline_check(cfg: dict, problem: str, device: str, cells: dict, data_path: str | None = None,

@@ -52,6 +52,7 @@ REGISTRY = (  # in the order CLAIMS.md lists them
            sinusoid.at_the_start),
     Family(("E1",), ("fig7",), sinusoid.edge_of_stability),
     Family(("G1-{problem}", "G2-{problem}"), ("guideline",), guideline.both_cells),
+    Family(("G-exact",), ("guideline_exact",), guideline.exact_region),
     Family(("C6",), ("fig5",), curves.tg_against_h2),
 )
 

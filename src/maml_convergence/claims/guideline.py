@@ -256,3 +256,50 @@ def both_cells(ids, results: Results) -> list[dict]:
     return [judge(cid.format(problem=problem), problem, grids[problem], suggestion, check)
             for problem, (suggestion, check) in results.path("guideline").items()
             for cid, judge in zip(ids, (guideline_cell_is_good, recommended_cell_is_good))]
+
+
+def cells_inside_the_exact_region(cid: str, table: pd.DataFrame, prov: dict) -> dict:
+    """G-exact: on linear regression, whose stable region is known exactly, do suggest's two cells (and the rung
+    above each, its margin) lie inside it, for every data draw, MAML order and number of inner steps?"""
+    sec = prov["config"]["guideline_exact"]
+    t = table.assign(ratio=table.beta / table.exact_bound, margin_ratio=table.margin_beta / table.exact_bound)
+    found = t[t.alpha.notna()]
+    outside, margin_out = found[~(found.ratio < 1)], found[(found.ratio < 1) & ~(found.margin_ratio < 1)]
+    missing = t[t.alpha.isna()]
+    runs = t[["seed", "order", "inner_steps"]].drop_duplicates()
+    verdict = "fails" if len(outside) or len(missing) else "inconclusive" if len(margin_out) else "holds"
+    first = lambda rows: (f"; e.g. draw {rows.seed.iloc[0]}, {rows.order.iloc[0]} order, N = "
+                          f"{rows.inner_steps.iloc[0]}, {rows.cell.iloc[0]}: alpha {rows.alpha.iloc[0]:.3g}, beta "
+                          f"{rows.beta.iloc[0]:.3g}, margin {rows.margin_beta.iloc[0]:.3g} vs the exact bound "
+                          f"{rows.exact_bound.iloc[0]:.3g}") if len(rows) else ""
+    why = (f"{int((found.ratio < 1).sum())}/{len(t)} cells inside the exact stable region, "
+           f"{int(((found.ratio < 1) & (found.margin_ratio < 1)).sum())} with their margin rung too"
+           + (f"; {len(missing)} cells missing" if len(missing) else "") + first(outside) + first(margin_out))
+    per = lambda name: found[found.cell == name]
+    summary = (f"{len(runs)} runs of suggest (draws {sorted(runs.seed.unique())}, orders "
+               f"{sorted(runs.order.unique())}, inner steps {sorted(runs.inner_steps.unique())}); beta / exact bound: "
+               f"recommended "
+               f"{spread(per('recommended').ratio)}, guideline {spread(per('guideline').ratio)}; margin rung / exact "
+               f"bound: recommended {spread(per('recommended').margin_ratio)}, guideline "
+               f"{spread(per('guideline').margin_ratio)}; " + why)
+    return {"id": cid, "short": "linear regression: suggest's two cells lie inside the exact stable region",
+            "claim": "the guideline tool (maml-convergence suggest) held to an exact answer: on linear regression, "
+                     "whose stable region theory gives exactly, its recommended and guideline cells lie inside that "
+                     "region with a beta rung to spare, for both MAML orders and 1 and 2 inner steps",
+            "verdict": verdict, "why": why, "summary": summary,
+            "measured": {"runs": len(runs), "cells": len(t), "inside": int((found.ratio < 1).sum()),
+                         "inside_with_margin": int(((found.ratio < 1) & (found.margin_ratio < 1)).sum()),
+                         "missing": len(missing), "rows": t.to_dict("records")},
+            "rule": "every cell suggest returns (recommended and guideline) on every data draw, MAML order and number "
+                    "of inner steps: holds if each cell and its margin rung (the next beta rung up, x sqrt(10), which "
+                    "the probe found stable) lie below the exact bound theory.exact_beta_bound at its alpha (the "
+                    "Hessian in closed form from the draw's points), so that it converges with a rung to spare; "
+                    "fails if a cell lies at or above the bound or suggest returned no cell; else (a margin rung at or "
+                    "above the bound, every cell below it) inconclusive",
+            "rests_on": f"{len(runs)} runs of suggest, {sec['iterations']} iterations x {sec['streams']} task streams "
+                        f"per probe cell (budget {sec['budget_seconds']:g} s a run), {prov['device']}"}
+
+
+def exact_region(ids, results: Results) -> list[dict]:
+    path = results.path("guideline_exact")
+    return [cells_inside_the_exact_region(ids[0], results.table(path), results.provenance(path))]

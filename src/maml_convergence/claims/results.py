@@ -12,7 +12,7 @@ import pandas as pd
 
 INPUTS = ("linear_reference", "linear_grids", "linear_audit", "linear_audit_n2", "sinusoid_grid",
           "sinusoid_reference", "sinusoid_local_bound", "fig1", "fig2", "fig5", "fig7", "omniglot", "miniimagenet",
-          "omniglot_paper", "guideline")
+          "omniglot_paper", "guideline", "guideline_exact")
 FEW_SHOT = ("omniglot", "miniimagenet")  # the few-shot grids, in the order their claims are listed
 
 
