@@ -38,6 +38,7 @@ class Family:
 
 REGISTRY = (  # in the order CLAIMS.md lists them
     Family(("C1",), ("fig1",), curves.gradient_norm),
+    Family(("C1-inner",), ("fig1",), curves.inner_products),
     Family(("C2-alpha-{order}", "C2-beta-{order}"), ("linear_reference", "linear_grids"), linear.grid_claims),
     Family(("C3",), ("sinusoid_grid",), sinusoid.edge),
     Family({"omniglot": "C4", "miniimagenet": "C5"}, (), few_shot.edge),

@@ -1,4 +1,5 @@
-"""Training curves: the task-gradient norm (Fig. 1), T g against H^2 (Fig. 5) and Fig. 2's numbers.
+"""Training curves: the task-gradient norm and inner products (Fig. 1), T g against H^2 (Fig. 5) and Fig. 2's
+numbers.
 """
 
 from __future__ import annotations
@@ -46,6 +47,50 @@ def gradient_norm_grows(cid: str, table: pd.DataFrame) -> dict:
             "rests_on": note}
 
 
+INNER_PRODUCT = ("the mean over the ordered pairs of distinct tasks i != j of a meta-batch of <grad L_i, grad L_j>, "
+                 "each the gradient of one task's loss on its support set with respect to every parameter of the "
+                 "network, at the meta-parameters theta (no inner step); on the meta-batch of that iteration "
+                 "(train) and on one fixed batch of held-out tasks (heldout)")
+
+
+def inner_products_grow(cid: str, table: pd.DataFrame) -> dict:
+    """Fig. 1's second claim: 'the gradient norm becomes larger during training, as do the gradient inner
+    products'. Judged on the task-gradient inner product under MAML against joint training."""
+    maml_alpha, joint_alpha = table.alpha.max(), table.alpha.min()
+    start, end = table.iteration.min(), table.iteration.max()
+    per_seed = []
+    for (seed, split), t in table.groupby(["seed", "split"]):
+        inner = lambda a, it: float(t[(t.alpha == a) & (t.iteration == it)].grad_inner_product.iloc[0])
+        per_seed.append({"seed": int(seed), "split": split, "maml_start": inner(maml_alpha, start),
+                         "maml_end": inner(maml_alpha, end), "joint_start": inner(joint_alpha, start),
+                         "joint_end": inner(joint_alpha, end)})
+    ps = pd.DataFrame(per_seed)
+    ps["maml_growth"], ps["joint_growth"] = ps.maml_end - ps.maml_start, ps.joint_end - ps.joint_start
+    holds = bool(((ps.maml_growth > 0) & (ps.maml_growth > ps.joint_growth)).all())
+    verdict = "holds" if holds else "fails" if ps.maml_growth.median() < 0 else "inconclusive"
+    seeds, paper = table.seed.nunique(), paper_scale()["fig1"]
+    note = f"{seeds} seeds x {int(end)} iterations"
+    if seeds < paper["seeds"] or end < paper["iterations"]:
+        note += f" (LESS than {paper['seeds']} seeds x {paper['iterations']} iterations)"
+    summary = "; ".join(f"{split}: MAML {g.maml_start.median():.3g} at the start -> {g.maml_end.median():.3g} at the "
+                        f"end (median over seeds; ends {g.maml_end.min():.3g} to {g.maml_end.max():.3g}), joint "
+                        f"{g.joint_start.median():.3g} -> {g.joint_end.median():.3g}"
+                        for split, g in ps.groupby("split"))
+    return {"id": cid, "claim": f"the task-gradient inner products grow during training under MAML (alpha="
+                                 f"{maml_alpha:g}), more than under joint training (alpha={joint_alpha:g}) (Fig. 1)",
+            "short": "MAML's task-gradient inner products grow, more than joint training's",
+            "verdict": verdict,
+            "why": f"MAML's inner product, end minus start: {spread(ps.maml_growth)} over {seeds} seeds and both "
+                   f"splits (joint training: {spread(ps.joint_growth)})",
+            "summary": summary + f"; inner product = {INNER_PRODUCT}",
+            "measured": {"per_seed": per_seed, "definition": INNER_PRODUCT},
+            "rule": "holds if, for every seed and both splits, MAML's mean task-gradient inner product at the end "
+                    "exceeds its value at the start and grew by more than joint training's; fails if the median over "
+                    "seeds and splits of MAML's end minus start is negative; else inconclusive (inner product: "
+                    f"{INNER_PRODUCT})",
+            "rests_on": note}
+
+
 TG_NEGLIGIBLE, TG_NOT = 0.1, 0.5  # C6: ratio of T g to H^2 (largest eigenvalue, Frobenius norm)
 
 
@@ -88,6 +133,10 @@ def fig2_numbers(curves: pd.DataFrame) -> dict:
 
 def gradient_norm(ids, results: Results) -> list[dict]:
     return [gradient_norm_grows(ids[0], results.table(results.path("fig1")))]
+
+
+def inner_products(ids, results: Results) -> list[dict]:
+    return [inner_products_grow(ids[0], results.table(results.path("fig1")))]
 
 
 def tg_against_h2(ids, results: Results) -> list[dict]:
