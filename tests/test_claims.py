@@ -123,17 +123,20 @@ def test_the_guideline_row_asks_whether_the_best_cell_is_near_the_edge(tmp_path)
     assert row["verdict"] == "fails"
 
 
-def test_the_sinusoid_theory_is_read_on_the_seed_that_trained_its_hessian_point():
-    # eigenvalues 1 and 4: alpha_c = 0.25, paper bound at alpha = 0.1 is 2/(4 - 0.4) = 0.556, in (0.3, 1.0)
+def test_the_sinusoid_theory_is_read_on_each_seed_against_the_hessian_its_own_stream_trained_to():
+    # seed 1: eigenvalues 1 and 4: alpha_c = 0.25, paper bound at alpha = 0.1 is 2/(4 - 0.4) = 0.556, in (0.3, 1.0);
+    # seed 0: eigenvalues 1 and 10: bound 0.2 at alpha = 0, in (0.1, 0.3); alpha = 0.1 is its alpha_c
     inside, outside = grid_of({0.0: [0.1, 0.3], 0.1: [0.1, 0.3]}), grid_of({0.0: [0.1], 0.1: [0.1]})
     grid = pd.concat([outside.assign(seed=0), inside.assign(seed=1)], ignore_index=True)
-    ref = {"eigenvalues": [1.0, 4.0], "alpha": 0.01, "beta": 0.01, "iterations": 500}
-    trained_at = lambda seed: sinusoid_claims.paper_bound_at_a_trained_point("A-sinusoid", grid, {**ref, "seed": seed},
-                                                                             500)
-    assert trained_at(1)["verdict"] == "holds"
-    row = trained_at(0)
-    assert row["verdict"] == "fails"
-    assert "2x4 cells x 2 seeds, 500 iterations" in row["rests_on"] and "read on seed 0" in row["rests_on"]
+    per_seed = [{"seed": 0, "eigenvalues": [1.0, 10.0]}, {"seed": 1, "eigenvalues": [1.0, 4.0]}]
+    ref = {"alpha": 0.01, "beta": 0.01, "iterations": 500, **per_seed[0], "per_seed": per_seed}
+    row = sinusoid_claims.paper_bound_at_a_trained_point("A-sinusoid", grid, ref, 500)
+    assert row["verdict"] == "holds" and row["why"].startswith("holds in 2 of 2 seeds")
+    assert "2x4 cells x 2 seeds, 500 iterations" in row["rests_on"]
+    # one Hessian for both seeds: seed 0's columns are not where seed 1's stream puts them
+    one = {"alpha": 0.01, "beta": 0.01, "iterations": 500, **per_seed[1]}  # a reference of one seed only
+    row = sinusoid_claims.paper_bound_at_a_trained_point("A-sinusoid", grid, one, 500)
+    assert row["verdict"] == "inconclusive" and "fails in seeds 0" in row["why"]
 
 
 def test_the_local_prediction_is_judged_per_alpha_column_and_seed_beside_the_papers_curve():
@@ -354,8 +357,11 @@ def test_e1_asks_whether_each_columns_top_stable_cell_sits_at_the_edge_of_stabil
     assert row["measured"]["columns"] == 5 and row["measured"]["at_edge"] == len(at_edge)
     top = {c["alpha"]: (c["beta"], c["ratio"], c["tenth_beta"]) for c in row["measured"]["per_column"]}
     assert top[0.03] == (1.0, 1.0 if 0.03 in at_edge else 0.1, 0.1)
-    assert "seed 0 only" in row["rests_on"] and "30 Lanczos" in row["rests_on"]
-    assert "LESS than the paper-scale grid" in row["rests_on"]  # 7 x 9 cells, not 37 x 27
+    assert "x 1 seed," in row["rests_on"] and "30 Lanczos" in row["rests_on"] and "(1 seed: seed 0)" in row["summary"]
+    assert "LESS than the paper-scale grid" in row["rests_on"]  # 7 x 9 cells x 1 seed, not 37 x 27 x 5
+    five = pd.concat([sharpness_grid(edges, at_edge).assign(seed=s) for s in range(5)], ignore_index=True)
+    row = sinusoid_claims.ends_at_the_edge_of_stability("E1", five, 500, 30)
+    assert row["verdict"] == verdict and row["why"].startswith(f"{verdict} in 5 of 5 seeds")
 
 
 def exact_cells(ratios: list[tuple[float, float]]) -> pd.DataFrame:

@@ -128,11 +128,11 @@ def _quick_sinusoid_grid(root):
 
 @pytest.mark.slow
 def test_fig7_reads_the_grids_final_parameters_and_resumes_its_lanczos(root, tmp_path, capsys):
-    """Fig. 7's step on the quick grid: the kept parameters are those of the grid's stable cells (the top
-    eigenvalue there equals one at the parameters of the cell trained alone); a resume file holding half the
-    stable cells (as an interrupted run leaves it) is read back, those cells are not computed again, and the
-    table is the one an uninterrupted run writes, while one left by a run on other parameters is ignored;
-    parameters kept by a grid of other settings are refused."""
+    """Fig. 7's step on the quick grid, every seed: the kept parameters are those of the grid's stable cells (the
+    top eigenvalue there equals one at the parameters of the cell trained alone, on its seed); a resume file
+    holding half the stable cells (as an interrupted run leaves it) is read back, those cells are not computed
+    again, and the table is the one an uninterrupted run writes, while one left by a run on other parameters is
+    ignored; parameters kept by a grid of other settings are refused."""
     import dataclasses
 
     from maml_convergence import experiments, models, sharpness
@@ -143,12 +143,14 @@ def test_fig7_reads_the_grids_final_parameters_and_resumes_its_lanczos(root, tmp
     cfg, grid, final = _quick_sinusoid_grid(root)
     whole = experiments.fig7_sharpness(cfg, "cpu", grid, final)
     stable = whole[whole.status == "ok"]
-    assert len(whole) == (grid.seed == cfg["seed"]).sum()
+    assert len(whole) == len(grid) and sorted(whole.seed.unique()) == sorted(cfg["sinusoid"]["seeds"])
     assert len(stable) >= 4 and stable.lambda_max.notna().all() and whole[whole.status != "ok"].lambda_max.isna().all()
     assert np.allclose(stable.ratio, stable.lambda_max * stable.beta / 2)
 
+    cell = stable[stable.seed == stable.seed.max()].iloc[0]  # a seed other than the first
     spec = experiments.sinusoid_spec(cfg, "cpu")
-    cell = stable.iloc[len(stable) // 2]
+    spec = dataclasses.replace(spec, problem=dataclasses.replace(spec.problem, seed=int(cell.seed)),
+                               init_seed=int(cell.seed))
     alone = dataclasses.replace(spec, pairs=[(cell.alpha, cell.beta)], slots=1, compile=False)
     (row,) = run_grid(alone, progress=False, keep_params=True)
     params = {k: v.double() for k, v in row["final_params"].items()}
@@ -161,16 +163,17 @@ def test_fig7_reads_the_grids_final_parameters_and_resumes_its_lanczos(root, tmp
     half = stable.iloc[::2]
     marker = 1e6  # a value no Lanczos run gives here: it can only come from the resume file
     lanczos = cfg["sharpness"]["lanczos_iterations"]
-    key = experiments.fig7_resume_fingerprint(final, cfg["seed"], lanczos)
-    Checkpoint(resume, key, "fig7").save({(r.alpha, r.beta): marker for r in half.itertuples()})
+    seeds = sorted(cfg["sinusoid"]["seeds"])
+    key = experiments.fig7_resume_fingerprint(final, seeds, lanczos)
+    Checkpoint(resume, key, "fig7").save({(r.seed, r.alpha, r.beta): marker for r in half.itertuples()})
     again = experiments.fig7_sharpness(cfg, "cpu", grid, final, checkpoint=resume)
     assert "resuming from checkpoint" in capsys.readouterr().err
     assert (again.lambda_max == marker).sum() == len(half)  # read back, not computed again
     others = again.lambda_max != marker
     assert again[others].drop(columns=["ratio"]).equals(whole[others].drop(columns=["ratio"]))
     elsewhere = {**final, "fingerprint": "a grid of another backend"}  # its resume file is not this one's
-    Checkpoint(resume, experiments.fig7_resume_fingerprint(elsewhere, cfg["seed"], lanczos), "fig7").save(
-        {(r.alpha, r.beta): marker for r in half.itertuples()})
+    Checkpoint(resume, experiments.fig7_resume_fingerprint(elsewhere, seeds, lanczos), "fig7").save(
+        {(r.seed, r.alpha, r.beta): marker for r in half.itertuples()})
     assert not (experiments.fig7_sharpness(cfg, "cpu", grid, final, checkpoint=resume).lambda_max == marker).any()
     assert "belongs to a different configuration" in capsys.readouterr().err
 

@@ -343,9 +343,8 @@ def cmd_image_merge(args):
     frames = [pd.read_csv(p) for p in args.chunks]
     grid = experiments.merge_chunks(frames, cfg, args.dataset)
     device = provenance.resolve_device(cfg["device"])
-    start = experiments.initial_eval_losses(cfg, args.dataset, sorted(grid.alpha.unique()), device,
-                                            _image_data(args, cfg))
-    grid["initial_eval_loss"] = grid.alpha.map(start)
+    grid["initial_eval_loss"] = experiments.initial_eval_loss_column(cfg, args.dataset, grid, device,
+                                                                     _image_data(args, cfg))
     parts = [json.loads(Path(p).read_text()) for p in args.chunk_provenance]
     provenance.atomic_write_text(args.out, grid.to_csv(index=False))
     prov = _record(args, cfg, "cpu", sum(p["wall_seconds"] for p in parts), cells=len(grid),

@@ -199,31 +199,36 @@ def sinusoid_grid_spec(cfg: dict, device: str) -> GridSpec:
 
 
 def sinusoid_reference(cfg: dict, device: str) -> dict:
-    """Hessian spectrum of the sinusoid training loss at a meta-trained point (Fig. 4a overlay).
+    """Hessian spectrum of the sinusoid training loss at a meta-trained point, for every seed of the Fig. 4a grid.
 
-    Trained with the grid's settings at ``sinusoid.reference``; the loss is the plain
-    (pre-adaptation) loss averaged over the fixed evaluation batch of tasks, on their
-    support points, as in the paper's analysis of L.
+    Trained with the grid's settings at ``sinusoid.reference``, one run per seed of ``sinusoid.seeds`` (each
+    its own task stream and initialisation, as in the grid); the loss is the plain (pre-adaptation) loss
+    averaged over the seed's fixed evaluation batch of tasks, on their support points, as in the paper's
+    analysis of L. The top level holds the first seed's (Fig. 4a's overlay), ``per_seed`` every seed's.
     """
     ref = cfg["sinusoid"]["reference"]
-    spec = sinusoid_spec(cfg, device)
-    spec.alphas, spec.betas, spec.slots, spec.compile = [ref["alpha"]], [ref["beta"]], 1, False
-    (row,) = run_grid(spec, progress=False, keep_params=True)
-    if row["status"] != "ok":
-        raise RuntimeError(f"the sinusoid reference run (alpha={ref['alpha']}, beta={ref['beta']}) diverged at "
-                           f"iteration {row['diverged_at']}; choose a reference that trains")
+    spec = sinusoid_grid_spec(cfg, device)
+    spec.alphas, spec.betas, spec.pairs, spec.compile = [ref["alpha"]], [ref["beta"]], None, False
+    spec.slots = len(spec.seeds)
     model = models.build("sinusoid_mlp").double()
-    batch = spec.problem.sample(EVAL_STREAM, dtype=torch.float64)
-    params = {k: v.double() for k, v in row["final_params"].items()}
+    per_seed = []
+    for row in run_grid(spec, progress=False, keep_params=True):
+        if row["status"] != "ok":
+            raise RuntimeError(f"the sinusoid reference run of seed {row['seed']} (alpha={ref['alpha']}, "
+                               f"beta={ref['beta']}) diverged at iteration {row['diverged_at']}; choose a reference "
+                               "that trains")
+        batch = dataclasses.replace(spec.problem, seed=row["seed"]).sample(EVAL_STREAM, dtype=torch.float64)
+        params = {k: v.double() for k, v in row["final_params"].items()}
 
-    def loss(p):
-        return torch.func.vmap(lambda x, y: maml.task_loss(model, p, x, y))(batch.xs, batch.ys).mean()
+        def loss(p):
+            return torch.func.vmap(lambda x, y: maml.task_loss(model, p, x, y))(batch.xs, batch.ys).mean()
 
-    eig = torch.linalg.eigvalsh(curvature.flat_hessian(loss, params)).numpy()
-    return {"alpha": ref["alpha"], "beta": ref["beta"], "seed": spec.problem.seed, "iterations": spec.iterations,
-            "final_loss": row["final_loss"], "eigenvalues": eig.tolist(),
-            "lambda_max": float(eig.max()), "alpha_c": theory.paper_alpha_c(eig),
-            "negative_eigenvalues": int((eig < 0).sum())}
+        eig = torch.linalg.eigvalsh(curvature.flat_hessian(loss, params)).numpy()
+        per_seed.append({"seed": row["seed"], "final_loss": row["final_loss"], "eigenvalues": eig.tolist(),
+                         "lambda_max": float(eig.max()), "alpha_c": theory.paper_alpha_c(eig),
+                         "negative_eigenvalues": int((eig < 0).sum())})
+    return {"alpha": ref["alpha"], "beta": ref["beta"], "iterations": spec.iterations, **per_seed[0],
+            "per_seed": per_seed}
 
 
 def sinusoid_local_bound(cfg: dict) -> pd.DataFrame:
@@ -259,17 +264,20 @@ def prepared_path(cfg: dict, dataset: str) -> str:
 
 def image_spec(cfg: dict, dataset: str, device: str, chunk: int | None = None, chunks: int | None = None,
                data_path: str | None = None) -> GridSpec:
-    """Fig. 4b/4c: the (alpha, beta) grid of the few-shot experiment, or one chunk of it.
+    """Fig. 4b/4c: the (alpha, beta) grid of the few-shot experiment, or one chunk of it; with the section's
+    ``seeds``, once for every seed (cells (alpha, beta, seed), each seed its own task stream and initialisation).
 
     A chunk is every ``chunks``-th cell starting at ``chunk`` (alpha-major order), so each
     chunk gets its share of the fast-diverging large-alpha cells.
     """
     sec = cfg[dataset]
     alphas, betas = grid_values(sec)
+    seeds = list(sec["seeds"]) if sec.get("seeds") else None
+    first = seeds[0] if seeds else cfg["seed"]
     problem = FewShotTasks(dataset=dataset, path=data_path or prepared_path(cfg, dataset), split="train",
                            n_way=sec["n_way"], k_shot=sec["k_shot"], k_query=sec["k_query"],
                            tasks=sec["tasks"], eval_tasks=sec["eval_tasks"], heldout_tasks=sec["heldout_tasks"],
-                           seed=cfg["seed"])
+                           seed=first)
     pairs = [(a, b) for a in alphas for b in betas]
     if chunks is not None:
         if not 0 <= chunk < chunks:
@@ -278,31 +286,48 @@ def image_spec(cfg: dict, dataset: str, device: str, chunk: int | None = None, c
     on_gpu = str(device).startswith("cuda")
     return GridSpec(model=IMAGE_DATASETS[dataset], problem=problem, alphas=alphas, betas=betas, pairs=pairs,
                     iterations=sec["iterations"], inner_steps=sec["inner_steps"], order=sec["order"],
-                    optimizer="sgd", blowup_factor=cfg["divergence"]["blowup_factor"], init_seed=cfg["seed"],
+                    optimizer="sgd", blowup_factor=cfg["divergence"]["blowup_factor"], init_seed=first,
                     dtype="float32", device=device, slots=sec["gpu_slots"] if on_gpu else 1,
-                    task_loop=not on_gpu, backend=cfg.get("backend", "engine"), conv="auto")
+                    task_loop=not on_gpu, backend=cfg.get("backend", "engine"), conv="auto", seeds=seeds)
 
 
-def initial_eval_losses(cfg: dict, dataset: str, alphas, device: str, data_path: str | None = None) -> dict:
-    """Per alpha, the meta-loss of the initial parameters on the grid's fixed evaluation batch.
+def initial_eval_losses(cfg: dict, dataset: str, alphas, device: str, data_path: str | None = None,
+                        seed: int | None = None) -> dict:
+    """Per alpha, the meta-loss of the initial parameters on the grid's fixed evaluation batch (of ``seed``, one
+    of the section's seeds; default: the first, or the config's seed).
 
     The grid's ``initial_loss`` is measured on iteration 0's batch (4 tasks for MiniImagenet),
     its ``final_loss`` on the fixed batch of ``eval_tasks`` tasks; this puts the start on the
     same batch as the end, so that 'the loss went up' compares like with like.
     """
     spec = image_spec(cfg, dataset, device, data_path=data_path)
+    if seed is not None:
+        spec = dataclasses.replace(spec, problem=dataclasses.replace(spec.problem, seed=seed), init_seed=seed)
     model = models.build(spec.model).to(device)
     theta0 = {k: v.to(device) for k, v in models.initial_params(model, spec.init_seed).items()}
     batch = eval_batch(spec.problem, getattr(torch, spec.dtype), device)
     return {a: float(maml.meta_loss(model, theta0, batch, a, spec.inner_steps, spec.task_loop)) for a in alphas}
 
 
+def initial_eval_loss_column(cfg: dict, dataset: str, frame: pd.DataFrame, device: str,
+                             data_path: str | None = None) -> pd.Series:
+    """``initial_eval_losses`` for every row of a grid table: per alpha, and per seed where it has seeds."""
+    if "seed" not in frame:
+        return frame.alpha.map(initial_eval_losses(cfg, dataset, sorted(frame.alpha.unique()), device, data_path))
+    out = pd.Series(math.nan, index=frame.index)
+    for seed, rows in frame.groupby("seed"):
+        start = initial_eval_losses(cfg, dataset, sorted(rows.alpha.unique()), device, data_path, int(seed))
+        out[rows.index] = rows.alpha.map(start)
+    return out
+
+
 def merge_chunks(frames: list[pd.DataFrame], cfg: dict, dataset: str) -> pd.DataFrame:
-    """The chunks' rows as one grid table in alpha-major order; every cell exactly once."""
+    """The chunks' rows as one grid table in alpha-major order (seeds inside a cell); every cell exactly once."""
     grid = pd.concat(frames, ignore_index=True).sort_values(["alpha", "beta"], kind="stable")
     alphas, betas = grid_values(cfg[dataset])
-    expected = {(a, b) for a in alphas for b in betas}
-    got = list(zip(grid.alpha, grid.beta))
+    seeds = cfg[dataset].get("seeds") or [None]
+    expected = {(a, b, s) for a in alphas for b in betas for s in seeds}
+    got = list(zip(grid.alpha, grid.beta, grid.seed if "seed" in grid else [None] * len(grid)))
     if set(got) != expected or len(got) != len(expected):
         raise ValueError(f"{dataset} chunks hold {len(got)} cells ({len(set(got))} distinct), "
                          f"the grid has {len(expected)}")
@@ -425,20 +450,20 @@ def sinusoid_final_params(spec: GridSpec, rows: list[dict]) -> dict:
             "params": {k: torch.stack([r["final_params"][k].detach().cpu() for r in kept]) for k in names}}
 
 
-def fig7_resume_fingerprint(final_params: dict, seed: int, lanczos: int) -> str:
-    """What Fig. 7's resume file is for: the kept parameters' grid (its settings and backend), the seed read
+def fig7_resume_fingerprint(final_params: dict, seeds, lanczos: int) -> str:
+    """What Fig. 7's resume file is for: the kept parameters' grid (its settings and backend), the seeds read
     and the Lanczos steps."""
-    return f"{final_params['fingerprint']}-seed{seed}-lanczos{lanczos}"
+    return f"{final_params['fingerprint']}-seeds{'-'.join(map(str, seeds))}-lanczos{lanczos}"
 
 
 def fig7_sharpness(cfg: dict, device: str, grid: pd.DataFrame, final_params: dict, checkpoint=None,
                    run_info: dict | None = None) -> pd.DataFrame:
-    """Fig. 7: for every cell of seed ``cfg['seed']`` of the Fig. 4a grid (``grid``, its table) that did not
-    diverge, the top eigenvalue of the MAML objective's Hessian at the cell's final parameters, as the grid
-    kept them (``final_params``, from ``sinusoid_final_params``), on the grid's fixed evaluation batch
-    (Lanczos on Hessian-vector products, float64), with ratio = lambda_max beta / 2: gradient descent on
-    that objective is stable near those parameters below 1 (the edge of stability, Cohen et al. 2021).
-    ``checkpoint``: the step's resume file."""
+    """Fig. 7: for every cell of every seed of the Fig. 4a grid (``grid``, its table) that did not diverge, the
+    top eigenvalue of the MAML objective's Hessian at the cell's final parameters, as the grid kept them
+    (``final_params``, from ``sinusoid_final_params``), on the seed's fixed evaluation batch (Lanczos on
+    Hessian-vector products, float64), with ratio = lambda_max beta / 2: gradient descent on that objective is
+    stable near those parameters below 1 (the edge of stability, Cohen et al. 2021). ``checkpoint``: the step's
+    resume file."""
     spec = sinusoid_spec(cfg, device)
     if spec.order != "second":
         raise ConfigError("config key 'sinusoid.order': Fig. 7 reads the MAML objective's Hessian, which "
@@ -447,31 +472,28 @@ def fig7_sharpness(cfg: dict, device: str, grid: pd.DataFrame, final_params: dic
             cfg, device).fingerprint():
         raise ConfigError("the sinusoid grid's final parameters were kept by a grid of other settings than "
                           "config sections 'sinusoid' and 'backend'; run its sinusoid-grid step again")
-    rows = grid[grid.seed == spec.problem.seed]
-    if rows.empty:
-        raise ConfigError(f"config key 'seed': {spec.problem.seed} is not one of the sinusoid grid's seeds")
     kept = {c: i for i, c in enumerate(final_params["cells"])}
-    stable = rows[rows.status == "ok"]
+    stable = grid[grid.status == "ok"]
     if missing := [c for c in stable.cell if c not in kept]:
         raise ConfigError(f"the sinusoid grid's final parameters lack {len(missing)} of its stable cells "
                           f"(cell {missing[0]} first); run its sinusoid-grid step again")
-    lanczos = cfg["sharpness"]["lanczos_iterations"]
-    resume = Checkpoint(checkpoint, fig7_resume_fingerprint(final_params, spec.problem.seed, lanczos), "fig7")
+    seeds, lanczos = sorted(int(s) for s in grid.seed.unique()), cfg["sharpness"]["lanczos_iterations"]
+    resume = Checkpoint(checkpoint, fig7_resume_fingerprint(final_params, seeds, lanczos), "fig7")
     done, saved = resume.load() or {}, time.monotonic()
     model = models.build(spec.model).double()
-    batch = eval_batch(spec.problem, torch.float64, "cpu")
-    todo = [r for r in stable.itertuples() if (r.alpha, r.beta) not in done]
+    batches = {s: eval_batch(dataclasses.replace(spec.problem, seed=s), torch.float64, "cpu") for s in seeds}
+    todo = [r for r in stable.itertuples() if (r.seed, r.alpha, r.beta) not in done]
     for row in progress_bar(todo, desc="Fig. 7 sharpness at the final parameters", unit="cell"):
         params = {k: v[kept[row.cell]].double() for k, v in final_params["params"].items()}
-        done[(row.alpha, row.beta)] = sharpness.maml_sharpness(
-            model, params, batch, row.alpha, spec.inner_steps, k=1, iterations=lanczos, seed=spec.init_seed)[0]
+        done[(row.seed, row.alpha, row.beta)] = sharpness.maml_sharpness(
+            model, params, batches[row.seed], row.alpha, spec.inner_steps, k=1, iterations=lanczos, seed=row.seed)[0]
         if time.monotonic() - saved > cfg["checkpoint_every"]:
             resume.save(done)
             saved = time.monotonic()
     if run_info is not None:
         run_info.update(resume.run_info())
-    out = rows[["seed", "alpha", "beta", "status", "diverged_at", "final_loss"]].reset_index(drop=True)
-    out["lambda_max"] = [done.get((a, b), math.nan) for a, b in zip(out.alpha, out.beta)]
+    out = grid[["seed", "alpha", "beta", "status", "diverged_at", "final_loss"]].reset_index(drop=True)
+    out["lambda_max"] = [done.get((s, a, b), math.nan) for s, a, b in zip(out.seed, out.alpha, out.beta)]
     out["ratio"] = out.lambda_max * out.beta / 2
     return out
 
@@ -491,7 +513,9 @@ def problem_spec(cfg: dict, problem: str, device: str, data_path: str | None = N
         spec = sinusoid_spec(cfg, device)
         spec.compile = False
         return spec
-    return image_spec(cfg, problem, device, data_path=data_path)
+    spec = image_spec(cfg, problem, device, data_path=data_path)  # one run: the config's seed, not the grid's seeds
+    return dataclasses.replace(spec, seeds=None, problem=dataclasses.replace(spec.problem, seed=cfg["seed"]),
+                               init_seed=cfg["seed"])
 
 
 def suggest_on(cfg: dict, problem: str, device: str, budget_seconds: float, data_path: str | None = None,
@@ -566,6 +590,5 @@ def guideline_check(cfg: dict, problem: str, device: str, cells: dict, data_path
     frame = pd.concat([trained.iloc[[pairs.index(cell)]].assign(suggested=name) for name, cell in cells.items()],
                       ignore_index=True)
     if problem in IMAGE_DATASETS:
-        start = initial_eval_losses(cfg, problem, sorted({a for a, _ in pairs}), device, data_path)
-        frame["initial_eval_loss"] = frame.alpha.map(start)
+        frame["initial_eval_loss"] = initial_eval_loss_column(cfg, problem, frame, device, data_path)
     return frame

@@ -64,6 +64,9 @@ TOLERANCE = 2e-3
 
 def settings(cfg: dict, dataset: str, chunks: int, dataset_sha256: str) -> dict:
     """What must be equal between chunks: the grid's settings, the split, the seed, the divergence rule, the data."""
+    if cfg[dataset].get("seeds"):
+        raise ConfigError(f"config key '{dataset}.seeds': the paper-scale grid is one run at the config's seed; "
+                          f"remove it from the config the paper grid reads")
     return {"dataset": dataset, "chunks": chunks, "grid": {k: cfg[dataset][k] for k in RESULT_SETTINGS},
             "seed": cfg["seed"], "blowup_factor": cfg["divergence"]["blowup_factor"],
             "dataset_sha256": dataset_sha256}

@@ -10,7 +10,7 @@ from ..stability import (CHANCE_P, DEFINITIONS, DIVERGED_MULTIPLE, RISE, TRAINED
                          few_shot_outcomes, few_shot_stability, learned)
 from .edge import edge_ratios, edge_rule, edge_text, edge_verdict
 from .results import Results, provenance_of
-from .verdicts import at_paper_scale, scale_note
+from .verdicts import at_paper_scale, per_seed, scale_note
 
 
 EDGE_CLAIM = {"omniglot": "Omniglot: near the divergence edge of alpha, a larger beta trains than at alpha = 0 "
@@ -68,12 +68,28 @@ def _with_previous(row: dict, previous: dict) -> dict:
                                 "why": previous["why"]}}
 
 
+def _over_seeds(grid_path, dataset: str, judge, definition: str, again) -> dict:
+    """A few-shot claim judged on each seed of its grid on its own, then over the seeds (``verdicts.per_seed``);
+    with the verdict of the previous definition beside it (``again(PREVIOUS)``)."""
+    prov = provenance_of(grid_path)
+    raw, section = pd.read_csv(grid_path), prov["config"][dataset]
+    row = per_seed("seed", raw, lambda seed, grid: judge(grid, section, prov), few_shot_rests_on(dataset, raw, prov))
+    return row if definition == PREVIOUS else _with_previous(row, again(PREVIOUS))
+
+
 def larger_beta_near_the_edge(cid: str, dataset: str, grid_path, near_edge_factor: float,
                               definition: str = "learned") -> dict:
     """C4/C5 under each of the three definitions of a stable cell (stability.DEFINITIONS), judged on the cells
-    that learned (``_judged_cells``); the row also gives the verdict of the previous definition."""
-    prov = provenance_of(grid_path)
-    raw, section = pd.read_csv(grid_path), prov["config"][dataset]
+    that learned (``_judged_cells``), per seed of the grid; the row also gives the verdict of the previous
+    definition."""
+    return _over_seeds(grid_path, dataset,
+                       lambda raw, section, prov: _edge_row(cid, dataset, raw, section, prov, near_edge_factor,
+                                                            definition), definition,
+                       lambda d: larger_beta_near_the_edge(cid, dataset, grid_path, near_edge_factor, d))
+
+
+def _edge_row(cid: str, dataset: str, raw: pd.DataFrame, section: dict, prov: dict, near_edge_factor: float,
+              definition: str) -> dict:
     judged = _judged_cells(raw, section, definition)
     per_def = {d: edge_ratios(few_shot_stability(judged, section, d, definition), near_edge_factor)
                for d in DEFINITIONS}
@@ -99,17 +115,21 @@ def larger_beta_near_the_edge(cid: str, dataset: str, grid_path, near_edge_facto
                      "column, which scores chance by construction): the claim's verdict if all three agree, else "
                      "inconclusive; inconclusive too when no cell with alpha > 0 learned",
            "rests_on": few_shot_rests_on(dataset, raw, prov)}
-    if definition == PREVIOUS:
-        return row
-    return _with_previous(row, larger_beta_near_the_edge(cid, dataset, grid_path, near_edge_factor, PREVIOUS))
+    return row
 
 
 def best_cell_near_the_edge(cid: str, dataset: str, grid_path, near_edge_factor: float,
                             definition: str = "learned") -> dict:
     """The paper's guideline itself: is the best cell near the largest alpha that trains? Judged on the cells that
-    learned; the row also gives the verdict of the previous definition."""
-    prov = provenance_of(grid_path)
-    raw, section = pd.read_csv(grid_path), prov["config"][dataset]
+    learned, per seed of the grid; the row also gives the verdict of the previous definition."""
+    return _over_seeds(grid_path, dataset,
+                       lambda raw, section, prov: _best_row(cid, dataset, raw, section, prov, near_edge_factor,
+                                                            definition), definition,
+                       lambda d: best_cell_near_the_edge(cid, dataset, grid_path, near_edge_factor, d))
+
+
+def _best_row(cid: str, dataset: str, raw: pd.DataFrame, section: dict, prov: dict, near_edge_factor: float,
+              definition: str) -> dict:
     judged = _judged_cells(raw, section, definition)
     outcome = few_shot_outcomes(judged, section, definition)
     accuracy, _ = accuracy_measured(raw, section)
@@ -149,9 +169,7 @@ def best_cell_near_the_edge(cid: str, dataset: str, grid_path, near_edge_factor:
                             **{k: {"alpha": b.alpha, "beta": b.beta, "final_loss": b.final_loss,
                                    "accuracy": b[accuracy], "near_edge": bool(near(b.alpha))}
                                for k, b in best.items()}}}
-    if definition == PREVIOUS:
-        return row
-    return _with_previous(row, best_cell_near_the_edge(cid, dataset, grid_path, near_edge_factor, PREVIOUS))
+    return row
 
 
 def paper_scale_claims(ids: dict, grid_path, near_edge_factor: float) -> list[dict]:

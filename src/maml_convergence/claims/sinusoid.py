@@ -45,33 +45,47 @@ def larger_beta_near_the_edge(cid: str, grid: pd.DataFrame, iterations: int, nea
             "rests_on": scale_note("sinusoid", grid, iterations)}
 
 
+def reference_of(ref: dict, seed) -> dict:
+    """The sinusoid reference point of one seed (``sinusoid_reference``'s ``per_seed``; a reference of one seed
+    holds it at its top level)."""
+    return next((r for r in ref.get("per_seed", [ref]) if r["seed"] == seed), None) or ref
+
+
 def paper_bound_at_a_trained_point(cid: str, grid: pd.DataFrame, ref: dict, iterations: int) -> dict:
-    """The paper's bound from the Hessian at a meta-trained point, against the Fig. 4a grid of the
-    seed whose task stream trained that point (the grid's other seeds have other task streams)."""
-    eig = np.asarray(ref["eigenvalues"])
-    seed_grid = grid[grid.seed == ref["seed"]] if "seed" in grid else grid
-    br = stability_brackets(seed_grid)
-    a_c = theory.paper_alpha_c(eig)
-    cols = br[br.alpha < a_c].copy()
-    cols["theory"] = theory.paper_beta_bound(cols.alpha.to_numpy(), eig)
-    inside = [inside_bracket(r.theory, r, grid.beta.max()) for r in cols.itertuples()]
-    edge = br[br.any_ok].alpha.max()
-    share, verdict = share_verdict(inside)
-    return {"id": cid, "claim": "sinusoid: beta_c(alpha) and alpha_c from the Hessian at a meta-trained "
-                                         "point predict the Fig. 4a boundary",
-            "short": "sinusoid: the paper's bound at a trained point predicts the boundary",
-            "verdict": verdict,
-            "why": f"inside the measured bracket in {sum(inside)}/{len(cols)} columns; alpha_c {a_c:.3g}, but alpha "
-                   f"{edge:g} trains",
-            "summary": (f"lambda_max {eig.max():.4g} at (alpha, beta) = ({ref['alpha']:g}, {ref['beta']:g}); theory "
-                        f"inside the measured bracket in {sum(inside)}/{len(cols)} alpha columns; alpha_c theory "
-                        f"{a_c:.3g} vs largest alpha that trains {edge:g}"),
-            "measured": {"lambda_max": float(eig.max()), "alpha_c": a_c, "alpha_edge": edge, "share_inside": share,
-                         "columns": cols.to_dict("records")},
-            "rule": f"as C2-beta: holds if theory lies in the measured bracket in >= {CONSISTENT_SHARE:.0%} of the "
-                    f"alpha columns below alpha_c, fails below {FAIL_SHARE:.0%}",
-            "rests_on": scale_note("sinusoid", grid, iterations)
-                        + f", read on seed {ref['seed']}; Hessian after {ref['iterations']} iterations at one point"}
+    """The paper's bound from the Hessian at a meta-trained point against the Fig. 4a grid, per seed: each seed's
+    columns against the Hessian its own task stream trained to (the grid's seeds have different streams)."""
+
+    def one(seed, seed_grid):
+        point = reference_of(ref, seed)
+        eig = np.asarray(point["eigenvalues"])
+        br = stability_brackets(seed_grid)
+        a_c = theory.paper_alpha_c(eig)
+        cols = br[br.alpha < a_c].copy()
+        cols["theory"] = theory.paper_beta_bound(cols.alpha.to_numpy(), eig)
+        inside = [inside_bracket(r.theory, r, grid.beta.max()) for r in cols.itertuples()]
+        edge = br[br.any_ok].alpha.max()
+        share, verdict = share_verdict(inside)
+        return {"id": cid, "claim": "sinusoid: beta_c(alpha) and alpha_c from the Hessian at a meta-trained "
+                                    "point predict the Fig. 4a boundary",
+                "short": "sinusoid: the paper's bound at a trained point predicts the boundary",
+                "verdict": verdict,
+                "why": f"inside the measured bracket in {sum(inside)}/{len(cols)} columns; alpha_c {a_c:.3g}, but "
+                       f"alpha {edge:g} trains",
+                "summary": (f"lambda_max {eig.max():.4g} at (alpha, beta) = ({ref['alpha']:g}, {ref['beta']:g}); "
+                            f"theory inside the measured bracket in {sum(inside)}/{len(cols)} alpha columns; alpha_c "
+                            f"theory {a_c:.3g} vs largest alpha that trains {edge:g}"),
+                "measured": {"lambda_max": float(eig.max()), "alpha_c": a_c, "alpha_edge": edge, "share_inside": share,
+                             "columns": cols.to_dict("records")},
+                "rule": f"as C2-beta: holds if theory lies in the measured bracket in >= {CONSISTENT_SHARE:.0%} of "
+                        f"the alpha columns below alpha_c, fails below {FAIL_SHARE:.0%}",
+                "rests_on": ""}
+
+    seeds = sorted(grid.seed.unique()) if "seed" in grid else [ref["seed"]]
+    note = (scale_note("sinusoid", grid, iterations) + f"; each seed read against the Hessian after "
+            f"{ref['iterations']} iterations at one point trained on its own task stream"
+            + ("" if len(seeds) > 1 else f" (1 seed: seed {seeds[0]})"))
+    table = grid if "seed" in grid else grid.assign(seed=ref["seed"])
+    return per_seed("seed", table, one, note, ("share of columns inside", lambda m: m["share_inside"]))
 
 
 def maml_hessian_at_the_start(cid: str, grid: pd.DataFrame, sharp: pd.DataFrame, ref: dict, iterations: int) -> dict:
@@ -79,9 +93,9 @@ def maml_hessian_at_the_start(cid: str, grid: pd.DataFrame, sharp: pd.DataFrame,
     Hessian at the seed's initial parameters (``sharpness``) against the measured bracket; the paper's
     curve from the Hessian at a meta-trained point (row A-sinusoid) beside it, on the same columns."""
     beta_max = grid.beta.max()
-    eig = np.asarray(ref["eigenvalues"])
 
     def one(seed, g):
+        eig = np.asarray(reference_of(ref, seed)["eigenvalues"])
         s = sharp[sharp.seed == seed] if "seed" in sharp else sharp
         cols = stability_brackets(g).merge(s[["alpha", "beta_predicted"]], on="alpha")
         inside = [inside_bracket(r.beta_predicted, r, beta_max) for r in cols.itertuples()]
@@ -102,8 +116,8 @@ def maml_hessian_at_the_start(cid: str, grid: pd.DataFrame, sharp: pd.DataFrame,
                 "summary": (f"prediction inside the measured bracket in {sum(inside)}/{len(cols)} alpha columns "
                             f"(above it in {sum(above)}, below in {len(cols) - sum(inside) - sum(above)}); median "
                             f"|rel. error| {np.nanmedian(rel) if rel.notna().any() else math.nan:.2f} (bracket centre "
-                            f"vs prediction); the paper's beta_c from the Hessian at a meta-trained point: inside in "
-                            f"{sum(paper_inside)}/{len(paper)} columns below its alpha_c"),
+                            f"vs prediction); the paper's beta_c from the Hessian at the seed's meta-trained point: "
+                            f"inside in {sum(paper_inside)}/{len(paper)} columns below its alpha_c"),
                 "measured": {"columns": len(cols), "inside": int(sum(inside)), "above": int(sum(above)),
                              "share_inside": share,
                              "median_relative_error": float(np.nanmedian(rel)) if rel.notna().any() else None,
@@ -169,46 +183,52 @@ def edge_of_stability_columns(table: pd.DataFrame) -> pd.DataFrame:
 
 def ends_at_the_edge_of_stability(cid: str, table: pd.DataFrame, iterations: int, lanczos: int) -> dict:
     """E1: does the measured boundary of Fig. 4a sit where lambda_max beta / 2 of the MAML objective's own Hessian,
-    at each cell's final parameters, reaches about 1 (the edge of stability), column by column?"""
-    cols = edge_of_stability_columns(table)
-    share = float(cols.at_edge.mean()) if len(cols) else math.nan
-    verdict = ("inconclusive" if not len(cols) else "holds" if share >= EOS_HOLDS
-               else "fails" if share < EOS_FAILS else "inconclusive")
-    stable = table[table.status == "ok"]
-    seeds = sorted(table.seed.unique()) if "seed" in table else [0]
-    summary = (f"{int(cols.at_edge.sum())}/{len(cols)} alpha columns at the edge; lambda_max beta / 2 of the largest "
-               f"stable cell: {spread(cols.ratio)}, at a tenth of its beta: {spread(cols.tenth_ratio)}; over all "
-               f"{len(stable)} stable cells: {spread(stable.ratio)}" if len(cols) else "no alpha column has both a "
-               "stable cell and a divergence with a tenth of its beta on the grid")
-    return {"id": cid, "claim": "sinusoid (added here): the measured Fig. 4a boundary is the edge of stability: in "
-                                "each alpha column the largest stable cell ends with lambda_max beta / 2 ~ 1 of the "
-                                "MAML objective's Hessian at its final parameters, cells at a tenth of its beta well "
-                                "below",
-            "short": "sinusoid: the Fig. 4a boundary sits at lambda_max beta / 2 ~ 1 (edge of stability)",
-            "verdict": verdict,
-            "why": f"at the edge in {int(cols.at_edge.sum())}/{len(cols)} columns" + (
-                f"; top stable cell's ratio {spread(cols.ratio)}" if len(cols) else ""),
-            "summary": summary,
-            "measured": {"columns": len(cols), "at_edge": int(cols.at_edge.sum()), "share": share,
-                         "per_column": cols.to_dict("records")},
-            "rule": f"per alpha column with a stable cell and a divergence: at the edge if the largest stable beta "
-                    f"below the first divergence ends with lambda_max beta / 2 in [{EOS_BAND[0]:g}, {EOS_BAND[1]:g}] "
-                    f"and the cell at a tenth of that beta below {EOS_BELOW:g} (a column whose tenth is off the grid "
-                    f"is not judged); holds if at least {EOS_HOLDS:.0%} of the judged columns are at the edge, "
-                    f"fails below {EOS_FAILS:.0%}, else inconclusive",
-            "rests_on": _one_seed_note(table, seeds, iterations, lanczos)}
+    at each cell's final parameters, reaches about 1 (the edge of stability), column by column? Judged on each
+    seed of the grid on its own, then over the seeds."""
+
+    def one(seed, t):
+        cols = edge_of_stability_columns(t)
+        share = float(cols.at_edge.mean()) if len(cols) else math.nan
+        verdict = ("inconclusive" if not len(cols) else "holds" if share >= EOS_HOLDS
+                   else "fails" if share < EOS_FAILS else "inconclusive")
+        stable = t[t.status == "ok"]
+        summary = (f"{int(cols.at_edge.sum())}/{len(cols)} alpha columns at the edge; lambda_max beta / 2 of the "
+                   f"largest stable cell: {spread(cols.ratio)}, at a tenth of its beta: {spread(cols.tenth_ratio)}; "
+                   f"over all {len(stable)} stable cells: {spread(stable.ratio)}" if len(cols) else
+                   "no alpha column has both a stable cell and a divergence with a tenth of its beta on the grid")
+        return {"id": cid, "claim": "sinusoid (added here): the measured Fig. 4a boundary is the edge of stability: "
+                                    "in each alpha column the largest stable cell ends with lambda_max beta / 2 ~ 1 "
+                                    "of the MAML objective's Hessian at its final parameters, cells at a tenth of its "
+                                    "beta well below",
+                "short": "sinusoid: the Fig. 4a boundary sits at lambda_max beta / 2 ~ 1 (edge of stability)",
+                "verdict": verdict,
+                "why": f"at the edge in {int(cols.at_edge.sum())}/{len(cols)} columns" + (
+                    f"; top stable cell's ratio {spread(cols.ratio)}" if len(cols) else ""),
+                "summary": summary,
+                "measured": {"columns": len(cols), "at_edge": int(cols.at_edge.sum()), "share": share,
+                             "per_column": cols.to_dict("records")},
+                "rule": f"per alpha column with a stable cell and a divergence: at the edge if the largest stable "
+                        f"beta below the first divergence ends with lambda_max beta / 2 in [{EOS_BAND[0]:g}, "
+                        f"{EOS_BAND[1]:g}] and the cell at a tenth of that beta below {EOS_BELOW:g} (a column whose "
+                        f"tenth is off the grid is not judged); holds if at least {EOS_HOLDS:.0%} of the judged "
+                        f"columns are at the edge, fails below {EOS_FAILS:.0%}, else inconclusive",
+                "rests_on": ""}
+
+    table = table if "seed" in table else table.assign(seed=0)
+    return per_seed("seed", table, one, _e1_note(table, iterations, lanczos),
+                    ("share of columns at the edge", lambda m: m["share"]))
 
 
-def _one_seed_note(table: pd.DataFrame, seeds, iterations: int, lanczos: int) -> str:
-    """What E1 rests on: one seed of the grid by design; says LESS when its grid is below config/config.yaml's."""
-    paper = paper_scale()["sinusoid"]
-    note = (f"{table.alpha.nunique()}x{table.beta.nunique()} cells of the Fig. 4a grid, seed "
-            f"{', '.join(map(str, seeds))} only, trained for {iterations} iterations; lambda_max by {lanczos} "
-            "Lanczos steps on the fixed evaluation batch at each stable cell's final parameters")
-    measured = (table.alpha.nunique(), table.beta.nunique(), iterations)
-    if any(m < p for m, p in zip(measured, (paper["alphas"], paper["betas"], paper["iterations"]))):
-        note += (f" (LESS than the paper-scale grid of config/config.yaml: {paper['alphas']}x{paper['betas']} cells, "
-                 f"{paper['iterations']} iterations)")
+def _e1_note(table: pd.DataFrame, iterations: int, lanczos: int) -> str:
+    """What E1 rests on; says LESS when its grid is below config/config.yaml's."""
+    paper, seeds = paper_scale()["sinusoid"], table.seed.nunique()
+    note = (f"{table.alpha.nunique()}x{table.beta.nunique()} cells of the Fig. 4a grid x {seeds} seed"
+            f"{'s' if seeds > 1 else ''}, trained for {iterations} iterations; lambda_max by {lanczos} Lanczos steps "
+            "on the seed's fixed evaluation batch at each stable cell's final parameters")
+    measured = (table.alpha.nunique(), table.beta.nunique(), iterations, seeds)
+    if any(m < p for m, p in zip(measured, (paper["alphas"], paper["betas"], paper["iterations"], paper["seeds"]))):
+        note += (f" (LESS than the paper-scale grid of config/config.yaml: {paper['alphas']}x{paper['betas']} cells x "
+                 f"{paper['seeds']} seeds, {paper['iterations']} iterations)")
     return note
 
 

@@ -15,7 +15,7 @@ from ..config import paper_scale
 CONSISTENT_SHARE = 0.9  # beta_c 'holds' when theory lies inside the measured bracket in >= 90% of columns
 FAIL_SHARE = 0.5        # and 'fails' below 50%
 AGREE = 0.8             # over seeds (data draws): the verdict that at least 80% of them share, else inconclusive
-UNIT = {"linear": "draws", "sinusoid": "seeds"}  # what the repetitions of a grid are called
+UNIT = {"linear": "draw", "sinusoid": "seed", "omniglot": "seed", "miniimagenet": "seed"}  # a grid's repetitions
 
 
 def seeds_of(grid: pd.DataFrame) -> int:
@@ -32,7 +32,7 @@ def at_paper_scale(kind: str, grid: pd.DataFrame, iterations: int) -> bool:
 
 def scale_note(kind: str, grid: pd.DataFrame, iterations: int) -> str:
     p = paper_scale()[kind]
-    repeats = lambda n: f" x {n} {UNIT[kind]}" if kind in UNIT else ""
+    repeats = lambda n: f" x {n} {UNIT[kind]}{'s' if n != 1 else ''}" if kind in UNIT and n else ""
     note = f"{grid.alpha.nunique()}x{grid.beta.nunique()} cells{repeats(seeds_of(grid))}, {iterations} iterations"
     if not at_paper_scale(kind, grid, iterations):
         note += (f" (LESS than the paper-scale run of config/config.yaml: {p['alphas']}x{p['betas']} cells"
@@ -76,8 +76,9 @@ def per_seed(unit: str, table: pd.DataFrame, claim_of_one, rests_on: str | None 
             (table.groupby("seed") if "seed" in table else [(None, table)])]
     rests_on = rests_on or rows[0]["rests_on"] + f", {len(rows)} {unit}s"
     first = {k: v for k, v in rows[0].items() if k != "seed"}
-    if len(rows) == 1:
-        return {**first, "rests_on": rests_on}
+    if len(rows) == 1:  # one seed: the row says so
+        one = f"1 {unit}" + ("" if rows[0]["seed"] is None else f": {unit} {rows[0]['seed']}")
+        return {**first, "summary": f"{first['summary']} ({one})", "rests_on": rests_on}
     verdicts = [r["verdict"] for r in rows]
     spread_text = f"; {spread_of[0]} over the {unit}s: {spread(spread_of[1](r['measured']) for r in rows)}" \
         if spread_of else ""
