@@ -115,7 +115,8 @@ def tg_is_negligible(cid: str, curv: pd.DataFrame, cfg: dict) -> dict:
                 f"{scope}: lambda_max(Tg)/lambda_max(H^2) = {r.eig_ratio:.3g}, ||Tg||F/||H^2||F = {r.fro_ratio:.3g} "
                 f"at iteration {int(r.iteration)} (over training {over.loc[scope, ('eig_ratio', 'min')]:.3g}-"
                 f"{over.loc[scope, ('eig_ratio', 'max')]:.3g} and {over.loc[scope, ('fro_ratio', 'min')]:.3g}-"
-                f"{over.loc[scope, ('fro_ratio', 'max')]:.3g})" for scope, r in last.iterrows()),
+                f"{over.loc[scope, ('fro_ratio', 'max')]:.3g})" for scope, r in last.iterrows())
+                       + f" (1 seed: the run of seed {cfg['seed']})",
             "measured": {"final": last.reset_index().to_dict("records"), "over_training": curv.to_dict("records")},
             "rule": f"at the last snapshot, for the batch loss and per task: holds if both ratios <= "
                     f"{TG_NEGLIGIBLE:g}, "

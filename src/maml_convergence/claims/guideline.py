@@ -190,6 +190,7 @@ def guideline_cell_is_good(cid: str, problem: str, grid_path, suggestion_path, c
                                                    "beta_bound_maml_hessian")}}
     why = (f"alpha={alpha:.3g}, beta={beta:.3g}: {_placement_text(read).lower()}, own run {own}, loss {ratio:.3g}x "
            f"the grid's best")
+    summary += f" (1 seed: judged on seed {seed} of the grid, its own run at that seed)"
     return {**base, "verdict": verdict, "why": why, "summary": summary, "measured": measured}
 
 
