@@ -259,4 +259,8 @@ def paper_scale() -> dict:
     scale["fig1"] = {"seeds": len(cfg["fig1"]["seeds"]), "iterations": cfg["fig1"]["iterations"]}
     scale["fig5"] = {"iterations": cfg["fig5"]["iterations"], "tasks": cfg["sinusoid"]["tasks"]}
     scale["audit"] = {k: cfg["audit"][k] for k in ("rounds", "points")}
+    scale["guideline_exact"] = {"iterations": cfg["guideline_exact"]["iterations"],
+                                "streams": cfg["guideline_exact"]["streams"],
+                                "runs": len(cfg["linear"]["seeds"]) * len(cfg["linear"]["orders"])
+                                * len(cfg["guideline_exact"]["inner_steps"])}
     return scale

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from ..config import paper_scale
 from ..stability import DEFINITIONS, few_shot_outcomes, few_shot_stability, stability_brackets
 from .few_shot import few_shot_rests_on
 from .results import FEW_SHOT, Results, provenance_of
@@ -275,7 +276,7 @@ def cells_inside_the_exact_region(cid: str, table: pd.DataFrame, prov: dict) -> 
                           f"{rows.exact_bound.iloc[0]:.3g}") if len(rows) else ""
     why = (f"{int((found.ratio < 1).sum())}/{len(t)} cells inside the exact stable region, "
            f"{int(((found.ratio < 1) & (found.margin_ratio < 1)).sum())} with their margin rung too"
-           + (f"; {len(missing)} cells missing" if len(missing) else "") + first(outside) + first(margin_out))
+           + (f"; {len(missing)} cells missing" if len(missing) else "") + (first(outside) or first(margin_out)))
     per = lambda name: found[found.cell == name]
     summary = (f"{len(runs)} runs of suggest (draws {sorted(runs.seed.unique())}, orders "
                f"{sorted(runs.order.unique())}, inner steps {sorted(runs.inner_steps.unique())}); beta / exact bound: "
@@ -297,8 +298,18 @@ def cells_inside_the_exact_region(cid: str, table: pd.DataFrame, prov: dict) -> 
                     "Hessian in closed form from the draw's points), so that it converges with a rung to spare; "
                     "fails if a cell lies at or above the bound or suggest returned no cell; else (a margin rung at or "
                     "above the bound, every cell below it) inconclusive",
-            "rests_on": f"{len(runs)} runs of suggest, {sec['iterations']} iterations x {sec['streams']} task streams "
-                        f"per probe cell (budget {sec['budget_seconds']:g} s a run), {prov['device']}"}
+            "rests_on": _exact_note(len(runs), sec, prov)}
+
+
+def _exact_note(runs: int, sec: dict, prov: dict) -> str:
+    """What G-exact rests on; says LESS where its runs or probes are smaller than config/config.yaml's."""
+    paper = paper_scale()["guideline_exact"]
+    note = (f"{runs} runs of suggest, {sec['iterations']} iterations x {sec['streams']} task streams per probe cell "
+            f"(budget {sec['budget_seconds']:g} s a run), {prov['device']}")
+    if runs < paper["runs"] or sec["iterations"] < paper["iterations"] or sec["streams"] < paper["streams"]:
+        note += (f" (LESS than config/config.yaml's {paper['runs']} runs, {paper['iterations']} iterations x "
+                 f"{paper['streams']} streams)")
+    return note
 
 
 def exact_region(ids, results: Results) -> list[dict]:
