@@ -303,7 +303,7 @@ class _ProjectedTime:
         alphas, betas = config_mod.grid_values(cfg[args.dataset])
         self.name, self.device = args.experiment, device
         self.share = len(spec.cells()) * spec.iterations  # cell-iterations, at most (diverged cells end early)
-        self.whole = len(alphas) * len(betas) * spec.iterations
+        self.whole = len(alphas) * len(betas) * len(cfg[args.dataset].get("seeds") or [None]) * spec.iterations
         self.key = f"{args.dataset}.max_projected_hours"
         given = args.max_projected_hours
         self.limit = cfg[args.dataset]["max_projected_hours"] if given is None else given

@@ -67,8 +67,8 @@ def per_seed(unit: str, table: pd.DataFrame, claim_of_one, rests_on: str | None 
 
     ``claim_of_one(seed, rows of that seed)`` returns the claim's row for one seed; the result
     is the first seed's row with the verdict that AGREE of the seeds share, their tally, the reason of every
-    seed that does not hold (the why names them, unless all share one verdict, and quotes the first of each
-    verdict; the summary quotes each), and the
+    seed that does not hold (the why names them, unless all share one verdict, and quotes the first; the summary
+    quotes each), and the
     spread of ``spread_of = (name, measured -> number)`` over the seeds. ``rests_on`` defaults to the first
     seed's, with the number of seeds.
     """
@@ -83,10 +83,9 @@ def per_seed(unit: str, table: pd.DataFrame, claim_of_one, rests_on: str | None 
     spread_text = f"; {spread_of[0]} over the {unit}s: {spread(spread_of[1](r['measured']) for r in rows)}" \
         if spread_of else ""
     others = [r for r in rows if r["verdict"] != "holds"]
-    why = "; ".join(f"{v} in {unit}s {', '.join(str(r['seed']) for r in rows if r['verdict'] == v)} ({unit} "
-                    f"{next(r['seed'] for r in rows if r['verdict'] == v)}: "
-                    f"{next(r['why'] for r in rows if r['verdict'] == v)})"
-                    for v in ("fails", "inconclusive") if 0 < verdicts.count(v) < len(verdicts))
+    named = [f"{v} in {unit}s {', '.join(str(r['seed']) for r in rows if r['verdict'] == v)}"
+             for v in ("fails", "inconclusive") if 0 < verdicts.count(v) < len(verdicts)]
+    why = "; ".join(named) + (f" ({unit} {others[0]['seed']}: {others[0]['why']})" if named else "")
     quoted = others or rows[:1]
     return {**first, "verdict": overall(verdicts),
             "why": f"{tally(verdicts)} {unit}s; " + (why or f"{unit} {rows[0]['seed']}: {first['why']}"),
