@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
-.PHONY: setup test test-fast reproduce reproduce-paper quick report lint benchmark clean-results
+.PHONY: setup test test-fast reproduce reproduce-paper quick quick-reference report lint benchmark clean-results
 
 setup: $(STAMP)
 
@@ -45,7 +45,18 @@ reproduce-paper: setup
 quick: setup
 	$(BIN)/snakemake --cores all --configfile config/quick.yaml --directory results/quick
 
-# The figures with captions, the claims table and the provenance of the last `make reproduce`, in one file.
+# What `make quick` must reproduce (tests/reference/quick, committed): the quick workflow as the tests run it,
+# up to its claims and source data. Rerun after a change to what the claims or the source data say.
+quick-reference: setup
+	rm -rf results/quick-reference
+	$(BIN)/snakemake --cores 2 --max-threads 1 --configfile config/quick.yaml --directory results/quick-reference \
+		--omit-from reproduction
+	rm -rf tests/reference/quick/data && mkdir -p tests/reference/quick
+	cp results/quick-reference/figures/claims.json tests/reference/quick/
+	cp -r results/quick-reference/figures/data tests/reference/quick/data
+
+# The figures with captions, the claims table and the provenance of their source data, in one file: on a fresh
+# clone from what the repository holds, after a run from what it wrote.
 report: setup
 	$(BIN)/snakemake --configfile config/reduced.yaml --report report.html
 

@@ -62,6 +62,8 @@ localrules:
     paper_grid_merge,
     source_data,
     claims,
+    publish_claims,
+    reproduction,
     fig1,
     fig2,
     fig3,
@@ -88,5 +90,7 @@ rule all:
         rules.fig6.output,
         rules.fig7.output,
         rules.guideline.output,
-        rules.claims.output,
+        rules.publish_claims.output,
+        rules.reproduction.output,
+        rules.project_image_grids.output,
     default_target: True

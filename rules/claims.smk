@@ -1,7 +1,9 @@
 # The claims table: verdicts computed from the results above, never typed in. It reads only the
-# `claims` section of the config; every other setting comes from its inputs' provenance.
-# figures/claims.json (committed, beside CLAIMS.md) holds every number; tests/test_reproduce.py
-# recomputes the cheap ones and holds them to it.
+# `claims` section of the config; every other setting comes from its inputs' provenance. Written to
+# results/claims/ (absent on a fresh clone, so a run computes everything it rests on), then published
+# to figures/ (committed, beside the figures); figures/claims.json holds every number, and
+# tests/test_reproduce.py recomputes the cheap ones and holds them to it. At the end of a run,
+# `reproduction` compares what was computed with the committed reference (config: reproduction).
 
 
 rule claims:
@@ -36,8 +38,8 @@ rule claims:
         guideline_exact=rules.suggest_exact.output.cells,
         guideline_exact_provenance=rules.suggest_exact.output.provenance,
     output:
-        json=report("figures/claims.json", caption="report/claims.rst", category="Claims"),
-        md=report("figures/CLAIMS.md", caption="report/claims.rst", category="Claims"),
+        json="results/claims/claims.json",
+        md="results/claims/CLAIMS.md",
     params:
         config=step_config("claims"),
     log:
@@ -54,3 +56,36 @@ rule claims:
         " --omniglot-paper {input.omniglot_paper} --guideline {input.guideline}"
         " --guideline-exact {input.guideline_exact}"
         " --out-json {output.json} --out-md {output.md} 2>&1 | tee {log}"
+
+
+rule publish_claims:
+    input:
+        json=rules.claims.output.json,
+        md=rules.claims.output.md,
+    output:
+        json=report("figures/claims.json", caption="report/claims.rst", category="Claims"),
+        md=report("figures/CLAIMS.md", caption="report/claims.rst", category="Claims"),
+    log:
+        "logs/publish_claims.log",
+    conda:
+        ENV
+    shell:
+        "(cp -v {input.json} {output.json} && cp -v {input.md} {output.md}) > {log} 2>&1"
+
+
+rule reproduction:
+    input:
+        claims=rules.claims.output.json,
+        source=expand(rules.source_data.output[0], figure=FIGURES),
+    output:
+        json="results/reproduction.json",
+    params:
+        config=step_config("reproduction"),
+    log:
+        md="results/reproduction.md",
+        log="logs/reproduction.log",
+    conda:
+        ENV
+    shell:
+        "maml-convergence reproduction --config-json {params.config:q} --claims {input.claims} --figures figures"
+        " --out-json {output.json} --out-md {log.md} 2>&1 | tee {log.log}"

@@ -5,7 +5,7 @@
 rule fig1_runs:
     output:
         table="results/fig1/gradients.csv",
-        provenance=report("results/fig1/provenance.json", caption="report/provenance.rst", category="Provenance"),
+        provenance="results/fig1/provenance.json",
     params:
         config=step_config("fig1-runs"),
         checkpoint="results/fig1/train.ckpt",

@@ -4,7 +4,7 @@
 rule fig2_curves:
     output:
         curves="results/fig2/curves.csv",
-        provenance=report("results/fig2/provenance.json", caption="report/provenance.rst", category="Provenance"),
+        provenance="results/fig2/provenance.json",
     params:
         config=step_config("fig2-curves"),
     log:

@@ -21,8 +21,7 @@ rule linear_reference:
 rule linear_grid:
     output:
         grid="results/{linear}/{order}/grid.csv",
-        provenance=report("results/{linear}/{order}/provenance.json", caption="report/provenance.rst",
-                          category="Provenance"),
+        provenance="results/{linear}/{order}/provenance.json",
     wildcard_constraints:
         linear="linear|linear-n2",
         order="second|first",
@@ -46,7 +45,7 @@ rule linear_audit:
         reference=rules.linear_reference.output[0],
     output:
         table="results/{audit}/linear_boundary.csv",
-        provenance=report("results/{audit}/provenance.json", caption="report/provenance.rst", category="Provenance"),
+        provenance="results/{audit}/provenance.json",
     wildcard_constraints:
         audit="audit|audit-n2",
     params:

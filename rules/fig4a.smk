@@ -8,7 +8,7 @@ rule sinusoid_grid:
     output:
         grid="results/sinusoid/grid.csv",
         final_params="results/sinusoid/final_params.pt",
-        provenance=report("results/sinusoid/provenance.json", caption="report/provenance.rst", category="Provenance"),
+        provenance="results/sinusoid/provenance.json",
     params:
         config=step_config("sinusoid-grid"),
         checkpoint="results/sinusoid/grid.ckpt",
@@ -41,7 +41,7 @@ rule sinusoid_reference:
 rule sinusoid_local_bound:
     output:
         table="results/sinusoid/local-bound/bounds.csv",
-        provenance=report("results/sinusoid/local-bound/provenance.json", caption="report/provenance.rst", category="Provenance"),
+        provenance="results/sinusoid/local-bound/provenance.json",
     params:
         config=step_config("sinusoid-local-bound"),
     log:

@@ -1,7 +1,27 @@
 # Fig. 4b (Omniglot) and 4c (MiniImagenet): the (alpha, beta) grid of few-shot classification,
 # split into chunks. Each chunk is one job with declared resources, so a profile can send the
 # chunks to GPUs or cluster nodes (profiles/local-gpu, profiles/slurm); the merge checks that
-# every cell came back exactly once.
+# every cell came back exactly once. Before anything trains, project_image_grids times both grids on
+# this device (seconds) and stops the run, with one line, when they would take longer than
+# max_projected_hours (default 12): the highest priority and every core, so it runs first and alone.
+
+
+rule project_image_grids:
+    output:
+        "results/projection.json",
+    params:
+        config=step_config("project-image-grids"),
+    log:
+        "logs/project_image_grids.log",
+    threads: ALL_CORES
+    priority: 100
+    resources:
+        mem_mb=16000,
+        runtime=10,
+    conda:
+        ENV
+    shell:
+        "maml-convergence project-image-grids --config-json {params.config:q} --out {output} 2>&1 | tee {log}"
 
 
 rule image_grid:
@@ -37,7 +57,7 @@ rule image_merge:
         data=rules.prepare_data.output[0],
     output:
         grid="results/{dataset}/grid.csv",
-        provenance=report("results/{dataset}/provenance.json", caption="report/provenance.rst", category="Provenance"),
+        provenance="results/{dataset}/provenance.json",
     params:
         config=lambda w: step_config("image-merge", w.dataset),
     wildcard_constraints:

@@ -23,7 +23,7 @@ rule fig5_analysis:
         rules.fig5_train.output[0],
     output:
         table="results/fig5/curvature.csv",
-        provenance=report("results/fig5/provenance.json", caption="report/provenance.rst", category="Provenance"),
+        provenance="results/fig5/provenance.json",
     params:
         config=step_config("fig5-analysis"),
         checkpoint="results/fig5/analysis.ckpt",

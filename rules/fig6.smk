@@ -8,7 +8,7 @@ rule fig6_runs:
         grid=rules.sinusoid_grid.output.grid,
     output:
         table="results/fig6/sharpness.csv",
-        provenance=report("results/fig6/provenance.json", caption="report/provenance.rst", category="Provenance"),
+        provenance="results/fig6/provenance.json",
     params:
         config=step_config("fig6-runs"),
         checkpoint="results/fig6/train.ckpt",

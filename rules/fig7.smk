@@ -10,7 +10,7 @@ rule fig7_sharpness:
         final_params=rules.sinusoid_grid.output.final_params,
     output:
         table="results/fig7/sharpness.csv",
-        provenance=report("results/fig7/provenance.json", caption="report/provenance.rst", category="Provenance"),
+        provenance="results/fig7/provenance.json",
     params:
         config=step_config("fig7-sharpness"),
         checkpoint="results/fig7/sharpness.ckpt",

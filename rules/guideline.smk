@@ -35,8 +35,7 @@ rule guideline_check:
         suggestion=rules.suggest.output.suggestion,
     output:
         check="results/guideline/{problem}/check.csv",
-        provenance=report("results/guideline/{problem}/provenance.json", caption="report/provenance.rst",
-                          category="Provenance"),
+        provenance="results/guideline/{problem}/provenance.json",
     params:
         config=lambda w: step_config("guideline-check", w.problem),
         data=data_record,
@@ -57,8 +56,7 @@ rule guideline_check:
 rule suggest_exact:
     output:
         cells="results/guideline-exact/cells.csv",
-        provenance=report("results/guideline-exact/provenance.json", caption="report/provenance.rst",
-                          category="Provenance"),
+        provenance="results/guideline-exact/provenance.json",
     params:
         config=step_config("suggest-exact"),
         checkpoint="results/guideline-exact/suggest-exact.ckpt",

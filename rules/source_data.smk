@@ -8,7 +8,8 @@ rule source_data:
     input:
         unpack(lambda w: FIGURE_SOURCES[w.figure]),
     output:
-        "figures/data/{figure}/provenance.json",
+        report("figures/data/{figure}/provenance.json", caption="report/provenance.rst", category="Provenance",
+               labels={"figure": "{figure}"}),
     params:
         inputs=name_path_pairs,
         folder=lambda w, output: os.path.dirname(output[0]),

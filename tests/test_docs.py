@@ -108,3 +108,48 @@ def test_the_guideline_example_runs_as_it_stands(root, tmp_path, monkeypatch):
     untouched = scope["model"]().state_dict()
     assert all(torch.equal(untouched[k], v) for k, v in scope["net"].state_dict().items())
     assert result.settings["slots"] == 1 and result.settings["task_loop"]
+
+
+NUMBERED = ["README.md", "docs/results.md"]  # the pages whose numbers come from claims.json
+# What a measured number looks like in prose: a decimal, a percentage, a factor (x or ×) or a count "k of n".
+MEASURED = re.compile(r"(?<![\w.-])\d+\.\d+|\d+(?:\.\d+)? ?%|\d+(?:\.\d+)?\s?[×x](?!\w)|\b\d+ of \d+\b")
+
+
+def test_every_marked_number_is_what_claims_json_gives_and_a_hand_edit_is_caught(root):
+    from maml_convergence.claims import numbers
+    if figures_predate_the_workflow(root):
+        pytest.skip(figures_predate_the_workflow(root))
+    committed = json.loads((root / "figures" / "claims.json").read_text())
+    for page in NUMBERED:
+        text = (root / page).read_text()
+        assert numbers.stale(text, committed) == [], f"run: maml-convergence update-docs ({page})"
+    text = (root / "README.md").read_text()
+    first = next(numbers.MARK.finditer(text))
+    edited = text.replace(first.group(0), first.group(0).replace(first["value"], first["value"] + "1"), 1)
+    assert len(numbers.stale(edited, committed)) == 1
+
+
+def test_no_measured_number_is_typed_by_hand_in_the_pages_that_quote_the_results(root):
+    """Outside code, links and the generated blocks (the verdict table, the marked numbers), a decimal, a
+    percentage, a factor or a count 'k of n' in README.md or docs/results.md is a number typed by hand."""
+    from maml_convergence.claims import numbers
+    for page in NUMBERED:
+        text = (root / page).read_text()
+        if claims.README_BEGIN in text:
+            head, rest = text.split(claims.README_BEGIN, 1)
+            text = head + rest.split(claims.README_END, 1)[1]
+        text = numbers.MARK.sub("", text)
+        text = re.sub(r"```.*?```|`[^`]*`|\]\([^)]*\)|<!--.*?-->", "", text, flags=re.S)
+        typed = [m.group(0) for m in MEASURED.finditer(text)]
+        assert typed == [], f"{page}: numbers typed by hand (mark them <!-- n: name -->...): {typed[:8]}"
+
+
+def test_a_page_number_is_written_from_claims_json_and_an_unknown_name_is_refused():
+    from maml_convergence.claims import numbers
+    result = {"claims": [{"id": "C3", "verdict": "inconclusive", "measured": {"per_seed": [
+        {"verdict": "holds"}, {"verdict": "fails"}, {"verdict": "holds"}]}}]}
+    text = "C3 <!-- n: verdict:C3 -->holds<!-- /n --> (holds in <!-- n: c3_holds -->1 of 5<!-- /n --> seeds)"
+    assert numbers.with_numbers(text, result) == ("C3 <!-- n: verdict:C3 -->inconclusive<!-- /n --> (holds in "
+                                                  "<!-- n: c3_holds -->2 of 3<!-- /n --> seeds)")
+    with pytest.raises(KeyError, match="unknown number 'c3_hold'"):
+        numbers.with_numbers("<!-- n: c3_hold -->1<!-- /n -->", result)

@@ -10,11 +10,11 @@ import maml_convergence
 LAYERS = ["config", "progress", "provenance", "checkpoint", "source_data", "stability", "theory", "data", "tasks",
           "models", "maml",
           "higher_backend", "curvature", "curvature_mlp", "sharpness", "grid", "guideline", "audit", "experiments",
-          "paper_grid", "claims", "plots", "cli", "__main__"]
+          "paper_grid", "claims", "reproduction", "plots", "cli", "__main__"]
 PACKAGE = Path(maml_convergence.__file__).parent
 # Within the claims package, bottom to top likewise.
 CLAIMS_LAYERS = ["results", "verdicts", "edge", "linear", "sinusoid", "few_shot", "guideline", "curves", "render",
-                 "__init__"]
+                 "numbers", "__init__"]
 
 
 def _imports(path: Path, level: int) -> set[str]:

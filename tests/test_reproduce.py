@@ -57,6 +57,11 @@ def same_numbers(got, want, path="") -> list[str]:
     return [] if got == want else [f"{path}: {got!r} != {want!r}"]
 
 
+def as_judged(committed_row: dict) -> dict:
+    """A committed row as its judge returns it: without the settings digest the claims step adds to every row."""
+    return {k: v for k, v in committed_row.items() if k != "settings_sha256"}
+
+
 def json_round_trip(tree):
     """As the claims step writes it (numpy numbers, NaN and tuples become what figures/claims.json holds)."""
     return json.loads(json.dumps(tree, default=str))
@@ -102,7 +107,7 @@ def test_the_fig3_grids_and_claims_c2_come_out_again(committed, paper, reference
     for row in json_round_trip(rows):
         if "why" not in want[row["id"]]:  # written before rows had a short claim and a why: hold the rest
             row = {k: v for k, v in row.items() if k not in ("short", "why")}
-        assert same_numbers(row, want[row["id"]], row["id"]) == []
+        assert same_numbers(row, as_judged(want[row["id"]]), row["id"]) == []
 
 
 @pytest.mark.parametrize("inner_steps,suffix,name", [(1, "", "audit"), (2, "-n2", "audit_two_steps")])
@@ -117,7 +122,7 @@ def test_the_audit_and_its_claims_come_out_again(committed, paper, reference, in
                                inner_steps)
     assert len(rows) == 6
     for row in json_round_trip(rows):
-        assert same_numbers(row, want[row["id"]], row["id"]) == []
+        assert same_numbers(row, as_judged(want[row["id"]]), row["id"]) == []
 
 
 @pytest.mark.parametrize("order", ["second", "first"])

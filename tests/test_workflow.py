@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -78,6 +79,62 @@ def test_dry_run_of_paper_config_resolves(root, bin_dir, tmp_path):
     # the paper's image grids are split into the configured number of chunk jobs
     assert jobs["image_grid"] == 16 and jobs["fig4bc"] == 2
     assert jobs["suggest"] == jobs["guideline_check"] == 2  # the config's problems: sinusoid, omniglot
+
+
+@pytest.fixture(scope="module")
+def fresh_clone(root, tmp_path_factory) -> Path:
+    """What a fresh clone holds: the repository's tracked files (as in this working tree), figures/ and its source
+    data included, and no results/."""
+    clone = tmp_path_factory.mktemp("clone")
+    tracked = subprocess.run(["git", "ls-files", "-z"], cwd=root, capture_output=True, check=True).stdout
+    for name in filter(None, tracked.decode().split("\0")):
+        if (root / name).is_file():
+            (clone / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(root / name, clone / name)
+    return clone
+
+
+COMPUTE_STEPS = ("linear_grid", "linear_reference", "linear_audit", "sinusoid_grid", "sinusoid_reference", "fig1_runs",
+                 "fig5_train", "fig5_analysis", "sinusoid_local_bound", "fig6_runs", "fig7_sharpness", "prepare_data",
+                 "project_image_grids", "image_grid", "image_merge", "suggest", "guideline_check", "suggest_exact",
+                 "claims", "reproduction")
+
+
+@pytest.mark.parametrize("configfile", ["reduced.yaml", None])
+def test_on_a_fresh_clone_a_run_computes_every_step_not_only_the_drawings(root, bin_dir, fresh_clone, configfile):
+    """The committed figures/ and its source data never stand in for a computation: a dry run of `make reproduce`
+    (and of the paper's config) on a fresh clone schedules every compute step, from the data download on."""
+    extra = ["--configfile", str(fresh_clone / "config" / configfile)] if configfile else []
+    proc = subprocess.run([sys.executable, "-m", "snakemake", "-n", "-s", str(fresh_clone / "Snakefile"),
+                           "--directory", str(fresh_clone), *extra], capture_output=True, text=True,
+                          env=env_with_bin(bin_dir))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    jobs = scheduled(proc)
+    assert [step for step in COMPUTE_STEPS if step not in jobs] == []
+
+
+@pytest.mark.slow
+def test_a_run_projected_beyond_its_limit_stops_first_in_one_line_having_trained_nothing(root, bin_dir, tmp_path):
+    proc = snakemake(root, bin_dir, tmp_path, "--cores", "2", "--config", "max_projected_hours=1e-9")
+    assert proc.returncode != 0
+    line = [x for x in (tmp_path / "logs/project_image_grids.log").read_text().splitlines()
+            if x.startswith("maml-convergence:")]
+    assert len(line) == 1 and "max_projected_hours = 1e-09: stopped before anything trained" in line[0]
+    assert "make reproduce" in line[0] and "paper-grid" in line[0]
+    trained = [str(p.relative_to(tmp_path)) for p in (tmp_path / "results").rglob("*") if p.is_file()]
+    assert trained == []
+
+
+@pytest.mark.slow
+def test_the_report_builds_on_a_fresh_clone_from_what_the_repository_holds(root, bin_dir, fresh_clone):
+    proc = subprocess.run([sys.executable, "-m", "snakemake", "-s", str(fresh_clone / "Snakefile"), "--directory",
+                           str(fresh_clone), "--configfile", str(fresh_clone / "config" / "reduced.yaml"), "--report",
+                           str(fresh_clone / "report.html")], capture_output=True, text=True, env=env_with_bin(bin_dir))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    html = re.sub(r"(\\n|\s)+", " ", (fresh_clone / "report.html").read_text())
+    for fig in ("fig1", "fig4a", "fig4b", "fig7", "guideline"):
+        assert f"{fig}.png" in html
+    assert "CLAIMS.md" in html and "provenance.json" in html
 
 
 @pytest.mark.parametrize("profile", ["slurm", "local-gpu"])
@@ -201,7 +258,7 @@ def test_a_claims_only_change_reruns_only_the_claims(root, bin_dir, quick_run, t
               else ["--config", "claims={near_edge_factor: 2.0}"])
     proc = snakemake(root, bin_dir, quick_run, "-n", *change)
     assert proc.returncode == 0, proc.stderr[-2000:]
-    assert scheduled(proc) == {"claims": 1, "all": 1}
+    assert scheduled(proc) == {"claims": 1, "publish_claims": 1, "reproduction": 1, "all": 1}
 
 
 @pytest.mark.slow
@@ -209,7 +266,8 @@ def test_a_change_reruns_the_steps_that_read_it_and_what_draws_on_them(root, bin
     proc = snakemake(root, bin_dir, quick_run, "-n", "--config", "fig2={eigenvalues: [1, 2, 4], alpha_points: 600}")
     assert proc.returncode == 0, proc.stderr[-2000:]
     # claims.json records Fig. 2's numbers, so the claims step draws on fig2_curves too.
-    assert scheduled(proc) == {"fig2_curves": 1, "source_data": 1, "fig2": 1, "claims": 1, "all": 1}
+    assert scheduled(proc) == {"fig2_curves": 1, "source_data": 1, "fig2": 1, "claims": 1, "publish_claims": 1,
+                               "reproduction": 1, "all": 1}
 
 
 @pytest.mark.slow
@@ -219,7 +277,8 @@ def test_training_the_grids_with_the_reference_backend_reruns_the_grids_and_what
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert set(scheduled(proc)) == {"linear_grid", "sinusoid_grid", "image_grid", "image_merge", "source_data", "fig3",
                                     "fig3_n2", "fig4a", "fig4bc", "fig6_runs", "fig6", "fig7_sharpness", "fig7",
-                                    "guideline", "claims", "all"}
+                                    "guideline", "claims", "publish_claims", "reproduction", "project_image_grids",
+                                    "all"}
 
 
 @pytest.mark.slow

@@ -10,7 +10,8 @@ ones), ``data`` (the image datasets), ``tasks`` (task distributions), ``models``
 ``curvature`` and ``curvature_mlp``, ``sharpness`` (top Hessian eigenvalues, matrix-free),
 ``grid`` (many (alpha, beta) cells at once), ``guideline`` (``suggest``), ``audit``,
 ``experiments``, ``paper_grid`` (the paper-scale Fig. 4b, accumulated from chunks), ``claims`` (the verdicts:
-a package, one module per family of claims), ``plots``, ``cli``.
+a package, one module per family of claims), ``reproduction`` (a run against the committed reference),
+``plots``, ``cli``.
 """
 
 __version__ = "0.1.0"

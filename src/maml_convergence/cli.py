@@ -328,8 +328,40 @@ class _ProjectedTime:
         return True
 
 
+QUICKER = ("make reproduce (the reduced grids), a GPU (--profile profiles/local-gpu), a cluster (--profile "
+           "profiles/slurm) or the paper-scale Fig. 4b a chunk at a time (maml-convergence paper-grid); see "
+           "docs/gpu-and-cluster.md")
+
+
+@command("project-image-grids", "before anything trains: how long the config's image grids take on this device, "
+         "and a stop above max_projected_hours", arguments=[])
+def cmd_project_image_grids(args):
+    """The workflow's first step: a calibration of each image grid (seconds), the projected hours of each and of
+    all, printed and written; over the config's ``max_projected_hours`` (null: no limit) it stops with one line."""
+    cfg = _config(args)
+    device = provenance.resolve_device(cfg["device"])
+    start = time.perf_counter()
+    table = experiments.projected_image_grids(cfg, device)
+    total, limit = float(table.hours.sum()), cfg["max_projected_hours"]
+    for row in table.itertuples():
+        print(f"[projection] {row.dataset}: {row.cells} cells x {row.iterations} iterations at "
+              f"{row.cell_iterations_per_second:.3g} cell-iterations/s on {device}: at most {_hours(row.hours)}")
+    print(f"[projection] all image grids: at most {_hours(total)} on {device}"
+          + ("" if limit is None else f" (limit {_hours(limit)}, max_projected_hours)"))
+    provenance.write_json(args.out, {"device": device, "total_hours": total, "max_projected_hours": limit,
+                                     "grids": table.to_dict("records"),
+                                     "provenance": _record(args, cfg, device, time.perf_counter() - start)})
+    if limit is not None and total > limit:
+        Path(args.out).unlink()
+        raise config_mod.ConfigError(
+            f"max_projected_hours = {limit:g}: stopped before anything trained: the image grids are projected to "
+            f"take {_hours(total)} on {device} (" + ", ".join(f"{r.dataset} {_hours(r.hours)}"
+                                                             for r in table.itertuples())
+            + f"); quicker: {QUICKER}; or set max_projected_hours: null to go ahead")
+
+
 def _hours(hours: float) -> str:
-    return f"{hours * 60:.0f} min" if hours < 1 else f"{hours:.1f} h"
+    return f"{hours * 60:.0f} min" if hours < 1 else f"{hours:.1f} h" if hours < 48 else f"{hours / 24:.0f} days"
 
 
 @command("image-merge", "one grid table from the chunks of an image grid", provenance=True, data=True, arguments=[
@@ -497,6 +529,52 @@ def cmd_claims(args):
     provenance.atomic_write_text(args.out_md, claims.to_markdown(result))
     for row in result["claims"]:
         print(f"{row['id']:<10} {row['verdict']:<13} {row['summary']}")
+
+
+@command("update-docs", "write the README's verdict table and every marked number of the pages from claims.json",
+         out=False, arguments=[
+    arg("--claims", default="figures/claims.json", help="the claims the pages quote"),
+    arg("--pages", nargs="+", default=["README.md", "docs/results.md"], help="the pages to write"),
+])
+def cmd_update_docs(args):
+    """The README's verdict table (between its markers) and every ``<!-- n: name -->`` number of the pages."""
+    from . import claims
+    from .claims import numbers
+    result = json.loads(Path(args.claims).read_text())
+    for page in map(Path, args.pages):
+        text = page.read_text()
+        if claims.README_BEGIN in text:
+            text = claims.with_verdict_table(text, result)
+        try:
+            text = numbers.with_numbers(text, result)
+        except KeyError as e:
+            raise config_mod.ConfigError(f"{page}: {e.args[0]}") from None
+        provenance.atomic_write_text(page, text)
+        print(f"[update-docs] {page}: {len(numbers.MARK.findall(text))} numbers")
+
+
+@command("reproduction", "compare a run's claims and source data with a committed reference: did it reproduce?",
+         out=False, arguments=[
+    arg("--claims", required=True, help="the claims.json this run computed"),
+    arg("--figures", default="figures", help="the folder this run wrote the figures' source data to (data/<figure>)"),
+    arg("--out-json", required=True),
+    arg("--out-md", required=True),
+])
+def cmd_reproduction(args):
+    """The comparison (``reproduction``): a table printed and written, its last line the sum; exit 1 naming the
+    claims whose verdict differs."""
+    from . import reproduction
+    cfg = _config(args)
+    reference = reproduction.Reference.of(config_mod.resolve_path(cfg["reproduction"]["reference"]),
+                                          Path(args.figures))
+    result = reproduction.reproduction(args.claims, Path(args.figures), reference)
+    text = reproduction.to_markdown(result)
+    provenance.write_json(args.out_json, result)
+    provenance.atomic_write_text(args.out_md, text)
+    print(text, end="")
+    if result["differs"]:
+        raise ReproductionDiffers(f"not reproduced: the verdict of {', '.join(result['differs'])} differs from "
+                                  f"{reference} ({args.out_md})")
 
 
 @command("sinusoid-local-bound",
@@ -718,6 +796,10 @@ def _terminate(signum, frame):
     raise KeyboardInterrupt  # Snakemake and cluster schedulers stop jobs with SIGTERM
 
 
+class ReproductionDiffers(RuntimeError):
+    """A run's verdicts differ from the committed reference's (the message names the claims)."""
+
+
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     signal.signal(signal.SIGTERM, _terminate)
@@ -728,6 +810,9 @@ def main(argv=None) -> int:
         return 2
     except guideline.NoRecommendation as e:
         print(f"maml-convergence: no recommendation: {e}", file=sys.stderr)
+        return 1
+    except ReproductionDiffers as e:
+        print(f"maml-convergence: {e}", file=sys.stderr)
         return 1
     except (KeyboardInterrupt, RuntimeError) as e:
         # An interrupt that lands inside one of torch's TorchScript kernels (a Hessian-vector product's

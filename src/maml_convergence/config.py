@@ -47,6 +47,8 @@ STEP_SECTIONS = {
     "guideline-check": ("linear", "sinusoid", "omniglot", "miniimagenet", "data", *_RUN),
     "suggest-exact": ("guideline_exact", "linear", *_RUN),
     "claims": ("claims",),
+    "reproduction": ("reproduction",),
+    "project-image-grids": ("omniglot", "miniimagenet", "max_projected_hours", "backend", *_RUN),
 }
 IMAGE_STEPS = ("image-grid", "image-merge")  # these read only the section of their --dataset
 PROBLEM_STEPS = ("suggest", "guideline-check")  # these read only the sections of their --problem

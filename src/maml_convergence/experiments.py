@@ -20,7 +20,7 @@ from .config import ConfigError, grid_values, resolve_path
 from .grid import EVAL_STREAM, GridSpec, eval_batch, run_grid
 from .progress import progress_bar
 from .stability import stability_brackets
-from .tasks import FewShotTasks, LinearRegressionTask, SinusoidTasks
+from .tasks import FewShotTasks, LinearRegressionTask, SampledTasks, SinusoidTasks
 
 GRID_COLUMNS = ["cell", "alpha", "beta", "seed", "status", "diverged_at", "iterations_run", "initial_loss",
                 "last_loss", "final_loss", "final_plain_loss", "final_accuracy", "heldout_loss", "heldout_accuracy"]
@@ -289,6 +289,41 @@ def image_spec(cfg: dict, dataset: str, device: str, chunk: int | None = None, c
                     optimizer="sgd", blowup_factor=cfg["divergence"]["blowup_factor"], init_seed=first,
                     dtype="float32", device=device, slots=sec["gpu_slots"] if on_gpu else 1,
                     task_loop=not on_gpu, backend=cfg.get("backend", "engine"), conv="auto", seeds=seeds)
+
+
+def image_grid_pace(cfg: dict, dataset: str, device: str) -> float:
+    """Cell-iterations per second of ``dataset``'s image grid on ``device``: a few meta-iterations of its settings,
+    timed after one that warms up, on tasks of random pixels of its images' shape (a meta-iteration's cost depends
+    on the shapes alone, so no dataset need be prepared yet). Seconds, never minutes."""
+    spec = image_spec(cfg, dataset, device, data_path="(random pixels)")
+    shape, sec = models.build(spec.model).input_shape, cfg[dataset]
+
+    def random_tasks(i: int):
+        g = torch.Generator().manual_seed(i)
+        labels = lambda k: torch.arange(sec["n_way"]).repeat_interleave(k).expand(sec["tasks"], -1)
+        return (torch.rand((sec["tasks"], sec["n_way"] * sec["k_shot"], *shape), generator=g), labels(sec["k_shot"]),
+                torch.rand((sec["tasks"], sec["n_way"] * sec["k_query"], *shape), generator=g), labels(sec["k_query"]))
+
+    pace = []
+    probe = dataclasses.replace(spec, problem=SampledTasks(random_tasks), seeds=None, pairs=spec.cells()[:spec.slots],
+                                iterations=max(spec.iterations, 8))
+    run_grid(probe, progress=False, on_pace=lambda rate: pace.append(rate) or True)
+    return pace[0]
+
+
+def projected_image_grids(cfg: dict, device: str) -> pd.DataFrame:
+    """Per image grid of the config (every seed, every cell), its pace on ``device`` (``image_grid_pace``) and the
+    hours its cell-iterations take at that pace: an upper bound, as a cell that diverges ends early."""
+    rows = []
+    for dataset in IMAGE_DATASETS:
+        alphas, betas = grid_values(cfg[dataset])
+        seeds = len(cfg[dataset].get("seeds") or [cfg["seed"]])
+        work = len(alphas) * len(betas) * seeds * cfg[dataset]["iterations"]
+        rate = image_grid_pace(cfg, dataset, device)
+        rows.append({"dataset": dataset, "cells": len(alphas) * len(betas) * seeds, "iterations": cfg[dataset]
+                     ["iterations"], "cell_iterations": work, "cell_iterations_per_second": rate,
+                     "hours": work / rate / 3600})
+    return pd.DataFrame(rows)
 
 
 def initial_eval_losses(cfg: dict, dataset: str, alphas, device: str, data_path: str | None = None,

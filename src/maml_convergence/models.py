@@ -112,6 +112,7 @@ class ConvNet(nn.Module):
         if conv not in self.CONVS:
             raise ValueError(f"conv must be one of {self.CONVS}, got {conv!r}")
         self.strided, self.conv = strided, conv
+        self.input_shape = (in_channels, image_size, image_size)  # one image, channels first
         blocks, c = [], in_channels
         for _ in range(4):
             conv = nn.Conv2d(c, filters, 3, stride=2 if strided else 1, padding=1)

@@ -66,12 +66,18 @@ def ids_of(judge: Callable):
     return next(f.ids for f in REGISTRY if f.judge is judge)
 
 
+def _reads_of(family: Family, row: dict) -> tuple[str, ...]:
+    """The inputs a row was judged from: its family's, or for a few-shot family the dataset whose id it has."""
+    return family.reads or tuple(d for d, cid in family.ids.items() if cid == row["id"])
+
+
 def evaluate(cfg: dict, inputs: dict) -> dict:
     """Every claim whose inputs are given (``inputs``: name in INPUTS -> result file; see ``results.Results``).
     ``cfg`` needs only its ``claims`` section: every other setting is read from the provenance of the result it
     belongs to, so a verdict always uses the settings its numbers were computed with."""
     results = Results(inputs, cfg["claims"]["near_edge_factor"])
-    claims = [row for family in REGISTRY if results.has(*family.reads) for row in family.judge(family.ids, results)]
+    claims = [{**row, "settings_sha256": results.settings_digest(_reads_of(family, row))}
+              for family in REGISTRY if results.has(*family.reads) for row in family.judge(family.ids, results)]
     settings = {"claims": cfg["claims"]}
     for name, section in SETTINGS:
         if results.has(name):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from functools import cache, cached_property
 from pathlib import Path
@@ -50,6 +51,29 @@ class Results:
         """Each data draw's spectrum at the linear-regression reference point."""
         reference = self.record(self.paths["linear_reference"])
         return {d["seed"]: np.asarray(d["eigenvalues"]) for d in reference["draws"]}
+
+    def config_of(self, path) -> dict:
+        """The config a result was computed with: its provenance's (a JSON record carries its own)."""
+        path = Path(path)
+        if path.suffix == ".json":
+            record = self.record(path)
+            if "provenance" in record:
+                return record["provenance"]["config"]
+            if "settings" in record:  # suggest's report
+                return {**record["settings"], **record.get("provenance", {}).get("config", {})}
+        return self.provenance(path)["config"] if (path.parent / "provenance.json").is_file() else {}
+
+    def settings_digest(self, names) -> str:
+        """A digest of the config every input in ``names`` was computed with (not the device or the checkpoint
+        interval, which change how, not what): two rows with the same digest judged the same computation."""
+        files = []
+        for name in names:
+            value = self.paths[name]
+            files += [f for pair in value.values() for f in pair] if isinstance(value, dict) else \
+                list(value) if isinstance(value, list) else [value]
+        configs = [{k: v for k, v in self.config_of(f).items() if k not in ("device", "checkpoint_every")}
+                   for f in files]
+        return hashlib.sha256(json.dumps(configs, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
     def sources(self) -> dict:
         return {k: list(map(str, v)) if k == "linear_grids" else
