@@ -33,11 +33,13 @@ test: setup
 test-fast: setup
 	$(PYTEST) -m "not slow"
 
-# Every figure; the image grids of Fig. 4b/4c at the size a 2-vCPU CPU runs in about 35-40 minutes
-# each (config/reduced.yaml, what figures/ holds). reproduce-paper: the paper's image grids too
-# (a GPU or a cluster: docs/gpu-and-cluster.md).
+# Every figure; the image grids of Fig. 4b/4c cut to what a 2-vCPU CPU runs in an hour or so each
+# (config/reduced.yaml, what figures/ holds). One torch thread a step and as many steps side by side as
+# there are cores: on 2 vCPUs two one-thread steps do more than one two-thread step, and every step
+# computes as it did for figures/. reproduce-paper: the paper's image grids too (a GPU or a cluster:
+# docs/gpu-and-cluster.md).
 reproduce: setup
-	$(BIN)/snakemake --cores all --configfile config/reduced.yaml
+	$(BIN)/snakemake --cores all --max-threads 1 --configfile config/reduced.yaml
 
 reproduce-paper: setup
 	$(BIN)/snakemake --cores all
