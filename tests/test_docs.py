@@ -110,7 +110,7 @@ def test_the_guideline_example_runs_as_it_stands(root, tmp_path, monkeypatch):
     assert result.settings["slots"] == 1 and result.settings["task_loop"]
 
 
-NUMBERED = ["README.md", "docs/results.md"]  # the pages whose numbers come from claims.json
+NUMBERED = ["README.md", "docs/results.md", "docs/running.md"]  # the pages whose numbers come from the data
 # What a measured number looks like in prose: a decimal, a percentage, a factor (x or ×) or a count "k of n".
 MEASURED = re.compile(r"(?<![\w.-])\d+\.\d+|\d+(?:\.\d+)? ?%|\d+(?:\.\d+)?\s?[×x](?!\w)|\b\d+ of \d+\b")
 
@@ -119,7 +119,7 @@ def test_every_marked_number_is_what_claims_json_gives_and_a_hand_edit_is_caught
     from maml_convergence.claims import numbers
     if figures_predate_the_workflow(root):
         pytest.skip(figures_predate_the_workflow(root))
-    committed = json.loads((root / "figures" / "claims.json").read_text())
+    committed = numbers.Data(json.loads((root / "figures" / "claims.json").read_text()), root / "figures")
     for page in NUMBERED:
         text = (root / page).read_text()
         assert numbers.stale(text, committed) == [], f"run: maml-convergence update-docs ({page})"
@@ -146,8 +146,8 @@ def test_no_measured_number_is_typed_by_hand_in_the_pages_that_quote_the_results
 
 def test_a_page_number_is_written_from_claims_json_and_an_unknown_name_is_refused():
     from maml_convergence.claims import numbers
-    result = {"claims": [{"id": "C3", "verdict": "inconclusive", "measured": {"per_seed": [
-        {"verdict": "holds"}, {"verdict": "fails"}, {"verdict": "holds"}]}}]}
+    result = numbers.Data({"claims": [{"id": "C3", "verdict": "inconclusive", "measured": {"per_seed": [
+        {"verdict": "holds"}, {"verdict": "fails"}, {"verdict": "holds"}]}}]})
     text = "C3 <!-- n: verdict:C3 -->holds<!-- /n --> (holds in <!-- n: c3_holds -->1 of 5<!-- /n --> seeds)"
     assert numbers.with_numbers(text, result) == ("C3 <!-- n: verdict:C3 -->inconclusive<!-- /n --> (holds in "
                                                   "<!-- n: c3_holds -->2 of 3<!-- /n --> seeds)")

@@ -533,20 +533,22 @@ def cmd_claims(args):
 
 @command("update-docs", "write the README's verdict table and every marked number of the pages from claims.json",
          out=False, arguments=[
-    arg("--claims", default="figures/claims.json", help="the claims the pages quote"),
-    arg("--pages", nargs="+", default=["README.md", "docs/results.md"], help="the pages to write"),
+    arg("--claims", default="figures/claims.json", help="the claims the pages quote (beside the figures' source "
+        "data, data/<figure>/)"),
+    arg("--pages", nargs="+", default=["README.md", "docs/results.md", "docs/running.md"], help="the pages to write"),
 ])
 def cmd_update_docs(args):
     """The README's verdict table (between its markers) and every ``<!-- n: name -->`` number of the pages."""
     from . import claims
     from .claims import numbers
     result = json.loads(Path(args.claims).read_text())
+    found = numbers.Data(result, Path(args.claims).parent)
     for page in map(Path, args.pages):
         text = page.read_text()
         if claims.README_BEGIN in text:
             text = claims.with_verdict_table(text, result)
         try:
-            text = numbers.with_numbers(text, result)
+            text = numbers.with_numbers(text, found)
         except KeyError as e:
             raise config_mod.ConfigError(f"{page}: {e.args[0]}") from None
         provenance.atomic_write_text(page, text)

@@ -1,110 +1,152 @@
-"""The numbers the README and docs/results.md quote, computed from claims.json, never typed by hand.
+"""The numbers the README, docs/results.md and docs/running.md quote, computed from the data, never by hand.
 
 A page marks each number it quotes, ``<!-- n: name -->value<!-- /n -->`` (the markers do not show once
-rendered), and ``maml-convergence update-docs`` writes every marked value from ``NUMBERS``, as it writes the
-README's verdict table; a test holds each page to them, so a regenerated figure cannot leave a stale number in
-the prose, and a number edited by hand fails. A name is either one of ``NUMBERS`` or ``verdict:<claim id>``.
+rendered), and ``maml-convergence update-docs`` writes every marked value from ``Data`` (claims.json and the
+provenance of the figures' source data), as it writes the README's verdict table; a test holds each page to
+them, so a regenerated figure cannot leave a stale number in the prose, and a number edited by hand fails. A
+name is one of ``NUMBERS`` or 'family:argument' of ``FAMILIES`` (``verdict:C3``, ``minutes:fig4a/grid``, ...).
 """
 
 from __future__ import annotations
 
+import json
 import math
 import re
+from pathlib import Path
 from typing import Callable
 
 import numpy as np
 
+from ..config import grid_values
+
 MARK = re.compile(r"<!-- n: (?P<name>[\w:.-]+) -->(?P<value>.*?)<!-- /n -->", re.S)
 
 
-def claim(result: dict, cid: str) -> dict:
-    found = [c for c in result["claims"] if c["id"] == cid]
-    if not found:
-        raise KeyError(f"claims.json has no claim {cid}")
-    return found[0]
+class Data:
+    """What the pages quote: claims.json (``claims``) and the provenance of each figure's source data
+    (``figures/data/<figure>/provenance.json``: the steps behind its tables, their device and wall time)."""
 
+    def __init__(self, claims: dict, figures: str | Path = "figures"):
+        self.claims, self.figures = claims, Path(figures)
 
-def per_seed(result: dict, cid: str) -> list[dict]:
-    """A row's measurements per seed (data draw), or its one measurement."""
-    measured = claim(result, cid)["measured"]
-    return measured.get("per_seed", [measured])
+    def claim(self, cid: str) -> dict:
+        found = [c for c in self.claims["claims"] if c["id"] == cid]
+        if not found:
+            raise KeyError(f"claims.json has no claim {cid}")
+        return found[0]
+
+    def per_seed(self, cid: str) -> list[dict]:
+        """A row's measurements per seed (data draw), or its one measurement."""
+        measured = self.claim(cid)["measured"]
+        return measured.get("per_seed", [measured])
+
+    def step(self, figure: str, table: str) -> dict:
+        """The provenance of the step that computed ``table`` of ``figure``'s source data."""
+        return json.loads((self.figures / "data" / figure / "provenance.json").read_text())["steps"][table]
 
 
 def _pct(x: float) -> str:
-    return f"{x:.0%}" if x >= 0.1 else f"{x:.1%}" if x >= 0.001 else f"{x:.2%}"
+    return "inf" if math.isinf(x) else f"{x:.0%}" if x >= 0.1 else f"{x:.1%}" if x >= 0.001 else f"{x:.2%}"
 
 
 def _g(x: float) -> str:
     return "inf" if math.isinf(x) else f"{x:.3g}"
 
 
+def _finite(values) -> list[float]:
+    return [x for x in values if x is not None and math.isfinite(x)]
+
+
 def _range(values) -> str:
-    v = [x for x in values if x is not None and math.isfinite(x)]
-    return f"{_g(min(v))}-{_g(max(v))}"
+    v = _finite(values)
+    return _g(v[0]) if min(v) == max(v) else f"{_g(min(v))}-{_g(max(v))}"
 
 
-def _audit_error(result: dict, cid: str) -> float:
-    return max(s["max_relative_error"] for s in per_seed(result, cid))
+def _median(values) -> str:
+    return _g(float(np.median(_finite(values))))
 
 
-def _median(values) -> float:
-    return float(np.median([x for x in values if x is not None and math.isfinite(x)]))
-
-
-def _tally(result: dict, cid: str, verdict: str) -> str:
-    seeds = per_seed(result, cid)
+def _count(d: Data, cid: str, verdict: str) -> str:
+    seeds = d.per_seed(cid)
     return f"{sum(s['verdict'] == verdict for s in seeds)} of {len(seeds)}"
 
 
-def _e1(result: dict, key: str) -> str:
-    seeds = per_seed(result, "E1")
-    return f"{sum(s[key] for s in seeds)}"
+def _worst_error(d: Data, *cids: str) -> float:
+    return max(s["max_relative_error"] for cid in cids for s in d.per_seed(cid))
 
 
-NUMBERS: dict[str, Callable[[dict], str]] = {
+def _sum(d: Data, cid: str, key: str) -> str:
+    return str(sum(s[key] for s in d.per_seed(cid)))
+
+
+def _minutes(d: Data, step: str) -> str:
+    """``step`` = '<figure>/<table>': the wall time of the step behind that table, in minutes."""
+    figure, table = step.split("/")
+    return f"{d.step(figure, table)['wall_seconds'] / 60:.0f}"
+
+
+def _cells(d: Data, section: str) -> str:
+    """An image grid's cells beside alpha = 0 as 'a x b', from the settings claims.json records."""
+    sec = d.claims["settings"][section]
+    alphas, betas = grid_values(sec)
+    return f"{len(alphas) - 1} × {len(betas)}"
+
+
+FAMILIES: dict[str, Callable[[Data, str], str]] = {  # name 'family:argument'
+    "verdict": lambda d, cid: d.claim(cid)["verdict"],
+    "minutes": _minutes,
+    "cells": _cells,
+    "iterations": lambda d, section: str(d.claims["settings"][section]["iterations"]),
+    "seeds": lambda d, section: str(len(d.claims["settings"][section].get("seeds") or [0])),
+}
+
+NUMBERS: dict[str, Callable[[Data], str]] = {
     # linear regression: the audit (rows A-*)
-    "a_exact_error": lambda r: _pct(max(_audit_error(r, f"A-exact-{o}") for o in ("first", "second"))),
-    "a_paper_first_error": lambda r: _pct(_audit_error(r, "A-paper-first")),
-    "a_paper_second_error": lambda r: _pct(_audit_error(r, "A-paper-second")),
-    "a_paper_n2_factor": lambda r: f"{1 + max(_audit_error(r, f'A-paper-n2-{o}') for o in ('first', 'second')):.2g}",
-    "a_exact_n2_error": lambda r: _pct(max(_audit_error(r, f"A-exact-n2-{o}") for o in ("first", "second"))),
+    "a_exact_error": lambda d: _pct(_worst_error(d, "A-exact-first", "A-exact-second")),
+    "a_paper_first_error": lambda d: _pct(_worst_error(d, "A-paper-first")),
+    "a_paper_second_error": lambda d: _pct(_worst_error(d, "A-paper-second")),
+    "a_paper_n2_factor": lambda d: f"{1 + _worst_error(d, 'A-paper-n2-first', 'A-paper-n2-second'):.2g}",
+    "a_exact_n2_error": lambda d: _pct(_worst_error(d, "A-exact-n2-first", "A-exact-n2-second")),
     # Fig. 1
-    "c1_end_ratio": lambda r: _range(s["end_ratio"] for s in per_seed(r, "C1")),
-    "c1_growth_maml": lambda r: _g(_median(s["growth_maml"] for s in per_seed(r, "C1"))),
-    "c1_inner_maml_start": lambda r: _range(s["maml_start"] for s in per_seed(r, "C1-inner")),
-    "c1_inner_maml_end": lambda r: _range(s["maml_end"] for s in per_seed(r, "C1-inner")),
-    "c1_inner_joint_end": lambda r: _range(s["joint_end"] for s in per_seed(r, "C1-inner")),
+    "c1_end_ratio": lambda d: _range(s["end_ratio"] for s in d.per_seed("C1")),
+    "c1_growth_maml": lambda d: _median(s["growth_maml"] for s in d.per_seed("C1")),
+    "c1_inner_maml_start": lambda d: _range(s["maml_start"] for s in d.per_seed("C1-inner")),
+    "c1_inner_maml_end": lambda d: _range(s["maml_end"] for s in d.per_seed("C1-inner")),
+    "c1_inner_joint_end": lambda d: _range(s["joint_end"] for s in d.per_seed("C1-inner")),
     # the sinusoid
-    "c3_holds": lambda r: _tally(r, "C3", "holds"),
-    "a_sinusoid_holds": lambda r: _tally(r, "A-sinusoid", "holds"),
-    "a_sinusoid_alpha_c": lambda r: _range(s["alpha_c"] for s in per_seed(r, "A-sinusoid")),
-    "a_sinusoid_edge": lambda r: _range(s["alpha_edge"] for s in per_seed(r, "A-sinusoid")),
-    "e1_columns_at_edge": lambda r: _e1(r, "at_edge"),
-    "e1_columns": lambda r: _e1(r, "columns"),
-    "e1_seeds_hold": lambda r: _tally(r, "E1", "holds"),
+    "c3_holds": lambda d: _count(d, "C3", "holds"),
+    "a_sinusoid_alpha_c": lambda d: _range(s["alpha_c"] for s in d.per_seed("A-sinusoid")),
+    "a_sinusoid_edge": lambda d: _range(s["alpha_edge"] for s in d.per_seed("A-sinusoid")),
+    "e1_columns_at_edge": lambda d: _sum(d, "E1", "at_edge"),
+    "e1_columns": lambda d: _sum(d, "E1", "columns"),
+    "e1_seeds_holding": lambda d: _count(d, "E1", "holds"),
     # the guideline
-    "g_exact_inside": lambda r: f"{claim(r, 'G-exact')['measured']['inside_with_margin']} of "
-                                f"{claim(r, 'G-exact')['measured']['cells']}",
-    "c6_ratio": lambda r: _g(max(max(abs(f["eig_Tg_1"] / f["eig_H2_1"]), f["fro_Tg"] / f["fro_H2"])
-                                 for f in claim(r, "C6")["measured"]["final"])),
+    "g_exact_inside": lambda d: f"{d.claim('G-exact')['measured']['inside_with_margin']} of "
+                                f"{d.claim('G-exact')['measured']['cells']}",
+    "g_exact_runs": lambda d: str(d.claim("G-exact")["measured"]["runs"]),
+    # Fig. 5
+    "c6_ratio": lambda d: _g(max(max(abs(f["eig_Tg_1"] / f["eig_H2_1"]), f["fro_Tg"] / f["fro_H2"])
+                                 for f in d.claim("C6")["measured"]["final"])),
 }
 
 
-def value(name: str, result: dict) -> str:
-    """The text of the number ``name`` (one of NUMBERS, or ``verdict:<claim id>``) in ``result`` (claims.json)."""
-    if name.startswith("verdict:"):
-        return claim(result, name.removeprefix("verdict:"))["verdict"]
+def value(name: str, data: Data) -> str:
+    """The text of the number ``name``: one of NUMBERS, or 'family:argument' of FAMILIES."""
+    family, _, argument = name.partition(":")
+    if argument and family in FAMILIES:
+        return FAMILIES[family](data, argument)
     if name not in NUMBERS:
-        raise KeyError(f"unknown number '{name}'; known: verdict:<claim id>, {', '.join(sorted(NUMBERS))}")
-    return NUMBERS[name](result)
+        raise KeyError(f"unknown number '{name}'; known: {', '.join(f + ':...' for f in FAMILIES)}, "
+                       f"{', '.join(sorted(NUMBERS))}")
+    return NUMBERS[name](data)
 
 
-def with_numbers(text: str, result: dict) -> str:
-    """``text`` with every marked number written from ``result``."""
-    return MARK.sub(lambda m: f"<!-- n: {m['name']} -->{value(m['name'], result)}<!-- /n -->", text)
+def with_numbers(text: str, data: Data) -> str:
+    """``text`` with every marked number written from ``data``."""
+    return MARK.sub(lambda m: f"<!-- n: {m['name']} -->{value(m['name'], data)}<!-- /n -->", text)
 
 
-def stale(text: str, result: dict) -> list[str]:
-    """The marked numbers of ``text`` that are not what ``result`` gives, as 'name: page says x, data y'."""
-    return [f"{m['name']}: the page says {m['value']!r}, the data {value(m['name'], result)!r}"
-            for m in MARK.finditer(text) if m["value"] != value(m["name"], result)]
+def stale(text: str, data: Data) -> list[str]:
+    """The marked numbers of ``text`` that are not what ``data`` gives, as 'name: the page says x, the data y'."""
+    return [f"{m['name']}: the page says {m['value']!r}, the data {value(m['name'], data)!r}"
+            for m in MARK.finditer(text) if m["value"] != value(m["name"], data)]
