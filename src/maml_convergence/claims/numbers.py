@@ -41,8 +41,11 @@ class Data:
         return measured.get("per_seed", [measured])
 
     def step(self, figure: str, table: str) -> dict:
-        """The provenance of the step that computed ``table`` of ``figure``'s source data."""
-        return json.loads((self.figures / "data" / figure / "provenance.json").read_text())["steps"][table]
+        """The provenance of the step that computed ``table`` of ``figure``'s source data (a JSON record, such as
+        suggest's report, carries its own)."""
+        folder = self.figures / "data" / figure
+        steps = json.loads((folder / "provenance.json").read_text())["steps"]
+        return steps[table] if table in steps else json.loads((folder / f"{table}.json").read_text())["provenance"]
 
 
 def _pct(x: float) -> str:
