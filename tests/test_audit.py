@@ -94,7 +94,7 @@ def test_audit_claim_rules():
     table["beta_measured"] = np.sqrt(table.beta_stable * table.beta_unstable)
     table["paper"] = theory.paper_beta_bound(alphas, eig)
     table["exact"] = exact
-    settings = {"rounds": 1, "points": 4}
+    settings = {"rounds": 1, "points": 4, "beta_range": [1e-4, 1e2]}
     exact_row = linear.formula_against_bisection("A-exact-second", table, "second", "exact", eig, settings)
     assert exact_row["verdict"] == "holds" and "LESS than the default audit" in exact_row["rests_on"]
     paper_row = linear.formula_against_bisection("A-paper-second", table, "second", "paper", eig, settings)
@@ -132,7 +132,7 @@ def audit_table(eig, order, inner_steps, alphas, width=0.001):
 def test_the_two_step_rows_judge_the_exact_bound_the_one_step_formula_and_past_alpha_c():
     eig = [2.0, 10.0]  # alpha_c = 0.1
     alphas = np.array([1e-3, 0.05, 0.09, 0.11, 0.15])
-    settings = {"rounds": 1, "points": 4}
+    settings = {"rounds": 1, "points": 4, "beta_range": [1e-4, 1e2]}
     ids = claims.ids_of(linear.audit_two_steps)
     rows = {r["id"]: r for r in claims.audit_claims(ids, audit_table(eig, "second", 2, alphas), {0: eig}, settings,
                                                     inner_steps=2)}
@@ -160,7 +160,7 @@ def test_past_alpha_c_every_alpha_counts_whether_theory_and_measurement_agree_or
     table = audit_table(eig, "first", 1, alphas)
     table.loc[1:, "beta_stable"], table.loc[1:, "beta_unstable"] = np.nan, 1e-4  # none converges: agrees
     table["beta_measured"] = np.sqrt(table.beta_stable * table.beta_unstable)
-    settings = {"rounds": 1, "points": 4}
+    settings = {"rounds": 1, "points": 4, "beta_range": [1e-4, 1e2]}
     row = linear.formula_against_bisection("A-exact-first", table, "first", "exact", eig, settings)
     assert row["verdict"] == "holds" and "inside 3/3 bisection brackets" in row["why"]
     assert row["measured"]["outside_range"] == 2 == row["measured"]["outside_range_inside"]

@@ -8,7 +8,7 @@ whose iteration does not, then compare with the paper's beta_c = 2/(lambda - alp
 with the exact conditions, for both orders, with one inner step (the paper's setting) or more
 (``spec.inner_steps``: the exact bound is then theory's N-step one).
 
-A cell is unstable when the spectral radius rho of its iteration exceeds 1. rho is measured from
+A cell is unstable when the spectral radius rho of its iteration is at least 1. rho is measured from
 the grid's own meta-step (``grid.meta_step``, the engine or the reference backend), not read off
 ``theory``: one meta-step from the initial parameters and one from each of them moved by 1 give
 the columns of J (the differences of an affine map are exact up to rounding), a step from one

@@ -582,7 +582,8 @@ def suggest_exact(cfg: dict, device: str, checkpoint=None, run_info: dict | None
     ``linear`` section, each MAML order and each number of inner steps of ``guideline_exact``, from the start
     Fig. 3's grid has. The stable region is known exactly there (``theory.exact_beta_bound`` with the draw's
     Hessian in closed form): per run, both cells, their margin rung (the next beta rung up, which the probe found
-    stable) and the exact bound at their alpha. ``checkpoint``: the step's resume file (the runs done)."""
+    stable), the exact bound at their alpha and the exact spectral radius of the cell's iteration (how fast it
+    converges: inside the region, a rho near 1 all but stands still). ``checkpoint``: the step's resume file."""
     sec = cfg["guideline_exact"]
     runs = [(seed, order, n) for seed in cfg["linear"]["seeds"] for order in cfg["linear"]["orders"]
             for n in sec["inner_steps"]]
@@ -599,8 +600,9 @@ def suggest_exact(cfg: dict, device: str, checkpoint=None, run_info: dict | None
             cell = getattr(result, name) or {}
             alpha, beta = cell.get("alpha", math.nan), cell.get("beta", math.nan)
             bound = float(theory.exact_beta_bound(alpha, eig, order, n)[0]) if cell else math.nan
+            rho = float(np.abs(1 - beta * theory.quadratic_rates(alpha, eig, order, n)).max()) if cell else math.nan
             rows.append({"seed": seed, "order": order, "inner_steps": n, "cell": name, "alpha": alpha, "beta": beta,
-                         "margin_beta": cell.get("margin_beta", math.nan), "exact_bound": bound,
+                         "margin_beta": cell.get("margin_beta", math.nan), "exact_bound": bound, "rho": rho,
                          "alpha_c": theory.paper_alpha_c(eig), "cut_short": result.cut_short,
                          "probe_cells": len(result.probe)})
         done[(seed, order, n)] = rows

@@ -278,12 +278,14 @@ def cells_inside_the_exact_region(cid: str, table: pd.DataFrame, prov: dict) -> 
            f"{int(((found.ratio < 1) & (found.margin_ratio < 1)).sum())} with their margin rung too"
            + (f"; {len(missing)} cells missing" if len(missing) else "") + (first(outside) or first(margin_out)))
     per = lambda name: found[found.cell == name]
-    summary = (f"{len(runs)} runs of suggest (draws {sorted(runs.seed.unique())}, orders "
-               f"{sorted(runs.order.unique())}, inner steps {sorted(runs.inner_steps.unique())}); beta / exact bound: "
-               f"recommended "
+    listed = lambda column: ", ".join(str(v) for v in sorted(runs[column].unique()))
+    summary = (f"{len(runs)} runs of suggest (draws {listed('seed')}; orders {listed('order')}; inner steps "
+               f"{listed('inner_steps')}); beta / exact bound: recommended "
                f"{spread(per('recommended').ratio)}, guideline {spread(per('guideline').ratio)}; margin rung / exact "
                f"bound: recommended {spread(per('recommended').margin_ratio)}, guideline "
-               f"{spread(per('guideline').margin_ratio)}; " + why)
+               f"{spread(per('guideline').margin_ratio)}"
+               + (f"; the spectral radius of the cells' iterations {spread(found.rho)} (inside converges; a radius "
+                  "near 1 all but stands still)" if "rho" in found else "") + "; " + why)
     return {"id": cid, "short": "linear regression: suggest's two cells lie inside the exact stable region",
             "claim": "the guideline tool (maml-convergence suggest) held to an exact answer: on linear regression, "
                      "whose stable region theory gives exactly, its recommended and guideline cells lie inside that "

@@ -119,7 +119,7 @@ def grid_claims(ids, results: Results) -> list[dict]:
 AUDIT_SLACK, AUDIT_FAILS = 0.001, 0.10  # formula vs bisected boundary: bracket slack, failure threshold
 
 
-def _audit_note(audit_cfg: dict, n_alphas: int) -> str:
+def _audit_note(audit_cfg: dict, n_alphas: int | str) -> str:
     """Bisection has no counterpart in the paper: compare with this repository's default audit."""
     default = paper_scale()["audit"]
     note = (f"bisection at {n_alphas} alphas, {audit_cfg['rounds']} rounds x {audit_cfg['points']} betas, each "
@@ -188,8 +188,10 @@ def formula_against_bisection(cid: str, table: pd.DataFrame, order: str, formula
                          "outside_range": int((~bounded).sum()), "outside_range_inside": int((inside & ~bounded).sum()),
                          "bracket_precision": precision, "rows": t.to_dict("records")},
             "rule": f"holds if the formula lies inside every bisection bracket (+-{AUDIT_SLACK:.1%}; where no beta of "
-                    "the range converges, below the range), fails if its |rel. error| to the bracket centre exceeds "
-                    f"{AUDIT_FAILS:.0%} anywhere",
+                    f"the audit's range [{audit_cfg['beta_range'][0]:g}, {audit_cfg['beta_range'][1]:g}] converges, "
+                    "below the range; where every beta does, above it), fails if its |rel. error| exceeds "
+                    f"{AUDIT_FAILS:.0%} anywhere (to the bracket centre; for a boundary outside the range, at least to "
+                    "the range's end), else inconclusive",
             "rests_on": _audit_note(audit_cfg, table[table.order == order].alpha.nunique())}
 
 
@@ -211,8 +213,10 @@ def every_beta_diverges_past_alpha_c(cid: str, table: pd.DataFrame, order: str, 
                         f"(exact theory predicts {'none' if predicted else 'all'})"),
             "measured": {"alpha_c": a_c, "alphas_past": past.alpha.tolist(),
                          "largest_stable_beta": past.beta_stable.tolist()},
-            "rule": "holds if no alpha beyond 1/lambda_max has a beta whose run converges",
-            "rests_on": _audit_note(audit_cfg, len(past)) + ", alphas up to 1.9 alpha_c"}
+            "rule": "holds if no alpha beyond 1/lambda_max has a beta in the audit's range "
+                    f"[{audit_cfg['beta_range'][0]:g}, {audit_cfg['beta_range'][1]:g}] whose meta-iteration converges "
+                    "(spectral radius < 1)",
+            "rests_on": ""}
 
 
 def audit_claims(ids, table: pd.DataFrame, eig: dict, audit_cfg: dict, inner_steps: int = 1) -> list[dict]:
@@ -226,8 +230,11 @@ def audit_claims(ids, table: pd.DataFrame, eig: dict, audit_cfg: dict, inner_ste
             rows.append(per_seed("draw", t, lambda s, d: formula_against_bisection(cid, d, order, formula, eig[s],
                                                                                    audit_cfg, inner_steps),
                                  spread_of=("max |rel. error|", lambda m: m["max_relative_error"])))
+        past = [int((d.alpha > theory.paper_alpha_c(eig[s])).sum()) for s, d in t.groupby("seed")]
+        note = (_audit_note(audit_cfg, f"{min(past)}-{max(past)}" if min(past) < max(past) else past[0])
+                + f" per {'draw' if len(past) > 1 else 'run'}, up to 1.9 alpha_c")
         rows.append(per_seed("draw", t, lambda s, d: every_beta_diverges_past_alpha_c(past_id, d, order, eig[s],
-                                                                                      audit_cfg, inner_steps)))
+                                                                                      audit_cfg, inner_steps), note))
     return rows
 
 

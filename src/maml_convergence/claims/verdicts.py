@@ -54,12 +54,12 @@ def tally(verdicts: list[str]) -> str:
 
 
 def spread(values) -> str:
-    """min-max (median) of the finite values; those that are not finite are counted, never dropped."""
-    given = [x for x in values if x is not None]
-    v = np.asarray([x for x in given if np.isfinite(x)], dtype=float)
+    """min-max (median) of the finite values; the others (infinite, NaN, none) are counted, never dropped."""
+    given = list(values)
+    v = np.asarray([x for x in given if x is not None and np.isfinite(x)], dtype=float)
     text = f"{v.min():.3g}-{v.max():.3g} (median {np.median(v):.3g})" if len(v) else "n/a"
-    infinite = sorted({f"{x:g}" for x in given if not np.isfinite(x)})
-    return text + (f", and {len(given) - len(v)} of {len(given)} {'/'.join(infinite)}" if len(v) < len(given) else "")
+    others = sorted({"none" if x is None else f"{x:g}" for x in given if x is None or not np.isfinite(x)})
+    return text + (f", and {len(given) - len(v)} of {len(given)} {'/'.join(others)}" if len(v) < len(given) else "")
 
 
 def per_seed(unit: str, table: pd.DataFrame, claim_of_one, rests_on: str | None = None, spread_of=None) -> dict:
