@@ -306,6 +306,8 @@ def test_an_image_grid_step_projects_its_time_and_stops_over_the_limit_keeping_i
 
     assert cli.main(step + ["--max-projected-hours", "1000"]) == 0  # a higher limit resumes and finishes
     said = capsys.readouterr()
-    assert "Limit: 1000.0 h (--max-projected-hours)" in said.out and out.exists() and not ckpt.exists()
-    assert cli.main(step + ["--max-projected-hours", "nan"]) == 2
-    assert "--max-projected-hours nan: give a number of hours > 0" in capsys.readouterr().err
+    assert f"Limit: {cli._hours(1000)} (--max-projected-hours)" in said.out and out.exists() and not ckpt.exists()
+    with pytest.raises(SystemExit) as refused:  # refused at parse time, before anything is read
+        cli.main(step + ["--max-projected-hours", "nan"])
+    assert refused.value.code == 2
+    assert "argument --max-projected-hours: nan is not a number > 0" in capsys.readouterr().err

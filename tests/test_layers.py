@@ -27,10 +27,11 @@ def _imports(path: Path, level: int) -> set[str]:
 
 
 def imports_of(module: str) -> set[str]:
-    """The package's modules that ``module`` imports (a subpackage: any of its files)."""
-    if (PACKAGE / module).is_dir():
-        return set().union(*(_imports(f, 2) for f in (PACKAGE / module).glob("*.py")))
-    return _imports(PACKAGE / f"{module}.py", 1)
+    """The package's modules that ``module`` imports (a subpackage: any of its files); a name the package itself
+    defines (``__version__``) is no module."""
+    found = set().union(*(_imports(f, 2) for f in (PACKAGE / module).glob("*.py"))) if (PACKAGE / module).is_dir() \
+        else _imports(PACKAGE / f"{module}.py", 1)
+    return {m for m in found if (PACKAGE / f"{m}.py").exists() or (PACKAGE / m).is_dir()}
 
 
 def test_every_module_has_a_layer():

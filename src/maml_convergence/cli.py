@@ -1,5 +1,6 @@
-"""Command line: one subcommand per workflow step (the Snakemake rules call these).
+"""maml-convergence: the guideline tool, the paper-scale grid, the docs' tables, and every workflow step.
 
+    maml-convergence suggest --model mymodels:model --tasks mymodels:sample_tasks
     maml-convergence sinusoid-grid --out results/sinusoid/grid.csv --provenance results/sinusoid/provenance.json
 
 Every command validates the configuration first, writes its outputs atomically
@@ -21,6 +22,7 @@ from pathlib import Path
 import pandas as pd
 import torch
 
+from . import __version__
 from . import config as config_mod
 from . import checkpoint, data, experiments, guideline, paper_grid, provenance, source_data
 from .checkpoint import Checkpoint
@@ -34,6 +36,29 @@ WORKFLOW_CONFIG_ENV = "MAML_CONVERGENCE_WORKFLOW_CONFIG"
 # Every subcommand, registered by @command above its function with the arguments it takes beyond the
 # common ones (the configuration; --out, --provenance, --checkpoint, the dataset as it asks).
 COMMANDS: dict[str, tuple] = {}
+
+
+def _number(kind, least: float, strict: bool):
+    """An argparse type: a finite ``kind`` at least (or, ``strict``, above) ``least``; anything else is refused
+    at parse time with one line naming the option."""
+    bound = f"{'>' if strict else '>='} {least:g}"
+
+    def parse(text: str):
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a{'n integer' if kind is int else ' number'} "
+                                             f"{bound}") from None
+        if not math.isfinite(value) or value < least or (strict and value == least):
+            raise argparse.ArgumentTypeError(f"{text} is not a number {bound}")
+        return value
+
+    parse.__name__ = kind.__name__  # what argparse names in its messages
+    return parse
+
+
+POSITIVE_INT, COUNT = _number(int, 1, False), _number(int, 0, False)
+POSITIVE, NONNEGATIVE = _number(float, 0, True), _number(float, 0, False)
 
 
 def arg(*flags, **options) -> tuple:
@@ -278,9 +303,9 @@ def _image_data(args, cfg) -> str:
 
 @command("image-grid", "Fig. 4b/4c grid, or one chunk of it", provenance=True, checkpoint=True, data=True, arguments=[
     arg("--dataset", choices=sorted(experiments.IMAGE_DATASETS), required=True),
-    arg("--chunk", type=int, help="this chunk's index, 0-based (with --chunks)"),
-    arg("--chunks", type=int, help="how many chunks the grid is split into"),
-    arg("--max-projected-hours", type=float, help="stop (keeping the resume file) when the whole grid is "
+    arg("--chunk", type=COUNT, help="this chunk's index, 0-based (with --chunks)"),
+    arg("--chunks", type=POSITIVE_INT, help="how many chunks the grid is split into"),
+    arg("--max-projected-hours", type=POSITIVE, help="stop (keeping the resume file) when the whole grid is "
         "projected to take longer on this device (default: the dataset's max_projected_hours)"),
 ])
 def cmd_image_grid(args):
@@ -307,10 +332,8 @@ class _ProjectedTime:
         self.key = f"{args.dataset}.max_projected_hours"
         given = args.max_projected_hours
         self.limit = cfg[args.dataset]["max_projected_hours"] if given is None else given
-        if given is not None:
+        if given is not None:  # checked at parse time
             self.key = "--max-projected-hours"
-            if not (math.isfinite(given) and given > 0):
-                raise config_mod.ConfigError(f"--max-projected-hours {given}: give a number of hours > 0")
         self.refusal = ""
 
     def __call__(self, rate: float) -> bool:
@@ -390,13 +413,13 @@ def cmd_image_merge(args):
 @command("paper-grid",
          "compute the next chunks of the paper-scale Fig. 4b not yet kept, within a time budget, on whatever device "
          "there is", out=False, data=True, defaults=dict(dataset=paper_grid.DATASET), arguments=[
-    arg("--budget-seconds", type=float,
+    arg("--budget-seconds", type=NONNEGATIVE,
         help="start no chunk after this long, and cut the running one short (it resumes on the next run); "
              "default: no limit"),
-    arg("--max-chunks", type=int, help="compute at most this many chunks (0: only check that the chunks kept "
-                                       "agree with the code at hand)"),
-    arg("--threads", type=int, help="CPU threads torch may use (default: torch's own choice); with `nice -n 19`, "
-                                    "1 leaves the other core to other work"),
+    arg("--max-chunks", type=COUNT, help="compute at most this many chunks (0: only check that the chunks kept "
+                                         "agree with the code at hand)"),
+    arg("--threads", type=POSITIVE_INT, help="CPU threads torch may use (default: torch's own choice); with `nice "
+                                             "-n 19`, 1 leaves the other core to other work"),
     arg("--into", help="the folder the chunks are kept in (default: the config's paper_grid.folder)"),
     arg("--scratch", default="results/paper-grid", help="where a chunk's resume file is kept while it runs"),
 ])
@@ -404,10 +427,6 @@ def cmd_paper_grid(args):
     """The chunks of the paper-scale Fig. 4b not yet in the folder, one after the other, each kept the moment it
     is complete; a chunk the budget cuts short keeps its resume file for the next run."""
     cfg = _config(args)
-    for flag, value, least in (("--budget-seconds", args.budget_seconds, 0), ("--max-chunks", args.max_chunks, 0),
-                               ("--threads", args.threads, 1)):
-        if value is not None and not (math.isfinite(value) and value >= least):
-            raise config_mod.ConfigError(f"{flag} {value}: give a number >= {least}")
     if args.threads:
         torch.set_num_threads(args.threads)
     deadline = time.monotonic() + args.budget_seconds if args.budget_seconds is not None else None
@@ -531,6 +550,20 @@ def cmd_claims(args):
         print(f"{row['id']:<10} {row['verdict']:<13} {row['summary']}")
 
 
+def _read_claims(path) -> dict:
+    """A claims.json, or one line naming it when it is missing or not one."""
+    try:
+        result = json.loads(Path(path).read_text())
+    except FileNotFoundError:
+        raise config_mod.ConfigError(f"{path}: no such file; the workflow's claims step writes it "
+                                     "(snakemake --cores all)") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise config_mod.ConfigError(f"{path}: not a claims file (not JSON: {e})") from None
+    if not isinstance(result, dict) or not isinstance(result.get("claims"), list):
+        raise config_mod.ConfigError(f"{path}: not a claims file (no list of claims)")
+    return result
+
+
 @command("update-docs", "write the README's verdict table and every marked number of the pages from claims.json",
          out=False, arguments=[
     arg("--claims", default="figures/claims.json", help="the claims the pages quote (beside the figures' source "
@@ -541,7 +574,7 @@ def cmd_update_docs(args):
     """The README's verdict table (between its markers) and every ``<!-- n: name -->`` number of the pages."""
     from . import claims
     from .claims import numbers
-    result = json.loads(Path(args.claims).read_text())
+    result = _read_claims(args.claims)
     found = numbers.Data(result, Path(args.claims).parent)
     for page in map(Path, args.pages):
         text = page.read_text()
@@ -614,7 +647,7 @@ def cmd_fig7_sharpness(args):
 ])
 def cmd_verdict_table(args):
     from . import claims
-    result = json.loads(Path(args.claims).read_text())
+    result = _read_claims(args.claims)
     if not claims.has_verdict_table(result):
         raise config_mod.ConfigError(f"{args.claims}: written by an older version (no short claim or why); "
                                      "rerun the workflow's claims step")
@@ -660,22 +693,24 @@ def _load_object(spec: str, option: str):
 
 
 @command("suggest",
-         "the paper's guideline on a problem of the paper or a model of one's own: the largest alpha that trains, "
-         "then beta", out=False, checkpoint=True, data=True, arguments=[
+         "the (alpha, beta) to use, for a model of one's own or a problem of the paper: the probe's cell that trains "
+         "best with a margin from instability (default), or the paper's guideline (--rule paper)", out=False,
+         checkpoint=True, data=True, arguments=[
     arg("--problem", choices=experiments.GUIDELINE_PROBLEMS,
         help="one of the paper's problems, with its settings from the config"),
     arg("--model", help="pkg.module:factory, a function that returns the nn.Module (or the module)"),
     arg("--tasks", help="pkg.module:sampler, a function i -> the i-th meta-batch (xs, ys, xq, yq), " "task axis first"),
     arg("--loss", default="auto", choices=["auto", "cross_entropy", "mse"],
         help="auto: cross-entropy for integer labels, else mean squared error"),
-    arg("--inner-steps", type=int, help="inner steps (default: the problem's, or 1)"),
+    arg("--inner-steps", type=POSITIVE_INT, help="inner steps (default: the problem's, or 1)"),
     arg("--order", choices=["second", "first"], help="MAML order (default: the problem's, or second)"),
-    arg("--budget-seconds", type=float,
+    arg("--budget-seconds", type=POSITIVE,
         help="time budget: stops the probe early, never changes it (default: the config's guideline section, or "
         f"{guideline.BUDGET_SECONDS:g})"),
-    arg("--iterations", type=int,
+    arg("--iterations", type=POSITIVE_INT,
         help=f"meta-iterations per probe cell (default: the config's, else {guideline.ITERATIONS})"),
-    arg("--streams", type=int, help=f"task streams per probe cell (default: the config's, else {guideline.STREAMS})"),
+    arg("--streams", type=POSITIVE_INT,
+        help=f"task streams per probe cell (default: the config's, else {guideline.STREAMS})"),
     arg("--rule", choices=guideline.RULES, default="recommended",
         help="the answer: the cell that trains best with a margin (recommended), or the paper's guideline (paper)"),
     arg("--device", choices=["auto", "cpu", "cuda"], help="default: the config's"),
@@ -694,22 +729,24 @@ def cmd_suggest(args):
         cfg = _config(args)
         device = provenance.resolve_device(args.device or cfg["device"])
         settings = cfg["guideline"].get(args.problem, {})
-        budget = args.budget_seconds or settings.get("budget_seconds", guideline.BUDGET_SECONDS)
+        budget = _given(args.budget_seconds, settings.get("budget_seconds"), guideline.BUDGET_SECONDS)
         data_path = _image_data(args, cfg) if args.problem in experiments.IMAGE_DATASETS else None
         result = experiments.suggest_on(cfg, args.problem, device, budget, data_path,
-                                        args.iterations or settings.get("iterations") or guideline.ITERATIONS,
-                                        args.streams or settings.get("streams") or guideline.STREAMS,
+                                        _given(args.iterations, settings.get("iterations"), guideline.ITERATIONS),
+                                        _given(args.streams, settings.get("streams"), guideline.STREAMS),
                                         rule=args.rule, checkpoint=_ckpt(args))
     else:
         cfg, args.workflow_config = {}, {}
         factory, sampler = _load_object(args.model, "--model"), _load_object(args.tasks, "--tasks")
         model = factory if isinstance(factory, torch.nn.Module) else factory()
         device = provenance.resolve_device(args.device or "auto")
-        result = guideline.suggest(model, sampler, loss=args.loss, inner_steps=args.inner_steps or 1,
+        result = guideline.suggest(model, sampler, loss=args.loss, inner_steps=_given(args.inner_steps, 1),
                                    order=args.order or "second",
-                                   budget_seconds=args.budget_seconds or guideline.BUDGET_SECONDS,
-                                   device=device, seed=args.seed, iterations=args.iterations or guideline.ITERATIONS,
-                                   streams=args.streams or guideline.STREAMS, rule=args.rule, checkpoint=_ckpt(args))
+                                   budget_seconds=_given(args.budget_seconds, guideline.BUDGET_SECONDS),
+                                   device=device, seed=args.seed,
+                                   iterations=_given(args.iterations, guideline.ITERATIONS),
+                                   streams=_given(args.streams, guideline.STREAMS), rule=args.rule,
+                                   checkpoint=_ckpt(args))
     report = json.loads(result.to_json())
     report["problem"] = args.problem or f"{args.model} {args.tasks}"
     report["provenance"] = _record(args, cfg, device, time.perf_counter() - start)
@@ -764,31 +801,67 @@ def cmd_guideline_check(args):
               f"trained as a grid cell: {row.status}, final loss {row.final_loss:.4g}")
 
 
+def _given(*values):
+    """The first value that was given (not None): an option, then a setting, then the default."""
+    return next(v for v in values if v is not None)
+
+
 def _ckpt(args):
     return Path(args.checkpoint) if args.checkpoint else None
 
 
+class _Parser(argparse.ArgumentParser):
+    """A command line mistake is one line naming the option, and exit 2 (the usage is in --help)."""
+
+    def error(self, message):
+        self.exit(2, f"{self.prog}: {message}\n")
+
+
+# The help of options several commands share, where the command does not give its own.
+SHARED_HELP = {
+    "--out": "the file this command writes its result to", "--provenance": "its provenance record (JSON)",
+    "--out-json": "the result as JSON", "--out-md": "the result as a markdown table",
+    "--dataset": "the image dataset", "--order": "MAML order", "--problem": "the paper's problem",
+    "--claims": "the claims.json to read", "--sinusoid-grid": "the Fig. 4a grid table (sinusoid-grid's --out)",
+    "--linear-reference": "the linear-regression reference (linear-reference's --out)",
+    "--snapshots": "the parameter snapshots fig5-train wrote", "--chunks": "the chunk tables to merge",
+    "--chunk-provenance": "the chunks' provenance records", "--figure": "the figure whose source data this is",
+    "--out-dir": "the figure's source-data folder (figures/data/<figure>)",
+}
+
+# What a user runs; the other commands are the workflow's steps (each also runs alone).
+USER_COMMANDS = ("suggest", "paper-grid", "verdict-table", "update-docs", "reproduction", "project-image-grids")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="maml-convergence", description=__doc__.split("\n\n")[0])
-    sub = p.add_subparsers(dest="command", required=True)
-    for name, (func, help, arguments, common, defaults) in COMMANDS.items():
-        s = sub.add_parser(name, help=help)
+    steps = [n for n in COMMANDS if n not in USER_COMMANDS]
+    p = _Parser(prog="maml-convergence", description=__doc__.split("\n\n")[0],
+                formatter_class=argparse.RawDescriptionHelpFormatter,
+                epilog="the workflow's steps (Snakemake runs them; each also runs alone, "
+                       "`maml-convergence STEP --help`):\n  " + "\n  ".join(
+                           f"{n:<22} {COMMANDS[n][1]}" for n in steps))
+    p.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND", title="commands")
+    order = lambda kv: USER_COMMANDS.index(kv[0]) if kv[0] in USER_COMMANDS else len(USER_COMMANDS)
+    for name, (func, help, arguments, common, defaults) in sorted(COMMANDS.items(), key=order):
+        listed = {"help": help} if name in USER_COMMANDS else {}  # the steps are listed below, in the epilog
+        s = sub.add_parser(name, description=help, **listed)
         g = s.add_mutually_exclusive_group()
         g.add_argument("--configfile", nargs="*", default=[],
                        help="YAML files merged over config/config.yaml, in order")
         g.add_argument("--config-json", help="the sections of the configuration this step reads, as JSON "
                                              "(what the Snakemake rules pass)")
         if common["out"]:
-            s.add_argument("--out", required=True)
+            s.add_argument("--out", required=True, help=SHARED_HELP["--out"])
         if common["provenance"]:
-            s.add_argument("--provenance", required=True)
+            s.add_argument("--provenance", required=True, help=SHARED_HELP["--provenance"])
         if common["checkpoint"]:
             s.add_argument("--checkpoint", help="resume file, kept while the run is incomplete")
         if common["data"]:  # a step that reads a prepared image dataset
             s.add_argument("--data", help="the prepared dataset (default: under the config's data.root)")
             s.add_argument("--dataset-record", help="the record prepare-data wrote; the dataset must still match it")
         for flags, options in arguments:
-            s.add_argument(*flags, **options)
+            s.add_argument(*flags, **{"help": SHARED_HELP.get(flags[0]), **options})
         # the module's function by name at parse time, so a replaced cmd_* (a test's stand-in) is what runs
         s.set_defaults(func=globals()[func.__name__], experiment=name, **defaults)
     return p
@@ -821,7 +894,10 @@ def main(argv=None) -> int:
         # backward, say) comes out as a RuntimeError: it is still an interruption.
         if isinstance(e, RuntimeError) and "KeyboardInterrupt" not in str(e):
             raise
-        print("maml-convergence: interrupted; rerun the same command to resume", file=sys.stderr)
+        kept = getattr(args, "checkpoint", None) and Path(args.checkpoint).exists()
+        print("maml-convergence: interrupted; " + (f"rerun the same command to resume from {args.checkpoint}" if kept
+              else "nothing was kept to resume from" + (" (give --checkpoint FILE to keep it)"
+                                                        if hasattr(args, "checkpoint") else "")), file=sys.stderr)
         return 130
     return 0
 
