@@ -42,7 +42,7 @@ reproduce: setup
 	$(BIN)/snakemake --cores all --max-threads 1 --configfile config/reduced.yaml
 
 reproduce-paper: setup
-	$(BIN)/snakemake --cores all
+	$(BIN)/snakemake --cores all --config max_projected_hours=null
 
 quick: setup
 	$(BIN)/snakemake --cores all --configfile config/quick.yaml --directory results/quick

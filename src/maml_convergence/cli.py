@@ -568,7 +568,8 @@ def _read_claims(path) -> dict:
          out=False, arguments=[
     arg("--claims", default="figures/claims.json", help="the claims the pages quote (beside the figures' source "
         "data, data/<figure>/)"),
-    arg("--pages", nargs="+", default=["README.md", "docs/results.md", "docs/running.md"], help="the pages to write"),
+    arg("--pages", nargs="+", default=["README.md", "docs/results.md", "docs/running.md", "docs/gpu-and-cluster.md"],
+        help="the pages to write"),
 ])
 def cmd_update_docs(args):
     """The README's verdict table (between its markers) and every ``<!-- n: name -->`` number of the pages."""

@@ -40,6 +40,22 @@ class Data:
         measured = self.claim(cid)["measured"]
         return measured.get("per_seed", [measured])
 
+    def steps(self) -> list[dict]:
+        """The provenance of every step behind the figures' source data, each once (suggest's reports too)."""
+        found = {}
+        for folder in sorted((self.figures / "data").glob("*/")):
+            if not (folder / "provenance.json").is_file():
+                continue
+            steps = list(json.loads((folder / "provenance.json").read_text())["steps"].values())
+            steps += [json.loads(p.read_text())["provenance"] for p in folder.glob("suggestion_*.json")]
+            found.update({step.get("command", str(step)): step for step in steps})
+        return list(found.values())
+
+    def chunks(self) -> list[dict]:
+        """The records of the paper-scale Fig. 4b's chunks kept so far (figures/data/omniglot-paper)."""
+        return [json.loads(p.read_text()) for p in sorted((self.figures / "data" / "omniglot-paper")
+                                                            .glob("chunk-*.json"))]
+
     def step(self, figure: str, table: str) -> dict:
         """The provenance of the step that computed ``table`` of ``figure``'s source data (a JSON record, such as
         suggest's report, carries its own)."""
@@ -123,10 +139,19 @@ NUMBERS: dict[str, Callable[[Data], str]] = {
     "e1_columns_at_edge": lambda d: _sum(d, "E1", "at_edge"),
     "e1_columns": lambda d: _sum(d, "E1", "columns"),
     "e1_seeds_holding": lambda d: _count(d, "E1", "holds"),
+    "e1_median_ratio": lambda d: _range(s["median_ratio"] for s in d.per_seed("E1")),
+    "e1_stable_cells": lambda d: _sum(d, "E1", "stable_cells"),
     # the guideline
     "g_exact_inside": lambda d: f"{d.claim('G-exact')['measured']['inside_with_margin']} of "
                                 f"{d.claim('G-exact')['measured']['cells']}",
     "g_exact_runs": lambda d: str(d.claim("G-exact")["measured"]["runs"]),
+    # the workflow's steps
+    "step_hours": lambda d: f"{sum(s['wall_seconds'] for s in d.steps()) / 3600:.1f}",
+    # the paper-scale Fig. 4b, from its chunks
+    "paper_chunks_done": lambda d: str(len(d.chunks())),
+    "paper_chunk_minutes": lambda d: _range(c["provenance"]["wall_seconds"] / 60 for c in d.chunks()),
+    "paper_chunk_cells": lambda d: _range(c["cells"] for c in d.chunks()),
+    "paper_chunk_devices": lambda d: "; ".join(sorted({c["provenance"]["device"] for c in d.chunks()})),
     # Fig. 5
     "c6_ratio": lambda d: _g(max(max(abs(f["eig_Tg_1"] / f["eig_H2_1"]), f["fro_Tg"] / f["fro_H2"])
                                  for f in d.claim("C6")["measured"]["final"])),

@@ -206,6 +206,8 @@ def ends_at_the_edge_of_stability(cid: str, table: pd.DataFrame, iterations: int
                     f"; top stable cell's ratio {spread(cols.ratio)}" if len(cols) else ""),
                 "summary": summary,
                 "measured": {"columns": len(cols), "at_edge": int(cols.at_edge.sum()), "share": share,
+                             "stable_cells": len(stable),
+                             "median_ratio": float(stable.ratio.median()) if len(stable) else None,
                              "per_column": cols.to_dict("records")},
                 "rule": f"per alpha column with a stable cell and a divergence: at the edge if the largest stable "
                         f"beta below the first divergence ends with lambda_max beta / 2 in [{EOS_BAND[0]:g}, "
