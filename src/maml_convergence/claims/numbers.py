@@ -16,8 +16,11 @@ from pathlib import Path
 from typing import Callable
 
 import numpy as np
+import pandas as pd
 
 from ..config import grid_values
+from ..stability import CHANCE_P, TRAINED_DROP
+from .verdicts import AGREE
 
 MARK = re.compile(r"<!-- n: (?P<name>[\w:.-]+) -->(?P<value>.*?)<!-- /n -->", re.S)
 
@@ -50,6 +53,10 @@ class Data:
             steps += [json.loads(p.read_text())["provenance"] for p in folder.glob("suggestion_*.json")]
             found.update({step.get("command", str(step)): step for step in steps})
         return list(found.values())
+
+    def table(self, figure: str, name: str) -> pd.DataFrame:
+        """A table of ``figure``'s source data."""
+        return pd.read_csv(self.figures / "data" / figure / f"{name}.csv.gz")
 
     def chunks(self) -> list[dict]:
         """The records of the paper-scale Fig. 4b's chunks kept so far (figures/data/omniglot-paper)."""
@@ -114,9 +121,13 @@ def _cells(d: Data, section: str) -> str:
 FAMILIES: dict[str, Callable[[Data, str], str]] = {  # name 'family:argument'
     "verdict": lambda d, cid: d.claim(cid)["verdict"],
     "minutes": _minutes,
-    "cells": _cells,
     "iterations": lambda d, section: str(d.claims["settings"][section]["iterations"]),
     "seeds": lambda d, section: str(len(d.claims["settings"][section].get("seeds") or [0])),
+    "holding": lambda d, cid: _count(d, cid, "holds"),  # 'k of n' seeds (data draws) that hold
+    "failing": lambda d, cid: _count(d, cid, "fails"),
+    "previous": lambda d, cid: d.claim(cid)["previous"]["verdict"],  # under the definition before 2026-12
+    "learned": lambda d, cid: _range(s["cells_learned"] for s in d.per_seed(cid)),  # few-shot cells that learned
+    "cells": _cells,
 }
 
 NUMBERS: dict[str, Callable[[Data], str]] = {
@@ -145,6 +156,13 @@ NUMBERS: dict[str, Callable[[Data], str]] = {
     "g_exact_inside": lambda d: f"{d.claim('G-exact')['measured']['inside_with_margin']} of "
                                 f"{d.claim('G-exact')['measured']['cells']}",
     "g_exact_runs": lambda d: str(d.claim("G-exact")["measured"]["runs"]),
+    # the rules' constants
+    "agree_share": lambda d: f"{AGREE:.0%}",
+    "chance_p": lambda d: f"{CHANCE_P:g}",
+    "trained_drop": lambda d: f"{TRAINED_DROP:.0%}",
+    # the few-shot grids
+    "fig4c_top_start": lambda d: (lambda t: f"{t.initial_eval_loss.max():.0f} at α = "
+                                            f"{t.alpha[t.initial_eval_loss.idxmax()]:g}")(d.table("fig4c", "grid")),
     # the workflow's steps
     "step_hours": lambda d: f"{sum(s['wall_seconds'] for s in d.steps()) / 3600:.1f}",
     # the paper-scale Fig. 4b, from its chunks
