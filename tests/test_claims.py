@@ -9,6 +9,7 @@ import pandas as pd
 import pytest
 
 from maml_convergence import claims
+from maml_convergence.config import ConfigError
 from maml_convergence.claims import curves
 from maml_convergence.claims import few_shot as few_shot_claims
 from maml_convergence.claims import guideline as guideline_claims
@@ -113,6 +114,36 @@ def test_a_few_shot_claim_judges_only_cells_that_learned_and_keeps_the_previous_
     assert row["measured"]["cells_learned"] == 1 and row["measured"]["definitions"]["c"]["alpha_edge"] == 1.0
 
 
+def test_a_verdict_resting_on_a_near_edge_cell_at_chance_is_inconclusive_and_alpha_0_is_judged_on_its_fall(tmp_path):
+    """alpha = 0 falls 13 % at beta = 1 and diverges above (its accuracy at chance, as always); alpha = 1 learns up
+    to beta = 3 and diverges at 10. By every definition a larger beta trains near the edge: C4 holds. When the
+    near-edge cell beta = 3 ends at chance instead, the verdicts resting on it are inconclusive, naming it, and
+    the cell is not dropped: the column's first divergence still reads beta = 10."""
+    grid = few_shot([(0.0, 1.0, 1.4), (0.0, 3.0, 9.0), (0.0, 10.0, 9.0),
+                     (1.0, 1.0, 1.0), (1.0, 3.0, 1.2), (1.0, 10.0, 9.0)])
+    grid["final_accuracy"] = grid.alpha.map({0.0: 0.2, 1.0: 0.6})
+    row = few_shot_claims.larger_beta_near_the_edge("C4", "omniglot", write_grid(tmp_path, grid), 3.0)
+    assert row["verdict"] == "holds" and {d: v["verdict"] for d, v in row["measured"]["definitions"].items()} == \
+        {"a": "holds", "b": "holds", "c": "holds"}
+    grid.loc[(grid.alpha == 1.0) & (grid.beta == 3.0), "final_accuracy"] = 0.2
+    row = few_shot_claims.larger_beta_near_the_edge("C4", "omniglot", write_grid(tmp_path / "chance", grid), 3.0)
+    assert row["verdict"] == "inconclusive" and "near-edge cells at chance in (a), (b)" in row["why"]
+    assert "its near-edge cell alpha=1, beta=3 did not learn" in row["summary"]
+    brackets = {b["alpha"]: b for b in row["measured"]["definitions"]["a"]["brackets"]}
+    assert brackets[1.0]["first_diverged"] == 10.0
+
+
+def test_the_best_cell_row_is_inconclusive_when_a_best_cell_did_not_learn(tmp_path):
+    # the most accurate cell (alpha = 1, beta = 3) ends above ln 5: it beat chance in accuracy, not in loss
+    grid = few_shot([(0.0, 1.0, 1.6), (0.1, 1.0, 1.3), (1.0, 1.0, 1.2), (1.0, 3.0, 1.7)])
+    grid["final_accuracy"] = [0.2, 0.5, 0.6, 0.7]
+    row = few_shot_claims.best_cell_near_the_edge("C7-omniglot", "omniglot", write_grid(tmp_path, grid), 3.0)
+    assert row["verdict"] == "inconclusive"
+    assert row["why"].startswith("inconclusive: the best cell by accuracy (alpha=1, beta=3 (loss 1.7") and \
+        "did not learn: too few cells learned at this scale" in row["why"]
+    assert row["previous"]["verdict"] == "holds"  # the previous definition counted it
+
+
 def test_the_guideline_row_asks_whether_the_best_cell_is_near_the_edge(tmp_path):
     grid = few_shot([(0.0, 1.0, 1.5), (0.1, 1.0, 1.2), (1.0, 1.0, 0.8), (1.0, 3.0, 1.0), (3.0, 1.0, 1.3)])
     row = few_shot_claims.best_cell_near_the_edge("C7-omniglot", "omniglot", write_grid(tmp_path, grid), 3.0)
@@ -133,10 +164,12 @@ def test_the_sinusoid_theory_is_read_on_each_seed_against_the_hessian_its_own_st
     row = sinusoid_claims.paper_bound_at_a_trained_point("A-sinusoid", grid, ref, 500)
     assert row["verdict"] == "holds" and row["why"].startswith("holds in 2 of 2 seeds")
     assert "2x4 cells x 2 seeds, 500 iterations" in row["rests_on"]
-    # one Hessian for both seeds: seed 0's columns are not where seed 1's stream puts them
-    one = {"alpha": 0.01, "beta": 0.01, "iterations": 500, **per_seed[1]}  # a reference of one seed only
+    # a reference of one seed is read against that seed's grid alone, never against another seed's
+    one = {"alpha": 0.01, "beta": 0.01, "iterations": 500, **per_seed[1]}
     row = sinusoid_claims.paper_bound_at_a_trained_point("A-sinusoid", grid, one, 500)
-    assert row["verdict"] == "inconclusive" and "fails in seeds 0" in row["why"]
+    assert row["verdict"] == "holds" and "(1 seed: seed 1)" in row["summary"]
+    with pytest.raises(ConfigError, match="no seed 1 of the grid"):  # a reference of every seed but this one
+        sinusoid_claims.paper_bound_at_a_trained_point("A-sinusoid", grid, {**ref, "per_seed": per_seed[:1]}, 500)
 
 
 def test_the_local_prediction_is_judged_per_alpha_column_and_seed_beside_the_papers_curve():

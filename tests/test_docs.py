@@ -24,12 +24,18 @@ def figure_table(root) -> list[list[str]]:
     return [[cell.strip() for cell in row] for row in rows[1:]]  # without the header
 
 
-def test_the_readme_is_short_and_its_first_screen_has_the_paper_the_verdicts_and_a_figure(root):
-    lines = (root / "README.md").read_text().splitlines()
+def test_the_readme_is_short_and_its_first_screen_has_the_paper_a_figure_and_what_was_found(root):
+    """The first 40 lines: the paper, a figure and a plain summary with the verdicts of the paper's claims C1-C7
+    (generated); the full verdict table below, one click from the summary."""
+    text = (root / "README.md").read_text()
+    lines = text.splitlines()
     assert len(lines) <= 200
     first = "\n".join(lines[:40])
     assert "https://meta-learn.github.io/2019/papers/metalearn2019-takagi.pdf" in first
-    assert claims.README_BEGIN in first and "![" in first and "(figures/fig4a.png)" in first
+    assert "![" in first and "(figures/fig4a.png)" in first
+    summarised = re.findall(r"<!-- n: verdict:(C\d)[\w-]* -->", first)
+    assert sorted(set(summarised)) == ["C1", "C2", "C3", "C4", "C5", "C6", "C7"]
+    assert claims.README_BEGIN in text and "(#every-claim" in first
 
 
 def test_the_readme_verdict_table_is_the_one_written_from_claims_json(root):
@@ -110,7 +116,7 @@ def test_the_guideline_example_runs_as_it_stands(root, tmp_path, monkeypatch):
     assert result.settings["slots"] == 1 and result.settings["task_loop"]
 
 
-NUMBERED = ["README.md", "docs/results.md", "docs/running.md"]  # the pages whose marked numbers come from the data
+NUMBERED = ["README.md", "docs/results.md", "docs/running.md", "docs/gpu-and-cluster.md"]  # marked numbers: data
 RESULTS_PAGES = ["README.md", "docs/results.md"]  # where every measured number must be marked
 # What a measured number looks like in prose: a decimal, a percentage, a factor (x or ×) or a count "k of n".
 MEASURED = re.compile(r"(?<![\w.-])\d+\.\d+|\d+(?:\.\d+)? ?%|\d+(?:\.\d+)?\s?[×x](?!\w)|\b\d+ of \d+\b")

@@ -72,6 +72,8 @@ def test_a_cell_at_chance_never_trained_however_far_its_loss_fell():
     assert learned(grid, SECTION).tolist() == [False, False, False, True, True, False]  # p 0.51, 0.12, 0.036, 2e-4
     assert few_shot_outcomes(grid, SECTION).tolist() == ["flat"] * 3 + ["trained"] * 2 + ["flat"]
     assert few_shot_outcomes(grid, SECTION, "previous").tolist() == ["trained"] * 6
+    # alpha = 0, joint training, scores chance by construction: it trains by its fall alone
+    assert few_shot_outcomes(grid.assign(alpha=0.0), SECTION).tolist() == ["trained"] * 6
     # without held-out tasks the accuracy on the fixed evaluation batch decides, over as many predictions
     minis = grid.assign(heldout_accuracy=float("nan"), final_accuracy=[0.2, 0.2, 0.2, 0.6, 0.6, 0.6])
     assert learned(minis, {**SECTION, "heldout_tasks": 0}).tolist() == [False] * 3 + [True] * 2 + [False]

@@ -15,9 +15,13 @@ Start and end are the meta-loss of the initial and of the final parameters on th
 batch of tasks (``initial_eval_loss``, ``final_loss``). A cell has *learned* (``learned``) when
 it beats chance: its accuracy after adaptation is above 1/n_way with p < CHANCE_P by a one-sided
 binomial test on the predictions it was measured on (the held-out tasks' query images where the
-grid has them, else the fixed evaluation batch's), and its final loss is below ln(n_way). Until
-2026-12 'trained' asked only for the 10 % drop (``definition="previous"``): at a large alpha the
-inner step inflates the start, and cells ending at chance accuracy counted as trained.
+grid has them, else the fixed evaluation batch's), and its final loss is below ln(n_way): it beats
+chance in accuracy and in loss. (The test takes the predictions as independent; those of one task
+share one adapted network, so its p is optimistic, and a cell just past the threshold is weak
+evidence.) A cell with alpha = 0, joint training, scores chance by construction (no inner step
+adapts to a task's labels) and trains by its fall alone. Until 2026-12 'trained' asked only for the
+10 % drop (``definition="previous"``): at a large alpha the inner step inflates the start, and cells
+ending at chance accuracy counted as trained.
 
 Three definitions of a stable cell follow, and ``few_shot_stability`` marks every other cell as
 diverged:
@@ -106,10 +110,11 @@ def learned(grid: pd.DataFrame, section: dict) -> pd.Series:
 
 def few_shot_outcomes(grid: pd.DataFrame, section: dict, definition: str = "learned") -> pd.Series:
     """Each cell's outcome: diverged, rose, trained or flat (see the module's docstring); ``section``: the grid's
-    config section (n_way, and where its accuracy was measured). ``definition="previous"``: 'trained' without
-    the test that the cell learned, as before 2026-12."""
+    config section (n_way, and where its accuracy was measured). A cell with alpha = 0 (joint training) scores
+    chance by construction, since no inner step adapts to a task's labels: it trains by its fall alone.
+    ``definition="previous"``: 'trained' without the test that the cell learned, as before 2026-12."""
     start = grid["initial_eval_loss"] if "initial_eval_loss" in grid else grid["initial_loss"]
-    beat_chance = learned(grid, section) if definition == "learned" else True
+    beat_chance = (learned(grid, section) | (grid.alpha == 0)) if definition == "learned" else True
     return pd.Series(outcomes(grid.status, start, grid.final_loss, DIVERGED_MULTIPLE * math.log(section["n_way"]),
                               beat_chance), index=grid.index, name="outcome")
 

@@ -4,6 +4,8 @@ cell, whether the best cell lies near the edge, and both at the paper's scale.
 
 from __future__ import annotations
 
+import math
+
 import pandas as pd
 
 from ..stability import (CHANCE_P, DEFINITIONS, DIVERGED_MULTIPLE, RISE, TRAINED_DROP, accuracy_measured,
@@ -54,13 +56,10 @@ def _too_few_learned(grid: pd.DataFrame, section: dict) -> str:
             f"{1 / section['n_way']:.3f})")
 
 
-def _judged_cells(grid: pd.DataFrame, section: dict, definition: str) -> pd.DataFrame:
-    """The cells a few-shot claim is judged on: with alpha > 0 those that learned (alpha = 0, joint training,
-    scores chance by construction, as no inner step adapts to a task's labels: it is judged on its stability
-    alone); every cell under the previous definition."""
-    if definition == PREVIOUS:
-        return grid
-    return grid[(grid.alpha == 0) | learned(grid, section)]
+def _learned_cells(grid: pd.DataFrame, section: dict) -> set[tuple[float, float]]:
+    """The (alpha, beta) of the cells with alpha > 0 that learned (stability.learned)."""
+    mask = learned(grid, section) & (grid.alpha > 0)
+    return set(zip(grid.alpha[mask], grid.beta[mask]))
 
 
 def _with_previous(row: dict, previous: dict) -> dict:
@@ -79,49 +78,67 @@ def _over_seeds(grid_path, dataset: str, judge, definition: str, again) -> dict:
 
 def larger_beta_near_the_edge(cid: str, dataset: str, grid_path, near_edge_factor: float,
                               definition: str = "learned") -> dict:
-    """C4/C5 under each of the three definitions of a stable cell (stability.DEFINITIONS), judged on the cells
-    that learned (``_judged_cells``), per seed of the grid; the row also gives the verdict of the previous
-    definition."""
+    """C4/C5 under each of the three definitions of a stable cell (stability.DEFINITIONS), per seed of the grid: a
+    verdict that rests on a near-edge cell that did not learn is inconclusive; the row also gives the verdict of
+    the previous definition."""
     return _over_seeds(grid_path, dataset,
                        lambda raw, section, prov: _edge_row(cid, dataset, raw, section, prov, near_edge_factor,
                                                             definition), definition,
                        lambda d: larger_beta_near_the_edge(cid, dataset, grid_path, near_edge_factor, d))
 
 
+def _at_chance(edge: dict, learned_cells: set) -> tuple[float, float] | None:
+    """The first near-edge cell (alpha > 0) that the verdict against alpha = 0 rests on and that did not learn."""
+    readings = edge["baselines"].get("alpha=0", {})
+    chosen = [(r["alpha"], r["beta"]) for k, r in readings.items() if k != "verdict" and math.isfinite(r["beta"])]
+    return next((c for c in chosen if c not in learned_cells), None)
+
+
 def _edge_row(cid: str, dataset: str, raw: pd.DataFrame, section: dict, prov: dict, near_edge_factor: float,
               definition: str) -> dict:
-    judged = _judged_cells(raw, section, definition)
-    per_def = {d: edge_ratios(few_shot_stability(judged, section, d, definition), near_edge_factor)
+    per_def = {d: edge_ratios(few_shot_stability(raw, section, d, definition), near_edge_factor)
                for d in DEFINITIONS}
     verdicts = {d: edge_verdict(e) for d, e in per_def.items()}
+    learned_cells = _learned_cells(raw, section)
+    at_chance = {}
+    if definition != PREVIOUS:
+        for d, e in per_def.items():
+            cell = _at_chance(e, learned_cells)
+            if cell is not None and verdicts[d] != "inconclusive":
+                verdicts[d], at_chance[d] = "inconclusive", cell
     agree = len(set(verdicts.values())) == 1
     claim = EDGE_CLAIM[dataset]
-    summary = "; ".join(f"({d}) {DEFINITIONS[d][0]}: {verdicts[d]} vs alpha = 0 ({edge_text(e, 'alpha=0')}), "
-                        f"{edge_verdict(e, 'smallest alpha')} vs the smallest alpha" for d, e in per_def.items())
+    chance_text = lambda d: (f" (its near-edge cell alpha={at_chance[d][0]:g}, beta={at_chance[d][1]:g} did not "
+                             "learn)" if d in at_chance else "")
+    summary = "; ".join(f"({d}) {DEFINITIONS[d][0]}: {verdicts[d]}{chance_text(d)} vs alpha = 0 "
+                        f"({edge_text(e, 'alpha=0')}), {edge_verdict(e, 'smallest alpha')} vs the smallest alpha"
+                        for d, e in per_def.items())
     readings = ", ".join(f"({d}) {v}" for d, v in verdicts.items())
-    why = f"vs alpha = 0 by the three definitions of stable: {readings}" + ("" if agree else "; they disagree")
-    none_learned = definition != PREVIOUS and not (judged.alpha > 0).any()
+    why = (f"vs alpha = 0 by the three definitions of stable: {readings}" + ("" if agree else "; they disagree")
+           + (f"; near-edge cells at chance in {', '.join(f'({d})' for d in at_chance)}" if at_chance else ""))
+    none_learned = definition != PREVIOUS and not learned_cells
     if none_learned:
         why = summary = f"inconclusive: {_too_few_learned(raw, section)}"
-    row = {"id": cid, "claim": claim, "verdict": "inconclusive" if none_learned or not agree else verdicts["a"],
-           "short": f"{claim.split(':')[0]}: near the alpha edge a larger beta trains than at alpha = 0",
-           "why": why,
-           "summary": summary + ("" if agree or none_learned else
-                                 "; the verdict DEPENDS ON THE DEFINITION of a stable cell"),
-           "measured": {"definitions": {d: {"verdict": verdicts[d], **e} for d, e in per_def.items()},
-                        "cells_learned": int((judged.alpha > 0).sum()), "cells": int((raw.alpha > 0).sum())},
-           "rule": edge_rule(definitions_text(section, raw), near_edge_factor)
-                   + "; judged under each definition on the cells with alpha > 0 that learned (and the alpha = 0 "
-                     "column, which scores chance by construction): the claim's verdict if all three agree, else "
-                     "inconclusive; inconclusive too when no cell with alpha > 0 learned",
-           "rests_on": few_shot_rests_on(dataset, raw, prov)}
-    return row
+    return {"id": cid, "claim": claim, "verdict": "inconclusive" if none_learned or not agree else verdicts["a"],
+            "short": f"{claim.split(':')[0]}: near the alpha edge a larger beta trains than at alpha = 0",
+            "why": why,
+            "summary": summary + ("" if agree or none_learned else
+                                  "; the verdict DEPENDS ON THE DEFINITION of a stable cell"),
+            "measured": {"definitions": {d: {"verdict": verdicts[d], **e} for d, e in per_def.items()},
+                         "cells_learned": len(learned_cells), "cells": int((raw.alpha > 0).sum())},
+            "rule": edge_rule(definitions_text(section, raw), near_edge_factor)
+                    + "; judged under each definition, the claim's verdict if all three agree, else inconclusive; "
+                      "under a definition, a verdict resting on a near-edge cell (alpha > 0) that did not learn is "
+                      "inconclusive (alpha = 0, joint training, scores chance by construction and is judged on its "
+                      "stability alone); inconclusive too when no cell with alpha > 0 learned",
+            "rests_on": few_shot_rests_on(dataset, raw, prov)}
 
 
 def best_cell_near_the_edge(cid: str, dataset: str, grid_path, near_edge_factor: float,
                             definition: str = "learned") -> dict:
-    """The paper's guideline itself: is the best cell near the largest alpha that trains? Judged on the cells that
-    learned, per seed of the grid; the row also gives the verdict of the previous definition."""
+    """The paper's guideline itself: is the best cell near the largest alpha that trains? Per seed of the grid; a
+    best cell that did not learn makes it inconclusive; the row also gives the verdict of the previous
+    definition."""
     return _over_seeds(grid_path, dataset,
                        lambda raw, section, prov: _best_row(cid, dataset, raw, section, prov, near_edge_factor,
                                                             definition), definition,
@@ -130,46 +147,51 @@ def best_cell_near_the_edge(cid: str, dataset: str, grid_path, near_edge_factor:
 
 def _best_row(cid: str, dataset: str, raw: pd.DataFrame, section: dict, prov: dict, near_edge_factor: float,
               definition: str) -> dict:
-    judged = _judged_cells(raw, section, definition)
-    outcome = few_shot_outcomes(judged, section, definition)
+    outcome = few_shot_outcomes(raw, section, definition)
     accuracy, _ = accuracy_measured(raw, section)
     name = "Omniglot" if dataset == "omniglot" else "MiniImagenet"
     base = {"id": cid, "short": f"{name}: the best cell lies near the largest alpha that trains",
             "claim": f"{'Omniglot' if dataset == 'omniglot' else 'MiniImagenet'}: the guideline (first the largest "
                      "alpha that trains, then beta): the best cell, by training loss and by accuracy, lies near that "
                      "alpha",
-            "rule": f"edge = largest alpha where some beta trains ((c) above: {learned_text(section, raw)}); near = "
-                    f"alpha in [edge/{near_edge_factor:g}, edge]; best = lowest final training loss, and highest "
-                    f"{accuracy.replace('_', ' ')}, over the cells that did not diverge ((a)) and learned; holds if "
-                    "both best cells are near the edge, fails if neither is, else inconclusive; inconclusive too when "
-                    "no cell with alpha > 0 trained",
+            "rule": f"edge = largest alpha > 0 where some beta trains ((c) above: {learned_text(section, raw)}); "
+                    f"near = alpha in [edge/{near_edge_factor:g}, edge]; best = lowest final training loss, and "
+                    f"highest {accuracy.replace('_', ' ')}, over the cells that did not diverge ((a)); holds if both "
+                    "best cells are near the edge, fails if neither is, else inconclusive; inconclusive too when a "
+                    "best cell did not learn (too few cells learned at this scale) or no cell with alpha > 0 trained",
             "rests_on": few_shot_rests_on(dataset, raw, prov)}
-    trains = judged[(outcome == "trained") & (judged.alpha > 0)]
-    alive = judged[outcome != "diverged"]
-    if definition != PREVIOUS:
-        alive = alive[alive.alpha > 0]  # alpha = 0 learns nothing by construction: never a best cell
+    trains = raw[(outcome == "trained") & (raw.alpha > 0)]
+    alive = raw[outcome != "diverged"]
+    learned_cells = _learned_cells(raw, section)
+    if definition != PREVIOUS and not learned_cells:
+        because = f"inconclusive: {_too_few_learned(raw, section)}"
+        return {**base, "verdict": "inconclusive", "why": because, "summary": because, "measured": {}}
     if not len(trains) or not len(alive) or alive.get(accuracy, pd.Series(dtype=float)).isna().all():
-        because = "no cell with alpha > 0 trained" if definition == PREVIOUS else \
-            f"inconclusive: {_too_few_learned(raw, section)}"
-        row = {**base, "verdict": "inconclusive", "why": because, "summary": because, "measured": {}}
-    else:
-        edge = trains.alpha.max()
-        near = lambda a: edge / near_edge_factor <= a <= edge
-        best = {"loss": alive.loc[alive.final_loss.idxmin()], "accuracy": alive.loc[alive[accuracy].idxmax()]}
-        flags = [near(b.alpha) for b in best.values()]
-        verdict = "holds" if all(flags) else "fails" if not any(flags) else "inconclusive"
-        text = lambda b: (f"alpha={b.alpha:g}, beta={b.beta:g} (loss {b.final_loss:.3g}, "
-                          f"{accuracy.replace('_', ' ')} {b[accuracy]:.3f})")
-        row = {**base, "verdict": verdict,
-               "why": f"edge alpha {edge:g}; best by loss at alpha {best['loss'].alpha:g}, by accuracy at alpha "
-                      f"{best['accuracy'].alpha:g}; near = within {near_edge_factor:g}x below the edge",
-               "summary": f"edge alpha {edge:g}; best by loss {text(best['loss'])}; best by accuracy "
-                          f"{text(best['accuracy'])}",
-               "measured": {"alpha_edge": edge, "accuracy_column": accuracy,
-                            **{k: {"alpha": b.alpha, "beta": b.beta, "final_loss": b.final_loss,
-                                   "accuracy": b[accuracy], "near_edge": bool(near(b.alpha))}
-                               for k, b in best.items()}}}
-    return row
+        because = "no cell with alpha > 0 trained" + ("" if definition == PREVIOUS else
+                                                      f" (fell {TRAINED_DROP:.0%} below its start and learned)")
+        return {**base, "verdict": "inconclusive", "why": because, "summary": because, "measured": {}}
+    edge = trains.alpha.max()
+    near = lambda a: edge / near_edge_factor <= a <= edge
+    best = {"loss": alive.loc[alive.final_loss.idxmin()], "accuracy": alive.loc[alive[accuracy].idxmax()]}
+    flags = [near(b.alpha) for b in best.values()]
+    verdict = "holds" if all(flags) else "fails" if not any(flags) else "inconclusive"
+    text = lambda b: (f"alpha={b.alpha:g}, beta={b.beta:g} (loss {b.final_loss:.3g}, "
+                      f"{accuracy.replace('_', ' ')} {b[accuracy]:.3f})")
+    why = (f"edge alpha {edge:g}; best by loss at alpha {best['loss'].alpha:g}, by accuracy at alpha "
+           f"{best['accuracy'].alpha:g}; near = within {near_edge_factor:g}x below the edge")
+    unlearned = [k for k, b in best.items() if definition != PREVIOUS and (b.alpha, b.beta) not in learned_cells]
+    if unlearned:
+        verdict = "inconclusive"
+        why = (f"inconclusive: the best cell by {unlearned[0]} ({text(best[unlearned[0]])}) did not learn: too few "
+               "cells learned at this scale; " + why)
+    return {**base, "verdict": verdict, "why": why,
+            "summary": f"edge alpha {edge:g}; best by loss {text(best['loss'])}; best by accuracy "
+                       f"{text(best['accuracy'])}" + (f"; did not learn: best by {', '.join(unlearned)}"
+                                                       if unlearned else ""),
+            "measured": {"alpha_edge": edge, "accuracy_column": accuracy, "cells_learned": len(learned_cells),
+                         **{k: {"alpha": b.alpha, "beta": b.beta, "final_loss": b.final_loss,
+                                "accuracy": b[accuracy], "near_edge": bool(near(b.alpha)),
+                                "learned": (b.alpha, b.beta) in learned_cells} for k, b in best.items()}}}
 
 
 def paper_scale_claims(ids: dict, grid_path, near_edge_factor: float) -> list[dict]:

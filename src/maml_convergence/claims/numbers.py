@@ -152,6 +152,9 @@ NUMBERS: dict[str, Callable[[Data], str]] = {
     "e1_seeds_holding": lambda d: _count(d, "E1", "holds"),
     "e1_median_ratio": lambda d: _range(s["median_ratio"] for s in d.per_seed("E1")),
     "e1_stable_cells": lambda d: _sum(d, "E1", "stable_cells"),
+    "e1_share_in_band": lambda d: _range(100 * s["share_in_band"] for s in d.per_seed("E1")) + " %",
+    "e1_top_below_band": lambda d: _sum(d, "E1", "top_below_band"),
+    "e1_tenth_not_below": lambda d: _sum(d, "E1", "tenth_not_below"),
     # the guideline
     "g_exact_inside": lambda d: f"{d.claim('G-exact')['measured']['inside_with_margin']} of "
                                 f"{d.claim('G-exact')['measured']['cells']}",

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 
 from .. import theory
-from ..config import paper_scale
+from ..config import ConfigError, paper_scale
 from ..stability import stability_brackets
 from .edge import BASELINES, edge_ratios, edge_rule, edge_text, edge_verdict
 from .results import Results
@@ -45,10 +45,17 @@ def larger_beta_near_the_edge(cid: str, grid: pd.DataFrame, iterations: int, nea
             "rests_on": scale_note("sinusoid", grid, iterations)}
 
 
-def reference_of(ref: dict, seed) -> dict:
-    """The sinusoid reference point of one seed (``sinusoid_reference``'s ``per_seed``; a reference of one seed
-    holds it at its top level)."""
-    return next((r for r in ref.get("per_seed", [ref]) if r["seed"] == seed), None) or ref
+def reference_of(ref: dict, seed) -> dict | None:
+    """The sinusoid reference point of one seed (``sinusoid_reference``'s ``per_seed``); None when the reference was
+    trained on one other seed only (it holds that one at its top level); a reference of every seed that lacks
+    this one is refused in one line."""
+    if "per_seed" not in ref:
+        return ref if ref.get("seed") == seed else None
+    found = [r for r in ref["per_seed"] if r["seed"] == seed]
+    if not found:
+        raise ConfigError(f"the sinusoid reference has no seed {seed} of the grid; run its sinusoid-reference step "
+                          "again")
+    return found[0]
 
 
 def paper_bound_at_a_trained_point(cid: str, grid: pd.DataFrame, ref: dict, iterations: int) -> dict:
@@ -80,11 +87,10 @@ def paper_bound_at_a_trained_point(cid: str, grid: pd.DataFrame, ref: dict, iter
                         f"the alpha columns below alpha_c, fails below {FAIL_SHARE:.0%}",
                 "rests_on": ""}
 
-    seeds = sorted(grid.seed.unique()) if "seed" in grid else [ref["seed"]]
-    note = (scale_note("sinusoid", grid, iterations) + f"; each seed read against the Hessian after "
-            f"{ref['iterations']} iterations at one point trained on its own task stream"
-            + ("" if len(seeds) > 1 else f" (1 seed: seed {seeds[0]})"))
     table = grid if "seed" in grid else grid.assign(seed=ref["seed"])
+    table = table[[reference_of(ref, s) is not None for s in table.seed]]  # a seed is read against its own Hessian
+    note = (scale_note("sinusoid", table, iterations) + f"; each seed read against the Hessian after "
+            f"{ref['iterations']} iterations at one point trained on its own task stream")
     return per_seed("seed", table, one, note, ("share of columns inside", lambda m: m["share_inside"]))
 
 
@@ -95,7 +101,8 @@ def maml_hessian_at_the_start(cid: str, grid: pd.DataFrame, sharp: pd.DataFrame,
     beta_max = grid.beta.max()
 
     def one(seed, g):
-        eig = np.asarray(reference_of(ref, seed)["eigenvalues"])
+        point = reference_of(ref, seed)
+        eig = np.asarray(point["eigenvalues"] if point is not None else [math.inf])  # no Hessian: no paper column
         s = sharp[sharp.seed == seed] if "seed" in sharp else sharp
         cols = stability_brackets(g).merge(s[["alpha", "beta_predicted"]], on="alpha")
         inside = [inside_bracket(r.beta_predicted, r, beta_max) for r in cols.itertuples()]
@@ -208,6 +215,9 @@ def ends_at_the_edge_of_stability(cid: str, table: pd.DataFrame, iterations: int
                 "measured": {"columns": len(cols), "at_edge": int(cols.at_edge.sum()), "share": share,
                              "stable_cells": len(stable),
                              "median_ratio": float(stable.ratio.median()) if len(stable) else None,
+                             "share_in_band": float(stable.ratio.between(*EOS_BAND).mean()) if len(stable) else None,
+                             "top_below_band": int((cols.ratio < EOS_BAND[0]).sum()),
+                             "tenth_not_below": int((cols.tenth_ratio >= EOS_BELOW).sum()),
                              "per_column": cols.to_dict("records")},
                 "rule": f"per alpha column with a stable cell and a divergence: at the edge if the largest stable "
                         f"beta below the first divergence ends with lambda_max beta / 2 in [{EOS_BAND[0]:g}, "
