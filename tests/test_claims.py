@@ -139,8 +139,8 @@ def test_the_best_cell_row_is_inconclusive_when_a_best_cell_did_not_learn(tmp_pa
     grid["final_accuracy"] = [0.2, 0.5, 0.6, 0.7]
     row = few_shot_claims.best_cell_near_the_edge("C7-omniglot", "omniglot", write_grid(tmp_path, grid), 3.0)
     assert row["verdict"] == "inconclusive"
-    assert row["why"].startswith("inconclusive: the best cell by accuracy (alpha=1, beta=3 (loss 1.7") and \
-        "did not learn: too few cells learned at this scale" in row["why"]
+    assert row["why"] == ("inconclusive: the best cell by accuracy (alpha=1, beta=3: final accuracy 0.700, loss 1.7) "
+                          "did not learn: too few cells learned at this scale")
     assert row["previous"]["verdict"] == "holds"  # the previous definition counted it
 
 

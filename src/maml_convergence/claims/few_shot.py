@@ -181,9 +181,10 @@ def _best_row(cid: str, dataset: str, raw: pd.DataFrame, section: dict, prov: di
            f"{best['accuracy'].alpha:g}; near = within {near_edge_factor:g}x below the edge")
     unlearned = [k for k, b in best.items() if definition != PREVIOUS and (b.alpha, b.beta) not in learned_cells]
     if unlearned:
-        verdict = "inconclusive"
-        why = (f"inconclusive: the best cell by {unlearned[0]} ({text(best[unlearned[0]])}) did not learn: too few "
-               "cells learned at this scale; " + why)
+        verdict, b = "inconclusive", best[unlearned[0]]
+        why = (f"inconclusive: the best cell by {unlearned[0]} (alpha={b.alpha:g}, beta={b.beta:g}: "
+               f"{accuracy.replace('_', ' ')} {b[accuracy]:.3f}, loss {b.final_loss:.3g}) did not learn: too few cells "
+               "learned at this scale")
     return {**base, "verdict": verdict, "why": why,
             "summary": f"edge alpha {edge:g}; best by loss {text(best['loss'])}; best by accuracy "
                        f"{text(best['accuracy'])}" + (f"; did not learn: best by {', '.join(unlearned)}"
