@@ -20,6 +20,7 @@ import pandas as pd
 
 from ..config import grid_values
 from ..stability import CHANCE_P, TRAINED_DROP
+from .sinusoid import EOS_BAND
 from .verdicts import AGREE
 
 MARK = re.compile(r"<!-- n: (?P<name>[\w:.-]+) -->(?P<value>.*?)<!-- /n -->", re.S)
@@ -163,6 +164,7 @@ NUMBERS: dict[str, Callable[[Data], str]] = {
     "agree_share": lambda d: f"{AGREE:.0%}",
     "chance_p": lambda d: f"{CHANCE_P:g}",
     "trained_drop": lambda d: f"{TRAINED_DROP:.0%}",
+    "e1_band": lambda d: f"[{EOS_BAND[0]:g}, {EOS_BAND[1]:g}]",
     # the few-shot grids
     "fig4c_top_start": lambda d: (lambda t: f"{t.initial_eval_loss.max():.0f} at α = "
                                             f"{t.alpha[t.initial_eval_loss.idxmax()]:g}")(d.table("fig4c", "grid")),
