@@ -288,7 +288,7 @@ def test_a_guideline_change_reruns_that_problems_suggestion_and_what_draws_on_it
     proc = snakemake(root, bin_dir, quick_run, "-n", "--config", f"guideline={json.dumps(changed)}")
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert scheduled(proc) == {"suggest": 1, "guideline_check": 1, "source_data": 1, "guideline": 1, "claims": 1,
-                               "all": 1}
+                               "publish_claims": 1, "reproduction": 1, "all": 1}
 
 
 @pytest.mark.slow
