@@ -45,6 +45,20 @@ def test_the_notebook_runs_on_the_committed_source_data_and_shows_its_figure(nam
     assert shown, f"{name} ran but showed no figure"
 
 
+@pytest.mark.slow
+def test_fig4bc_opened_by_hand_draws_fig4c_as_its_first_cell_says(root):
+    nb = nbformat.read(root / "notebooks" / "fig4bc.ipynb", as_version=4)
+    assert '"fig4c"' in nb.cells[0].source and "notebook_io" in nb.cells[0].source  # the instruction
+    first = next(c for c in nb.cells if c.cell_type == "code")
+    assert 'notebook_io(globals().get("snakemake"), "fig4b")' in first.source
+    first.source = first.source.replace('"fig4b")', '"fig4c")')
+    NotebookClient(nb, timeout=600, kernel_name="python3",
+                   resources={"metadata": {"path": str(root / "notebooks")}}).execute()
+    shown = [out for cell in nb.cells if cell.cell_type == "code"
+             for out in cell.get("outputs", []) if "image/png" in out.get("data", {})]
+    assert shown, "fig4bc ran for fig4c but showed no figure"
+
+
 @pytest.mark.parametrize("figure", FIGURES)
 def test_the_committed_figure_names_the_clean_commit_of_its_source_data(figure, root):
     meta = json.loads((root / "figures" / "data" / figure / "provenance.json").read_text())
