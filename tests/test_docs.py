@@ -95,6 +95,29 @@ def test_every_file_command_function_and_section_named_exists(root):
         assert set(re.findall(r"`(\w+)`", section)) <= sections, figure
 
 
+def task_source_examples(root) -> dict[str, str]:
+    text = (root / "docs" / "guideline.md").read_text()
+    return dict(re.findall(r"<!-- example: (\w+) -->\n```python\n(.*?)```", text, re.S))
+
+
+def test_docs_guideline_has_an_example_for_every_task_source(root):
+    assert set(task_source_examples(root)) == {"batches", "learn2learn", "loader", "dataset"}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("source", ["batches", "learn2learn", "loader", "dataset"])
+def test_each_task_source_example_runs_as_it_stands_and_gives_both_cells(source, root, tmp_path, monkeypatch):
+    if source == "learn2learn":
+        pytest.importorskip("learn2learn", reason="learn2learn is not installed (it does not build from PyPI on "
+                                                  "Python 3.11; docs/guideline.md says how)")
+    monkeypatch.chdir(tmp_path)
+    scope = {}
+    exec(compile(task_source_examples(root)[source], f"docs/guideline.md ({source})", "exec"), scope)
+    result = scope["result"]
+    for cell in (result.recommended, result.guideline):
+        assert cell is not None and cell["alpha"] > 0 and cell["beta"] > 0, (source, result.notes)
+
+
 @pytest.mark.slow
 def test_the_guideline_example_runs_as_it_stands(root, tmp_path, monkeypatch):
     """The complete example of docs/guideline.md: a CNN with torch's batch norm in training mode on a

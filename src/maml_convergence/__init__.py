@@ -5,8 +5,9 @@ tests/test_layers.py holds the order and that this list names every module): ``c
 workflow configuration), ``progress`` (progress bars), ``provenance`` (what produced a result, and
 atomic writing), ``checkpoint`` (resume files), ``source_data`` (the tables beside each figure),
 ``stability`` (reading stability off a grid), ``theory`` (the paper's conditions and the exact
-ones), ``data`` (the image datasets), ``tasks`` (task distributions), ``models`` (networks),
-``maml`` (the torch.func engine), ``higher_backend`` (the reference implementation),
+ones), ``data`` (the image datasets), ``tasks`` (task distributions), ``task_sources`` (a user's
+tasks as a sampler), ``models`` (networks), ``maml`` (the torch.func engine), ``higher_backend`` (the
+reference implementation),
 ``curvature`` and ``curvature_mlp``, ``sharpness`` (top Hessian eigenvalues, matrix-free),
 ``grid`` (many (alpha, beta) cells at once), ``guideline`` (``suggest``), ``audit``,
 ``experiments``, ``paper_grid`` (the paper-scale Fig. 4b, accumulated from chunks), ``claims`` (the verdicts:

@@ -700,7 +700,10 @@ def _load_object(spec: str, option: str):
     arg("--problem", choices=experiments.GUIDELINE_PROBLEMS,
         help="one of the paper's problems, with its settings from the config"),
     arg("--model", help="pkg.module:factory, a function that returns the nn.Module (or the module)"),
-    arg("--tasks", help="pkg.module:sampler, a function i -> the i-th meta-batch (xs, ys, xq, yq), " "task axis first"),
+    arg("--tasks", help="pkg.module:sampler: a function i -> the i-th meta-batch (xs, ys, xq, yq), each with the "
+        "task axis first and a task's points second, the same batch for the same i (random access; the probe "
+        "evaluates on i = 2**20 - 1), or a list of meta-batches (the first held apart for evaluation); "
+        "guideline.tasks_from makes one from a learn2learn TaskDataset, a meta-dataloader or an (x, y) dataset"),
     arg("--loss", default="auto", choices=["auto", "cross_entropy", "mse"],
         help="auto: cross-entropy for integer labels, else mean squared error"),
     arg("--inner-steps", type=POSITIVE_INT, help="inner steps (default: the problem's, or 1)"),

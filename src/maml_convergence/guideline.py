@@ -9,9 +9,10 @@ largest alpha that trains, then tune beta there) and what the curvature at the s
 
 ``model`` is any ``nn.Module`` (its current parameters are the starting point); ``sample_tasks(i)``
 returns the i-th meta-batch as a ``tasks.Batch`` or four tensors (xs, ys, xq, yq) with the task axis
-first. Every probe cell trains on STREAMS task streams, disjoint ranges of the sampler's batches
-(stream s reads batches s * 2^20 + 0, 1, 2, ...), and is measured on one fixed batch,
-``sample_tasks(tasks.EVAL_STREAM)``. In order:
+first (a list of meta-batches works too; ``tasks_from`` turns a learn2learn TaskDataset, a
+meta-dataloader or an (x, y) dataset into such a function: ``task_sources``). Every probe cell
+trains on STREAMS task streams, disjoint ranges of the sampler's batches (stream s reads batches
+s * 2^20 + 0, 1, 2, ...), and is measured on one fixed batch, ``sample_tasks(tasks.EVAL_STREAM)``. In order:
 
 1. Protocol: the model and the sampler are checked once, on the first meta-batch; what breaks the
    protocol stops with one ``ProtocolError`` saying what was expected. Batch norms that normalise by
@@ -61,6 +62,7 @@ from . import maml, models, sharpness, theory
 from .checkpoint import Checkpoint
 from .grid import GridSpec, eval_batch, run_grid
 from .stability import DEFINITIONS, DIVERGED_MULTIPLE, outcomes
+from .task_sources import tasks_from  # noqa: F401  (guideline.tasks_from: a user's task source as a sampler)
 from .tasks import Batch, ProtocolError, SampledTasks
 
 RUNG = math.sqrt(10)        # the probe's ladders step by half a decade
@@ -563,10 +565,11 @@ def _functional_model(model, device) -> tuple[torch.nn.Module, dict]:
 def _checked_sampler(sample_tasks) -> SampledTasks:
     if isinstance(sample_tasks, SampledTasks):
         return sample_tasks
-    if not callable(sample_tasks):
-        raise ProtocolError(f"sample_tasks must be a function i -> the i-th meta-batch (xs, ys, xq, yq); got "
-                            f"{type(sample_tasks).__name__}")
-    return SampledTasks(sample_tasks)
+    try:  # a sequence of meta-batches needs nothing more; other sources say what tasks_from needs
+        return SampledTasks(tasks_from(sample_tasks))
+    except ProtocolError as error:
+        raise ProtocolError(f"sample_tasks: {error} (guideline.tasks_from turns a TaskDataset, a meta-dataloader or "
+                            "an (x, y) dataset into a sampler)") from None
 
 
 def _layout(model, device) -> dict:
