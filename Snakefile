@@ -32,6 +32,9 @@ try:
     config.update(config_mod.validate(config_mod.coerce_command_line(config)))
 except config_mod.ConfigError as error:
     sys.exit(f"maml-convergence: {error}")
+# The steps' commands (maml-convergence, jupyter) come from the environment that runs the workflow, so
+# .venv/bin/snakemake works without activating .venv.
+os.environ["PATH"] = os.path.dirname(sys.executable) + os.pathsep + os.environ.get("PATH", "")
 # Each step records the whole config of the run in its provenance (it reads only its sections).
 os.environ.update(MAML_CONVERGENCE_WORKFLOW_CONFIG=json.dumps(config, sort_keys=True))
 

@@ -425,3 +425,15 @@ def test_the_slurm_profile_runs_the_omniglot_chunks_as_jobs_and_merges_the_rows_
     out = proc.stdout + proc.stderr
     assert len(re.findall(r"has been submitted with SLURM jobid \d+ \(log: \S+/rule_image_grid/", out)) == 2
     assert (tmp_path / "run" / target).read_bytes() == (quick_run / target).read_bytes()
+
+
+@pytest.mark.slow
+def test_the_environments_snakemake_runs_a_step_without_activating_it(root, bin_dir, tmp_path):
+    """.venv/bin/snakemake with no .venv on PATH: the step's maml-convergence comes from the same environment."""
+    path = os.pathsep.join(p for p in os.environ.get("PATH", "").split(os.pathsep)
+                           if p and not (Path(p) / "maml-convergence").exists())
+    proc = subprocess.run([str(bin_dir / "snakemake"), "-s", str(root / "Snakefile"), "--directory", str(tmp_path),
+                           "--configfile", str(root / "config" / "quick.yaml"), "--cores", "1",
+                           "results/fig2/curves.csv"], capture_output=True, text=True, env={**os.environ, "PATH": path})
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert (tmp_path / "results" / "fig2" / "curves.csv").is_file()

@@ -17,9 +17,11 @@ from pathlib import Path
 
 import yaml
 
-ROOT = Path(__file__).resolve().parents[2]
-SCHEMA = ROOT / "config" / "schema.yaml"
-DEFAULT = ROOT / "config" / "config.yaml"
+ROOT = Path(__file__).resolve().parents[2]  # the checkout (git, figures/) where the package runs from one
+# The defaults ship inside the package: in a checkout defaults/ holds links to config/, which a wheel
+# (pip install .) carries as copies, so an installed package finds them wherever it runs.
+SCHEMA = Path(__file__).parent / "defaults" / "schema.yaml"
+DEFAULT = Path(__file__).parent / "defaults" / "config.yaml"
 
 # The config sections each step of the workflow reads, and nothing more: a rule passes only
 # these to its command (its Snakemake params), so editing one section reruns only the steps
