@@ -312,3 +312,15 @@ def test_a_report_with_neither_cell_is_checked_as_an_empty_table_not_an_error(tm
     assert "holds neither cell; nothing to train" in proc.stdout
     assert out.read_text().strip() == "alpha,beta,status,final_loss,suggested"
     assert json.loads((tmp_path / "provenance.json").read_text())["cells"] == {}
+
+
+def test_the_report_says_when_the_probe_could_not_separate_its_best_cells():
+    apart = [{"alpha": 0.1, "beta": 1.0, "final_losses": [0.10, 0.12]},
+             {"alpha": 0.3, "beta": 1.0, "final_losses": [0.30, 0.31]},
+             {"alpha": 1.0, "beta": 0.1, "final_losses": [0.50, 0.90]}]
+    assert guideline.unseparated(apart, 2) == []  # best and runner-up 0.195 apart, spreads 0.02 and 0.01
+    close = apart[:1] + [{"alpha": 0.03, "beta": 3.0, "final_losses": [0.09, 0.16]}]  # 0.015 apart, spread 0.07
+    (note,) = guideline.unseparated(close, 2)
+    assert "alpha 0.1, beta 1" in note and "alpha 0.03, beta 3" in note and "2 task streams" in note
+    assert "--iterations" in note and "--streams" in note
+    assert guideline.unseparated(apart[:1], 2) == []  # one cell: nothing to separate

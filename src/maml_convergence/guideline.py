@@ -195,6 +195,8 @@ def suggest(model: torch.nn.Module, sample_tasks: Callable, *, loss="auto", inne
     recommended = probe.recommend(beta_start, budget_end)
     if recommended is None:
         notes.append("no cell trained on every stream with a stable beta rung above it: no recommended cell")
+    else:
+        notes += unseparated(probe.candidates(), streams)
     guide = _guideline_cell(probe, alpha, edge, budget_end, notes)
     if probe.out_of_time:
         notes.append(f"the time budget ({budget_seconds:g} s) cut the probe short: some cells were not trained; a "
@@ -474,6 +476,12 @@ class _Probe:
         if cells:
             self.train(cells, "margin", budget_end)
 
+    def candidates(self) -> list[dict]:
+        """Every cell with the margin (alpha > 0): alpha, beta and its final loss on each stream."""
+        last = {(row["alpha"], row["beta"]): row["final_losses"] for row in self.rows}  # a cell's latest row
+        return [{"alpha": a, "beta": _rung_value(r), "final_losses": last[(a, _rung_value(r))]}
+                for a, c in self.columns.items() if a > 0 for r in c.with_margin()]
+
     def best(self, alpha: float | None = None) -> dict | None:
         """The cell with the margin and the lowest mean final loss, over every alpha > 0 or at ``alpha``."""
         candidates = [(c.rungs[r][1], a, r) for a, c in self.columns.items() if (a > 0 if alpha is None else a == alpha)
@@ -485,6 +493,22 @@ class _Probe:
         return {"alpha": alpha, "beta": _rung_value(rung), "final_loss": loss, "final_losses": row["final_losses"],
                 "outcome": row["outcome"], "margin_beta": _rung_value(rung + 1),
                 "margin_outcome": self.columns[alpha].rungs[rung + 1][0]}
+
+
+def unseparated(candidates: list[dict], streams: int) -> list[str]:
+    """A note when the probe cannot tell its best cell from the runner-up: their mean final losses differ by
+    less than either cell's spread over the task streams (max - min), so another task stream could swap them."""
+    if len(candidates) < 2:
+        return []
+    best, runner = sorted(candidates, key=lambda c: (float(np.mean(c["final_losses"])), c["alpha"], c["beta"]))[:2]
+    gap = float(np.mean(runner["final_losses"]) - np.mean(best["final_losses"]))
+    spread = max(float(np.ptp(c["final_losses"])) for c in (best, runner))
+    if gap >= spread:
+        return []
+    return [f"the probe could not separate its best cells: alpha {_fmt(best['alpha'])}, beta {_fmt(best['beta'])} and "
+            f"alpha {_fmt(runner['alpha'])}, beta {_fmt(runner['beta'])} differ by {gap:.3g} in mean final loss, less "
+            f"than their spread over the {streams} task streams ({spread:.3g}); more iterations (--iterations) or "
+            "streams (--streams) would tell them apart"]
 
 
 def _worst(each: list[str]) -> str:
