@@ -112,6 +112,26 @@ def _minutes(d: Data, step: str) -> str:
     return f"{d.step(figure, table)['wall_seconds'] / 60:.0f}"
 
 
+def _chunk_minutes(d: Data) -> str:
+    """The kept chunks' wall times in minutes ('none yet' before the first)."""
+    return _range(c["provenance"]["wall_seconds"] / 60 for c in d.chunks()) if d.chunks() else "none yet"
+
+
+def _chunk_projected_minutes(d: Data) -> str:
+    """A paper-grid chunk's time alone on one core, projected from the pace of the reduced Omniglot grid's
+    steps (the same cells: tasks, inner steps and order are the paper's), each on one torch thread: its wall
+    seconds per cell-iteration (an upper bound's pace: a diverged cell stops early but counts whole), times the
+    largest chunk's cells x the paper's iterations."""
+    grid = d.step("fig4b", "grid")
+    parts = grid.get("chunks") or [grid]
+    if any(p["torch_threads"] != 1 for p in parts):
+        raise ValueError("fig4b's grid steps did not run on one thread each: no one-core pace to project from")
+    pace = sum(p["wall_seconds"] for p in parts) / sum(p["cells"] * p["iterations"] for p in parts)  # a row a seed
+    paper = d.step("fig4b-paper", "grid")
+    cells = -(-paper["cells_in_grid"] // paper["chunks"])
+    return f"{pace * cells * paper['iterations'] / 60:.0f}"
+
+
 def _cells(d: Data, section: str) -> str:
     """An image grid's cells beside alpha = 0 as 'a x b', from the settings claims.json records."""
     sec = d.claims["settings"][section]
@@ -172,9 +192,11 @@ NUMBERS: dict[str, Callable[[Data], str]] = {
     "step_hours": lambda d: f"{sum(s['wall_seconds'] for s in d.steps()) / 3600:.1f}",
     # the paper-scale Fig. 4b, from its chunks
     "paper_chunks_done": lambda d: str(len(d.chunks())),
-    "paper_chunk_minutes": lambda d: _range(c["provenance"]["wall_seconds"] / 60 for c in d.chunks()),
-    "paper_chunk_cells": lambda d: _range(c["cells"] for c in d.chunks()),
-    "paper_chunk_devices": lambda d: "; ".join(sorted({c["provenance"]["device"] for c in d.chunks()})),
+    "paper_chunk_minutes": _chunk_minutes,
+    "paper_chunk_cells": lambda d: _range(c["cells"] for c in d.chunks()) if d.chunks() else "none yet",
+    "paper_chunk_projected_minutes": _chunk_projected_minutes,
+    "paper_chunks": lambda d: str(d.step("fig4b-paper", "grid")["chunks"]),
+    "paper_chunk_devices": lambda d: "; ".join(sorted({c["provenance"]["device"] for c in d.chunks()})) or "none yet",
     # Fig. 5
     "c6_ratio": lambda d: _g(max(max(abs(f["eig_Tg_1"] / f["eig_H2_1"]), f["fro_Tg"] / f["fro_H2"])
                                  for f in d.claim("C6")["measured"]["final"])),
