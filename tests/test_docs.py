@@ -183,3 +183,11 @@ def test_a_page_number_is_written_from_claims_json_and_an_unknown_name_is_refuse
                                                   "<!-- n: c3_holds -->2 of 3<!-- /n --> seeds)")
     with pytest.raises(KeyError, match="unknown number 'c3_hold'"):
         numbers.with_numbers("<!-- n: c3_hold -->1<!-- /n -->", result)
+
+
+def test_every_marker_a_page_holds_is_read_as_a_number(root):
+    """A marker the pattern does not match would never be written nor checked: every '<!-- n:' is one."""
+    from maml_convergence.claims import numbers
+    for page in NUMBERED:
+        text = (root / page).read_text()
+        assert text.count("<!-- n: ") == len(numbers.MARK.findall(text)), page

@@ -23,7 +23,7 @@ from ..stability import CHANCE_P, TRAINED_DROP
 from .sinusoid import EOS_BAND
 from .verdicts import AGREE
 
-MARK = re.compile(r"<!-- n: (?P<name>[\w:.-]+) -->(?P<value>.*?)<!-- /n -->", re.S)
+MARK = re.compile(r"<!-- n: (?P<name>[\w:./-]+) -->(?P<value>.*?)<!-- /n -->", re.S)
 
 
 class Data:
