@@ -99,7 +99,7 @@ def compare_claims(computed: dict, reference: dict, tolerance: float = TOLERANCE
         outside = sum(not _close(x, y, tolerance) for x, y in zip(a, b)) + abs(len(a) - len(b))
         worst = next(((x, y) for x, y in zip(a, b) if not _close(x, y, tolerance)), None)
         rows.append({**row, "status": "equal" if mine["verdict"] == want["verdict"] else "DIFFERS",
-                     "numbers": len(b), "outside": outside,
+                     "numbers": max(len(a), len(b)), "outside": outside,  # a number only one side has is outside
                      "first_outside": None if worst is None else {"computed": worst[0], "committed": worst[1]}})
     rows += [{"id": cid, "committed": None, "computed": c["verdict"], "status": "new", "outside": 0}
              for cid, c in got.items()]
