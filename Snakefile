@@ -34,7 +34,7 @@ except config_mod.ConfigError as error:
     sys.exit(f"maml-convergence: {error}")
 # The steps' commands (maml-convergence, jupyter) come from the environment that runs the workflow, so
 # .venv/bin/snakemake works without activating .venv.
-os.environ["PATH"] = os.path.dirname(sys.executable) + os.pathsep + os.environ.get("PATH", "")
+os.environ.update(PATH=os.pathsep.join([os.path.dirname(sys.executable), *os.get_exec_path()]))
 # Each step records the whole config of the run in its provenance (it reads only its sections).
 os.environ.update(MAML_CONVERGENCE_WORKFLOW_CONFIG=json.dumps(config, sort_keys=True))
 

@@ -344,9 +344,8 @@ def test_the_paper_scale_rows_are_pending_until_every_chunk_is_in_then_judged_by
                                                           "cells_in_grid": 6}))
     pending = claims.paper_scale_claims(claims.ids_of(few_shot_claims.paper_scale), path, 3.0)
     assert [r["id"] for r in pending] == ["C4-omniglot-paper", "C7-omniglot-paper"]
-    assert all(r["verdict"] == "pending" and r["why"].startswith("3 of 4 chunks of the paper-scale grid computed; "
-                                                                   "on these 3 chunks, spread over the grid, the "
-                                                                   "rule would read '") for r in pending)
+    assert all(r["verdict"] == "pending" and r["why"].startswith("preliminary, on 3 of 4 chunks spread over the "
+                                                                   "grid: ") for r in pending)
     (path.parent / "provenance.json").write_text(json.dumps({**prov, "chunks": 4, "chunks_done": [], "cells": 0,
                                                           "cells_in_grid": 6}))
     none = claims.paper_scale_claims(claims.ids_of(few_shot_claims.paper_scale), path, 3.0)
@@ -358,7 +357,7 @@ def test_the_paper_scale_rows_are_pending_until_every_chunk_is_in_then_judged_by
             few_shot_claims.best_cell_near_the_edge("C7-omniglot-paper", "omniglot", path, 3.0)]
     assert [r["verdict"] for r in judged] == [r["verdict"] for r in same] == ["inconclusive", "holds"]
     readings = [r["measured"]["preliminary"]["verdict"] for r in pending]  # the rules, on the cells present
-    assert readings == ["inconclusive", "holds"] and all("preliminary, not a verdict" in r["why"] for r in pending)
+    assert readings == ["inconclusive", "holds"] and all(f"grid: {v} (" in r["why"] for r, v in zip(pending, readings))
     as_text = lambda rows: json.dumps([r["measured"] for r in rows], default=float)  # NaN reads equal as text
     assert as_text(judged) == as_text(same)
 

@@ -213,7 +213,7 @@ def regression(i, tasks=3, points=4):
     (lambda: nn.Linear(1, 3), lambda i: (regression(i)[0], torch.full((3, 4), 3), regression(i)[2],
                                          torch.full((3, 4), 3)), r"class labels must lie in \[0, 3\)"),
     (lambda: UpdatesABuffer(), regression, "failed under torch.func"),
-    (lambda: nn.Linear(1, 1), "tasks.pt", "sample_tasks must be a function"),
+    (lambda: nn.Linear(1, 1), "tasks.pt", "sample_tasks: cannot read tasks from the str 'tasks.pt'"),
 ])
 def test_a_broken_protocol_stops_with_one_message_saying_what_was_expected(model, sampler, message):
     with pytest.raises(ProtocolError, match=message):

@@ -33,6 +33,7 @@ A function is already a sampler and comes back as it is. Whatever breaks the pro
 from __future__ import annotations
 
 import random
+from os import PathLike
 from collections.abc import Callable, Iterable, Sequence
 
 import numpy as np
@@ -48,6 +49,10 @@ def tasks_from(source, *, ways: int | None = None, shots: int | None = None, que
     ``shots``, ``queries``, ``tasks_per_batch``)."""
     if callable(source) and not hasattr(source, "sample"):
         return source
+    if isinstance(source, (str, bytes, PathLike)):  # a file name is no task source: load it first
+        raise ProtocolError(f"cannot read tasks from the {type(source).__name__} {source!r}: expected a function i -> "
+                            "meta-batch, a sequence of meta-batches, a learn2learn TaskDataset, a meta-dataloader or "
+                            "an (x, y) dataset")
     if callable(getattr(source, "sample", None)):
         return from_task_dataset(source, shots=_needed(shots, "shots", "a TaskDataset"),
                                  tasks_per_batch=_needed(tasks_per_batch, "tasks_per_batch", "a TaskDataset"),

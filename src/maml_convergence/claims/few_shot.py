@@ -219,10 +219,9 @@ def paper_scale_claims(ids: dict, grid_path, near_edge_factor: float) -> list[di
         row = {**row, "claim": f"At the paper's scale (Fig. 4b-paper): {row['claim']}",
                "short": f"{row['short']}, at the paper's scale"}
         if done < n:
-            computed = f"{done} of {n} chunks of the paper-scale grid computed"
-            preliminary = (f"; on these {done} chunks, spread over the grid, the rule would read "
-                           f"'{reading['verdict']}' ({reading['why']}): preliminary, not a verdict") if done else ""
-            row.update(verdict="pending", why=computed + preliminary,
+            why = (f"preliminary, on {done} of {n} chunks spread over the grid: {reading['verdict']} ({reading['why']})"
+                   if done else f"0 of {n} chunks of the paper-scale grid computed")  # short: the table's column
+            row.update(verdict="pending", why=why,
                        summary=f"{done} of {n} chunks computed (maml-convergence paper-grid); judged once all are in"
                                + (f"; preliminary reading on the cells present: {reading['summary']}" if done else ""),
                        measured={"chunks_done": done, "chunks": n,
