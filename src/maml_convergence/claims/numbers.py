@@ -60,9 +60,12 @@ class Data:
         return pd.read_csv(self.figures / "data" / figure / f"{name}.csv.gz")
 
     def chunks(self) -> list[dict]:
-        """The records of the paper-scale Fig. 4b's chunks kept so far (figures/data/omniglot-paper)."""
-        return [json.loads(p.read_text()) for p in sorted((self.figures / "data" / "omniglot-paper")
-                                                            .glob("chunk-*.json"))]
+        """The records of the paper-scale Fig. 4b's chunks kept so far (figures/data/omniglot-paper), read once:
+        several numbers quote them."""
+        if not hasattr(self, "_chunks"):
+            self._chunks = [json.loads(p.read_text()) for p in sorted((self.figures / "data" / "omniglot-paper")
+                                                                      .glob("chunk-*.json"))]
+        return self._chunks
 
     def step(self, figure: str, table: str) -> dict:
         """The provenance of the step that computed ``table`` of ``figure``'s source data (a JSON record, such as
