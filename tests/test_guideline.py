@@ -161,6 +161,38 @@ def test_the_same_seed_and_settings_give_the_same_report_whatever_the_budget_unl
     assert len(short["probe"]) < len(first["probe"])
 
 
+@pytest.mark.slow
+def test_the_default_probe_length_picks_a_cell_near_the_best_where_five_iterations_mislead():
+    """The sinusoid MLP on one fixed meta-batch of 10 tasks, so only the probe's length differs: a probe of 5
+    iterations per cell recommends a cell that, trained 300 meta-iterations, ends at more than twice the loss of
+    the best cell of a half-decade scan; the default probe (guideline.ITERATIONS) one within 1.3x of it
+    (benchmarks/probe_length.py prints this case among others)."""
+    from maml_convergence.grid import GridSpec, run_grid
+    from maml_convergence.tasks import SampledTasks
+
+    batch = SinusoidTasks(tasks=10, seed=0).sample(0)
+    sampler = lambda i: batch  # noqa: E731
+
+    def start():
+        torch.manual_seed(0)
+        return models.sinusoid_mlp()
+
+    rung = lambda v: round(2 * math.log10(v)) if v > 0 else None  # noqa: E731
+    ladder = [10 ** (k / 2) for k in range(-6, 1)]
+    spec = GridSpec(model=start(), problem=SampledTasks(sampler), alphas=[0.0] + ladder[:-1], betas=ladder[1:],
+                    iterations=300, slots=42)
+    scan = {(rung(r["alpha"]), rung(r["beta"])): math.inf if r["status"] == "diverged" else r["final_loss"]
+            for r in run_grid(spec, progress=False)}
+    best = min(scan.values())
+
+    def trained_to(**kw):
+        cell = guideline.suggest(start(), sampler, seed=1, verbose=False, **kw).recommended
+        return scan[(rung(cell["alpha"]), rung(cell["beta"]))] / best
+
+    assert trained_to(iterations=5) > 2.0
+    assert trained_to() < 1.3
+
+
 def test_an_interrupted_probe_resumes_from_its_checkpoint_to_the_same_report(tmp_path, monkeypatch):
     """The checkpoint holds every cell trained so far: a rerun trains only the missing ones and ends with
     the same report (what kill -9 in the middle of the probe leaves is a checkpoint with fewer cells)."""

@@ -73,8 +73,9 @@ EXTEND = 3                  # at most this many rungs added above (below) the la
                             # (while the recommended alpha is too near its bottom)
 BELOW_BEST = 2              # the ladder reaches at least this many rungs below the recommended alpha
 STREAMS = 2                 # task streams every probe cell trains on
-ITERATIONS = 5              # meta-iterations per probe cell: the Omniglot CNN's probe, 30 cells x 2 streams, in
-                            # 8 min on 2 CPU cores (benchmarks/suggest.py)
+ITERATIONS = 100            # meta-iterations per probe cell: on a small model, 5 recommend cells that end at twice
+                            # the best loss, 25-50 sometimes one that diverges later, 100 none that does
+                            # (benchmarks/probe_length.py); an expensive model passes fewer (the Omniglot probe: 5)
 BUDGET_SECONDS = 600.0      # what stops a probe early unless told otherwise
 RULES = ("recommended", "paper")  # which cell suggest answers with
 CELLS = ("recommended", "guideline")  # the two cells a report holds (rule "paper" answers with "guideline")
