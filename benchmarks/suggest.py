@@ -26,7 +26,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
-from maml_convergence import config, experiments, guideline, provenance  # noqa: E402
+from maml_convergence import config, experiments, provenance  # noqa: E402
 
 PROBLEMS = ("omniglot", "sinusoid")
 
@@ -41,12 +41,11 @@ def one(problem: str, budget: float) -> dict:
         data.ensure_prepared(problem, config.resolve_path(cfg["data"]["root"]),
                              config.resolve_path(cfg["data"]["mirror"]))
         data_path = experiments.prepared_path(cfg, problem)
-    settings = cfg["guideline"][problem]
-    iterations = settings.get("iterations") or guideline.ITERATIONS
-    streams = settings.get("streams") or guideline.STREAMS
+    probe = experiments.probe_settings(cfg, problem, budget_seconds=budget)  # as `suggest --problem` reads them
+    iterations, streams = probe["iterations"], probe["streams"]
     start = time.perf_counter()
-    result = experiments.suggest_on(cfg, problem, device, budget or settings["budget_seconds"], data_path, iterations,
-                                    streams, verbose=False)
+    result = experiments.suggest_on(cfg, problem, device, probe["budget_seconds"], data_path, iterations, streams,
+                                    verbose=False)
     summary = result.summary()
     return {"problem": problem, "device": provenance.device_description(device),
             "budget_s": result.settings["budget_seconds"],

@@ -5,7 +5,7 @@ import pandas as pd
 import pytest
 import torch
 
-from maml_convergence import cli
+from maml_convergence import cli, steps
 from maml_convergence.checkpoint import Checkpoint
 from maml_convergence.grid import run_grid
 from maml_convergence.provenance import atomic_write, atomic_write_text
@@ -75,7 +75,7 @@ def test_the_curvature_analysis_of_fig5_resumes_from_its_checkpoint(tmp_path, mo
             on_done(done)
         return [row for it in sorted(done) for row in done[it]]
 
-    monkeypatch.setattr(cli.experiments, "fig5_analysis", analysis)
+    monkeypatch.setattr(steps.experiments, "fig5_analysis", analysis)
     args = ["fig5-analysis", "--configfile", "--snapshots", str(tmp_path / "snapshots.pt"), "--out",
             str(tmp_path / "curvature.csv"), "--provenance", str(tmp_path / "p.json"), "--checkpoint",
             str(tmp_path / "analysis.ckpt")]

@@ -165,12 +165,12 @@ def test_no_mirror_and_no_network_is_one_line_naming_the_url_and_data_mirror(tmp
 
 def test_a_relative_mirror_is_relative_to_the_repository_wherever_the_command_runs(tmp_path, monkeypatch, root):
     """The workflow and the command line read the same config the same way."""
-    from maml_convergence import cli
+    from maml_convergence import step
 
     monkeypatch.chdir(tmp_path)
-    assert cli._mirror({"data": {"mirror": "../shared/data"}}) == (root / "../shared/data" if MIRROR.is_dir() else None)
+    assert step.mirror({"data": {"mirror": "../shared/data"}}) == (root / "../shared/data" if MIRROR.is_dir() else None)
     (root / "data").mkdir(exist_ok=True)
-    assert cli._mirror({"data": {"mirror": "data"}}) == root / "data"
+    assert step.mirror({"data": {"mirror": "data"}}) == root / "data"
 
 
 @pytest.mark.slow

@@ -312,13 +312,13 @@ def test_the_command_on_a_model_of_ones_own_and_its_errors(bin_dir, tmp_path):
 
 def test_an_interrupt_inside_a_torchscript_kernel_is_reported_as_an_interruption(monkeypatch, capsys, tmp_path):
     """SIGTERM during a Hessian-vector product reaches Python as a RuntimeError from TorchScript."""
-    from maml_convergence import cli
+    from maml_convergence import cli, user_commands
 
     def interrupted(args):
         raise RuntimeError("The following operation failed in the TorchScript interpreter.\n"
                            "RuntimeError: KeyboardInterrupt: <EMPTY MESSAGE>")
 
-    monkeypatch.setattr(cli, "cmd_suggest", interrupted)
+    monkeypatch.setattr(user_commands, "cmd_suggest", interrupted)
     assert cli.main(["suggest", "--problem", "linear"]) == 130
     assert capsys.readouterr().err == ("maml-convergence: interrupted; nothing was kept to resume from (give "
                                        "--checkpoint FILE to keep it)\n")
@@ -326,7 +326,7 @@ def test_an_interrupt_inside_a_torchscript_kernel_is_reported_as_an_interruption
     kept.write_bytes(b"a resume file")
     assert cli.main(["suggest", "--problem", "linear", "--checkpoint", str(kept)]) == 130
     assert capsys.readouterr().err == f"maml-convergence: interrupted; rerun the same command to resume from {kept}\n"
-    monkeypatch.setattr(cli, "cmd_suggest", lambda args: (_ for _ in ()).throw(RuntimeError("a real error")))
+    monkeypatch.setattr(user_commands, "cmd_suggest", lambda args: (_ for _ in ()).throw(RuntimeError("a real error")))
     with pytest.raises(RuntimeError, match="a real error"):
         cli.main(["suggest", "--problem", "linear"])
 

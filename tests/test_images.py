@@ -283,7 +283,7 @@ def test_an_image_grid_step_projects_its_time_and_stops_over_the_limit_keeping_i
 
     import yaml
 
-    from maml_convergence import cli
+    from maml_convergence import cli, projection
     # 3 alphas x 2 betas, 4 iterations: chunk 0 of 2 is 3 cells, 12 meta-iterations on the CPU; the pace is
     # timed over the 3 after the first, so the stopped run did 4 and the resumed one times its own pace
     small = {"device": "cpu", "omniglot": {
@@ -306,7 +306,7 @@ def test_an_image_grid_step_projects_its_time_and_stops_over_the_limit_keeping_i
 
     assert cli.main(step + ["--max-projected-hours", "1000"]) == 0  # a higher limit resumes and finishes
     said = capsys.readouterr()
-    assert f"Limit: {cli._hours(1000)} (--max-projected-hours)" in said.out and out.exists() and not ckpt.exists()
+    assert f"Limit: {projection.hours(1000)} (--max-projected-hours)" in said.out and out.exists() and not ckpt.exists()
     with pytest.raises(SystemExit) as refused:  # refused at parse time, before anything is read
         cli.main(step + ["--max-projected-hours", "nan"])
     assert refused.value.code == 2

@@ -10,8 +10,9 @@ import maml_convergence
 LAYERS = ["config", "progress", "provenance", "checkpoint", "source_data", "stability", "theory", "data", "tasks",
           "task_sources",
           "models", "maml",
-          "higher_backend", "curvature", "curvature_mlp", "sharpness", "grid", "guideline", "audit", "experiments",
-          "paper_grid", "claims", "reproduction", "plots", "cli", "__main__"]
+          "higher_backend", "curvature", "curvature_mlp", "sharpness", "grid", "projection", "guideline", "audit",
+          "experiments", "paper_grid", "claims", "reproduction", "plots", "step", "steps", "user_commands", "cli",
+          "__main__"]
 PACKAGE = Path(maml_convergence.__file__).parent
 # Within the claims package, bottom to top likewise.
 CLAIMS_LAYERS = ["results", "verdicts", "edge", "linear", "sinusoid", "few_shot", "guideline", "curves", "render",

@@ -9,10 +9,12 @@ ones), ``data`` (the image datasets), ``tasks`` (task distributions), ``task_sou
 tasks as a sampler), ``models`` (networks), ``maml`` (the torch.func engine), ``higher_backend`` (the
 reference implementation),
 ``curvature`` and ``curvature_mlp``, ``sharpness`` (top Hessian eigenvalues, matrix-free),
-``grid`` (many (alpha, beta) cells at once), ``guideline`` (``suggest``), ``audit``,
+``grid`` (many (alpha, beta) cells at once), ``projection`` (an image grid's time, said before it runs),
+``guideline`` (``suggest``), ``audit``,
 ``experiments``, ``paper_grid`` (the paper-scale Fig. 4b, accumulated from chunks), ``claims`` (the verdicts:
 a package, one module per family of claims), ``reproduction`` (a run against the committed reference),
-``plots``, ``cli``.
+``plots``, ``step`` (a command's run: its config, device, clock, resume file and provenance), ``steps`` (the
+workflow's steps), ``user_commands`` (what a user runs), ``cli`` (the command line, dispatching to them).
 """
 
 __version__ = "0.1.0"

@@ -553,6 +553,17 @@ def problem_spec(cfg: dict, problem: str, device: str, data_path: str | None = N
                                init_seed=cfg["seed"])
 
 
+def probe_settings(cfg: dict, problem: str, budget_seconds: float | None = None, iterations: int | None = None,
+                   streams: int | None = None) -> dict:
+    """``suggest``'s settings on one of the paper's problems: each as given, else the config's ``guideline``
+    section's for the problem, else the tool's default."""
+    section = cfg["guideline"].get(problem, {})
+    pick = lambda given, key, default: next(v for v in (given, section.get(key), default) if v is not None)  # noqa: E731
+    return {"budget_seconds": pick(budget_seconds, "budget_seconds", guideline.BUDGET_SECONDS),
+            "iterations": pick(iterations, "iterations", guideline.ITERATIONS),
+            "streams": pick(streams, "streams", guideline.STREAMS)}
+
+
 def suggest_on(cfg: dict, problem: str, device: str, budget_seconds: float, data_path: str | None = None,
                iterations: int = guideline.ITERATIONS, streams: int = guideline.STREAMS, rule: str = "recommended",
                checkpoint=None, verbose: bool = True) -> guideline.Suggestion:

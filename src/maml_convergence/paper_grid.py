@@ -27,11 +27,12 @@ import dataclasses
 import hashlib
 import json
 import math
+import time
 from pathlib import Path
 
 import pandas as pd
 
-from . import experiments
+from . import data, experiments
 from .config import ConfigError, grid_values
 from .grid import run_grid
 from .provenance import atomic_write_text, write_json
@@ -216,3 +217,64 @@ def load(folder, expected: dict, found: dict[int, dict] | None = None) -> tuple[
         return pd.DataFrame(columns=[*EMPTY_COLUMNS, "chunk"]), found
     grid = pd.concat(frames, ignore_index=True).sort_values(["alpha", "beta"], kind="stable")
     return grid.reset_index(drop=True), found
+
+
+def compute(cfg: dict, folder, dataset_path: str, device: str, record, *, deadline: float | None = None,
+            max_chunks: int | None = None, scratch="results/paper-grid") -> None:
+    """The chunks of ``folder`` not yet there, one after the other, each kept the moment it is complete; a chunk
+    the ``deadline`` (a ``time.monotonic()`` value) cuts short keeps its resume file in ``scratch`` for the next
+    run. First the chunks kept are checked against the settings, then against the reference cells computed by
+    the code at hand. ``record(name, wall_seconds, run_info, **extra)``: a chunk's provenance."""
+    import torch
+
+    folder, n = Path(folder), cfg["paper_grid"]["chunks"]
+    found = records(folder)
+    remedy = (f"move the chunks in {folder} away to start this grid there, or compute with the settings and "
+              "code they were computed with")
+    sha256 = data.file_hash(Path(dataset_path))
+    check(found, settings(cfg, DATASET, n, sha256), remedy)  # before the reference cells, to say it at once
+    # float32 throughout on every GPU (no TF32), and cuDNN's deterministic algorithms: chunks from different
+    # machines then differ by summation order alone (docs/gpu-and-cluster.md says how much that moves)
+    torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = False
+    torch.backends.cudnn.benchmark, torch.backends.cudnn.deterministic = False, True
+    start = time.perf_counter()
+    expected = key(cfg, DATASET, n, sha256, reference(cfg, device, dataset_path))
+    print(f"[paper-grid] the reference cells computed in {time.perf_counter() - start:.0f} s on {device}")
+    check(found, expected, remedy)
+    todo = missing(found, n)[:max_chunks]
+    agree = ", computed by code that agrees with this" if found else ""
+    print(f"[paper-grid] {len(found)} of {n} chunks in {folder}{agree}; up to {len(todo)} more on {device}")
+    for chunk in todo:
+        if deadline is not None and time.monotonic() >= deadline:
+            print(f"[paper-grid] the budget is spent before chunk {chunk}")
+            break
+        if not _compute_chunk(cfg, folder, chunk, expected, device, dataset_path, record, deadline, Path(scratch)):
+            break
+
+
+def _compute_chunk(cfg: dict, folder: Path, chunk: int, expected: dict, device: str, dataset_path: str, record,
+                   deadline, scratch: Path) -> bool:
+    """Compute one chunk and keep it; False when the deadline cut it short (its resume file is kept)."""
+    import torch
+
+    n = expected["chunks"]
+    spec = experiments.image_spec(cfg, DATASET, device, chunk, n, dataset_path)
+    resume = scratch / f"chunk-{chunk:03d}.ckpt"
+    start, run_info = time.perf_counter(), {}
+    rows = run_grid(spec, checkpoint=resume, checkpoint_every=cfg["checkpoint_every"], deadline=deadline,
+                    run_info=run_info)
+    if rows is None:
+        print(f"[paper-grid] chunk {chunk} cut short by the budget; the next run resumes it from {resume}")
+        return False
+    frame = experiments.grid_frame(rows)
+    start_loss = experiments.initial_eval_losses(cfg, DATASET, sorted(frame.alpha.unique()), device, dataset_path)
+    frame["initial_eval_loss"] = frame.alpha.map(start_loss)
+    wall = time.perf_counter() - start
+    save(folder, chunk, frame, {
+        "key": expected, "cells": len(frame), "diverged": int((frame.status == "diverged").sum()),
+        "provenance": record(f"paper-grid-chunk{chunk}of{n}", wall, run_info, fingerprint=spec.fingerprint(),
+                             tf32=False, cudnn_deterministic=True, threads=torch.get_num_threads())})
+    resume.unlink(missing_ok=True)
+    print(f"[paper-grid] chunk {chunk} of {n}: {len(frame)} cells in {wall:.0f} s -> {paths(folder, chunk)[0]}",
+          flush=True)
+    return True
