@@ -3,8 +3,9 @@
 #   snakemake --cores all                                 # the paper's settings
 #   snakemake --cores all --configfile config/quick.yaml  # small grids (tests, CI)
 #
-# Which rule file, command, function, config section and notebook make each figure: the table
-# in docs/figures.md (tests/test_docs.py holds it to the code).
+# The figures, their rule files and notebooks: the table of figures (src/maml_convergence/figures.py),
+# from which the drawing rules (rules/figures.smk) and `all` follow. Which command, function and config
+# section make each figure: the table in docs/figures.md (tests/test_docs.py holds it to the code).
 #
 # Each rule passes its command only the config sections it reads (rules/common.smk), so an edit
 # reruns only what depends on it. Results (ignored by git) go to results/, the prepared datasets
@@ -18,6 +19,7 @@ import sys
 from snakemake.utils import min_version
 
 from maml_convergence import config as config_mod
+from maml_convergence import figures as figures_mod
 
 min_version("8.0")
 
@@ -42,18 +44,15 @@ os.environ.update(MAML_CONVERGENCE_WORKFLOW_CONFIG=json.dumps(config, sort_keys=
 include: "rules/common.smk"
 include: "rules/data.smk"
 include: "rules/source_data.smk"
-include: "rules/fig1.smk"
-include: "rules/fig2.smk"
-include: "rules/fig3.smk"
-include: "rules/fig3_n2.smk"
-include: "rules/fig4a.smk"
-include: "rules/fig4bc.smk"
-include: "rules/fig4b_paper.smk"
-include: "rules/fig5.smk"
-include: "rules/fig6.smk"
-include: "rules/fig7.smk"
-include: "rules/guideline.smk"
+# What each figure draws, computed (the table of figures names the rule file of each) ...
+for _rules in figures_mod.rule_files():
+
+    include: f"rules/{_rules}.smk"
+
+
 include: "rules/claims.smk"
+# ... and drawn: one rule per notebook of the table, each a localrule.
+include: "rules/figures.smk"
 
 
 # On a cluster these run where Snakemake runs, not as jobs: a download needs the internet that compute nodes
@@ -67,32 +66,11 @@ localrules:
     claims,
     publish_claims,
     reproduction,
-    fig1,
-    fig2,
-    fig3,
-    fig3_n2,
-    fig4a,
-    fig4bc,
-    fig4b_paper,
-    fig5,
-    fig6,
-    fig7,
-    guideline,
 
 
 rule all:
     input:
-        rules.fig1.output,
-        rules.fig2.output,
-        rules.fig3.output,
-        rules.fig3_n2.output,
-        rules.fig4a.output,
-        expand(rules.fig4bc.output, fig=["fig4b", "fig4c"]),
-        rules.fig4b_paper.output,
-        rules.fig5.output,
-        rules.fig6.output,
-        rules.fig7.output,
-        rules.guideline.output,
+        [f"figures/{name}.{ext}" for name in figures_mod.names() for ext in ("png", "pdf")],
         rules.publish_claims.output,
         rules.reproduction.output,
         rules.project_image_grids.output,

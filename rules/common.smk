@@ -9,8 +9,7 @@ GUIDELINE_PROBLEMS = sorted(config["guideline"])  # where the workflow checks `m
 # Steps that use every core ask for more than any machine has; Snakemake scales a job down to
 # --cores (workflow.cores itself is undefined in commands without --cores, such as --report).
 ALL_CORES = 1024
-FIGURES = ["fig1", "fig2", "fig3", "fig3-n2", "fig4a", "fig4b", "fig4c", "fig4b-paper", "fig5", "fig6", "fig7",
-           "guideline"]
+FIGURES = figures_mod.names()  # the table of figures, src/maml_convergence/figures.py
 # What each figure draws, kept beside it as its source data (rules/source_data.smk); each figure's
 # rules fill in its entry (name -> result file, and <name>_provenance for the step behind table <name>).
 FIGURE_SOURCES = {}

@@ -21,17 +21,3 @@ rule fig1_runs:
 
 FIGURE_SOURCES["fig1"] = {"gradients": rules.fig1_runs.output.table,
                           "gradients_provenance": rules.fig1_runs.output.provenance}
-
-
-rule fig1:
-    input:
-        source=source_folder("fig1"),
-    output:
-        png=report("figures/fig1.png", caption="report/fig1.rst", category="Figures", labels={"figure": "fig1"}),
-        pdf="figures/fig1.pdf",
-    log:
-        notebook="results/notebooks/fig1.ipynb",
-    conda:
-        ENV
-    notebook:
-        "../notebooks/fig1.ipynb"

@@ -18,17 +18,3 @@ rule fig2_curves:
 
 FIGURE_SOURCES["fig2"] = {"curves": rules.fig2_curves.output.curves,
                           "curves_provenance": rules.fig2_curves.output.provenance}
-
-
-rule fig2:
-    input:
-        source=source_folder("fig2"),
-    output:
-        png=report("figures/fig2.png", caption="report/fig2.rst", category="Figures", labels={"figure": "fig2"}),
-        pdf="figures/fig2.pdf",
-    log:
-        notebook="results/notebooks/fig2.ipynb",
-    conda:
-        ENV
-    notebook:
-        "../notebooks/fig2.ipynb"

@@ -62,17 +62,3 @@ rule linear_audit:
 
 
 FIGURE_SOURCES["fig3"] = linear_sources("linear", "audit")
-
-
-rule fig3:
-    input:
-        source=source_folder("fig3"),
-    output:
-        png=report("figures/fig3.png", caption="report/fig3.rst", category="Figures", labels={"figure": "fig3"}),
-        pdf="figures/fig3.pdf",
-    log:
-        notebook="results/notebooks/fig3.ipynb",
-    conda:
-        ENV
-    notebook:
-        "../notebooks/fig3.ipynb"

@@ -59,17 +59,3 @@ FIGURE_SOURCES["fig4a"] = {"grid": rules.sinusoid_grid.output.grid,
                            "reference": rules.sinusoid_reference.output[0],
                            "local_bound": rules.sinusoid_local_bound.output.table,
                            "local_bound_provenance": rules.sinusoid_local_bound.output.provenance}
-
-
-rule fig4a:
-    input:
-        source=source_folder("fig4a"),
-    output:
-        png=report("figures/fig4a.png", caption="report/fig4a.rst", category="Figures", labels={"figure": "fig4a"}),
-        pdf="figures/fig4a.pdf",
-    log:
-        notebook="results/notebooks/fig4a.ipynb",
-    conda:
-        ENV
-    notebook:
-        "../notebooks/fig4a.ipynb"

@@ -26,17 +26,3 @@ rule paper_grid_merge:
 
 FIGURE_SOURCES["fig4b-paper"] = {"grid": rules.paper_grid_merge.output.grid,
                                  "grid_provenance": rules.paper_grid_merge.output.provenance}
-
-
-rule fig4b_paper:
-    input:
-        source=source_folder("fig4b-paper"),
-    output:
-        png=report("figures/fig4b-paper.png", caption="report/fig4b_paper.rst", category="Figures"),
-        pdf="figures/fig4b-paper.pdf",
-    log:
-        notebook="results/notebooks/fig4b_paper.ipynb",
-    conda:
-        ENV
-    notebook:
-        "../notebooks/fig4b_paper.ipynb"

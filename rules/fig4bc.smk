@@ -75,20 +75,3 @@ rule image_merge:
 for fig, dataset in FEW_SHOT_FIGURES.items():
     FIGURE_SOURCES[fig] = {"grid": rules.image_merge.output.grid.format(dataset=dataset),
                            "grid_provenance": rules.image_merge.output.provenance.format(dataset=dataset)}
-
-
-rule fig4bc:
-    input:
-        source=lambda w: source_folder(w.fig),
-    output:
-        png=report("figures/{fig}.png", caption="report/fig4bc.rst", category="Figures",
-                   labels={"figure": "{fig}"}),
-        pdf="figures/{fig}.pdf",
-    wildcard_constraints:
-        fig="fig4b|fig4c",
-    log:
-        notebook="results/notebooks/{fig}.ipynb",
-    conda:
-        ENV
-    notebook:
-        "../notebooks/fig4bc.ipynb"

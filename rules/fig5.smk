@@ -41,17 +41,3 @@ rule fig5_analysis:
 
 FIGURE_SOURCES["fig5"] = {"curvature": rules.fig5_analysis.output.table,
                           "curvature_provenance": rules.fig5_analysis.output.provenance}
-
-
-rule fig5:
-    input:
-        source=source_folder("fig5"),
-    output:
-        png=report("figures/fig5.png", caption="report/fig5.rst", category="Figures", labels={"figure": "fig5"}),
-        pdf="figures/fig5.pdf",
-    log:
-        notebook="results/notebooks/fig5.ipynb",
-    conda:
-        ENV
-    notebook:
-        "../notebooks/fig5.ipynb"

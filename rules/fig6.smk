@@ -24,17 +24,3 @@ rule fig6_runs:
 
 FIGURE_SOURCES["fig6"] = {"sharpness": rules.fig6_runs.output.table,
                           "sharpness_provenance": rules.fig6_runs.output.provenance}
-
-
-rule fig6:
-    input:
-        source=source_folder("fig6"),
-    output:
-        png=report("figures/fig6.png", caption="report/fig6.rst", category="Figures", labels={"figure": "fig6"}),
-        pdf="figures/fig6.pdf",
-    log:
-        notebook="results/notebooks/fig6.ipynb",
-    conda:
-        ENV
-    notebook:
-        "../notebooks/fig6.ipynb"

@@ -27,17 +27,3 @@ rule fig7_sharpness:
 
 FIGURE_SOURCES["fig7"] = {"sharpness": rules.fig7_sharpness.output.table,
                           "sharpness_provenance": rules.fig7_sharpness.output.provenance}
-
-
-rule fig7:
-    input:
-        source=source_folder("fig7"),
-    output:
-        png=report("figures/fig7.png", caption="report/fig7.rst", category="Figures", labels={"figure": "fig7"}),
-        pdf="figures/fig7.pdf",
-    log:
-        notebook="results/notebooks/fig7.ipynb",
-    conda:
-        ENV
-    notebook:
-        "../notebooks/fig7.ipynb"

@@ -78,18 +78,3 @@ FIGURE_SOURCES["guideline"] = {
                       ("check_{}", rules.guideline_check.output.check.format(problem=p)),
                       ("check_{}_provenance", rules.guideline_check.output.provenance.format(problem=p)))
 }
-
-
-rule guideline:
-    input:
-        source=source_folder("guideline"),
-    output:
-        png=report("figures/guideline.png", caption="report/guideline.rst", category="Figures",
-                   labels={"figure": "guideline"}),
-        pdf="figures/guideline.pdf",
-    log:
-        notebook="results/notebooks/guideline.ipynb",
-    conda:
-        ENV
-    notebook:
-        "../notebooks/guideline.ipynb"

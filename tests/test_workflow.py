@@ -17,9 +17,9 @@ import torch
 import yaml
 
 from conftest import env_with_bin
+from maml_convergence import figures
 
-FIGURES = [f"figures/{f}.{e}" for f in ("fig1", "fig2", "fig3", "fig3-n2", "fig4a", "fig4b", "fig4c", "fig4b-paper",
-                                         "fig5", "fig6", "fig7", "guideline") for e in ("png", "pdf")]
+FIGURES = [f"figures/{f}.{e}" for f in figures.names() for e in ("png", "pdf")]  # the table of figures
 RESULTS = ["results/fig2/curves.csv", "results/linear/second/grid.csv", "results/linear/first/grid.csv",
            "results/linear-n2/second/grid.csv", "results/linear-n2/first/grid.csv",
            "results/audit-n2/linear_boundary.csv",
@@ -377,7 +377,7 @@ def test_the_report_has_every_figure_with_its_caption_and_the_claims(root, bin_d
     proc = snakemake(root, bin_dir, quick_run, "--report", str(quick_run / "report.html"))
     assert proc.returncode == 0, proc.stderr[-3000:]
     html = re.sub(r"(\\n|\s)+", " ", (quick_run / "report.html").read_text())
-    for fig in ("fig1", "fig2", "fig3", "fig3-n2", "fig4a", "fig4b", "fig4c", "fig5", "fig6", "fig7", "guideline"):
+    for fig in figures.names():
         assert f"{fig}.png" in html
     for feeds in ("claim C1", "claims C2-alpha, C2-beta", "claims C3, A-sinusoid and A-local-sinusoid",
                   "claims C4 and C7-omniglot", "claims C5 and C7-miniimagenet", "claim C6",

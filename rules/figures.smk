@@ -1,0 +1,26 @@
+# The drawing rules, one per notebook of the table of figures (src/maml_convergence/figures.py), named after
+# it: each runs its notebook on the figure's source data (figures/data/<figure>/, rules/source_data.smk) and
+# writes figures/<figure>.png and .pdf. A notebook that draws several figures (fig4bc) has one rule for all
+# of them, the figure a wildcard. They run where Snakemake runs (localrule): drawing takes seconds.
+
+for _notebook, _drawn in figures_mod.by_notebook().items():
+    _fig = "{fig}" if len(_drawn) > 1 else _drawn[0]
+
+    rule:
+        name:
+            _notebook
+        input:
+            source=(lambda w: source_folder(w.fig)) if len(_drawn) > 1 else source_folder(_fig),
+        output:
+            png=report(f"figures/{_fig}.png", caption=f"report/{_notebook}.rst", category="Figures",
+                       labels={"figure": _fig}),
+            pdf=f"figures/{_fig}.pdf",
+        wildcard_constraints:
+            fig="|".join(_drawn),
+        log:
+            notebook=f"results/notebooks/{_fig}.ipynb",
+        localrule: True
+        conda:
+            ENV
+        notebook:
+            f"../notebooks/{_notebook}.ipynb"
