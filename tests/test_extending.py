@@ -1,0 +1,101 @@
+"""The recipes of docs/extending.md, carried out on toys: a new figure is four files and the workflow schedules
+it; a new claim is a judge and one registry line, judged on results whose answer is known."""
+
+import json
+import re
+import shutil
+import subprocess
+import sys
+
+import pandas as pd
+import pytest
+
+from conftest import env_with_bin
+from maml_convergence import claims, cli, config
+
+WORKFLOW = ["Snakefile", "rules", "config", "notebooks", "src", "environment.yml"]  # what the recipe edits or reads
+TOY_RULES = '''# A toy figure: Fig. 2's curves again, drawn by a notebook of its own.
+
+
+rule toy_curves:
+    output:
+        curves="results/toy/curves.csv",
+        provenance="results/toy/provenance.json",
+    params:
+        config=step_config("fig2-curves"),
+    shell:
+        "maml-convergence fig2-curves --config-json {params.config:q} --out {output.curves}"
+        " --provenance {output.provenance}"
+
+
+FIGURE_SOURCES["toy"] = {"curves": rules.toy_curves.output.curves,
+                         "curves_provenance": rules.toy_curves.output.provenance}
+'''
+
+
+def git(repo, *args):
+    return subprocess.run(["git", "-C", str(repo), *args], capture_output=True, text=True, check=True).stdout
+
+
+@pytest.mark.slow
+def test_a_new_figure_is_four_files_and_the_workflow_schedules_it(root, bin_dir, tmp_path):
+    copy = tmp_path / "repo"
+    copy.mkdir()
+    for name in WORKFLOW:
+        if (root / name).is_dir():
+            shutil.copytree(root / name, copy / name, ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
+        else:
+            shutil.copy(root / name, copy / name)
+    git(copy, "init", "-q")
+    git(copy, "add", "-A")
+    git(copy, "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "before")
+
+    table = copy / "src" / "maml_convergence" / "figures.py"
+    table.write_text(table.read_text().replace('    Figure("guideline",',
+                                               '    Figure("toy", rules="toy", notebook="toy"),\n'
+                                               '    Figure("guideline",'))
+    (copy / "rules" / "toy.smk").write_text(TOY_RULES)
+    notebook = json.loads((copy / "notebooks" / "fig2.ipynb").read_text())
+    notebook["cells"][0]["source"] = ["# A toy figure: Fig. 2's curves again\n"]
+    (copy / "notebooks" / "toy.ipynb").write_text(json.dumps(notebook, indent=1))
+    (copy / "rules" / "report" / "toy.rst").write_text("**A toy figure.** Fig. 2's curves, drawn again.\n")
+
+    touched = git(copy, "status", "--porcelain", "--untracked-files=all").splitlines()
+    assert len(touched) == 4, touched
+    env = {**env_with_bin(bin_dir), "PYTHONPATH": str(copy / "src")}  # the copy's table of figures
+    proc = subprocess.run([sys.executable, "-m", "snakemake", "-n", "-s", str(copy / "Snakefile"), "--directory",
+                           str(tmp_path / "run"), "--configfile", str(copy / "config" / "quick.yaml"),
+                           "--forceall", "figures/toy.png"], capture_output=True, text=True, env=env)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 0, out[-3000:]
+    jobs = re.findall(r"^(\w+)\s+(\d+)$", out.split("Job stats:")[1].split("total")[0], re.M)
+    assert dict(jobs) == {"toy_curves": "1", "source_data": "1", "toy": "1"}
+    assert "figures/data/toy/provenance.json" in out and "notebooks/toy.ipynb" in out
+
+
+def beta_c_at_alpha_zero(ids, results):
+    """A toy claim with a known answer: Fig. 2's beta_c at alpha = 0 is 2 / lambda for each eigenvalue."""
+    curves = results.table(results.path("fig2"))
+    at_zero = curves[curves.alpha == 0]
+    error = float((at_zero.beta_c * at_zero["lambda"] / 2 - 1).abs().max())
+    return [{"id": ids[0], "claim": "beta_c(0) = 2 / lambda", "short": "beta_c(0) = 2 / lambda",
+             "verdict": "holds" if error < 1e-9 else "fails", "why": f"largest relative error {error:.2g}",
+             "summary": f"largest relative error {error:.2g}", "measured": {"error": error},
+             "rule": "holds if every relative error < 1e-9", "rests_on": "Fig. 2's curves"}]
+
+
+def test_a_new_claim_is_one_judge_and_one_registry_line(tmp_path, monkeypatch):
+    out = tmp_path / "fig2"
+    assert cli.main(["fig2-curves", "--configfile", "--out", str(out / "curves.csv"),
+                     "--provenance", str(out / "provenance.json")]) == 0
+    monkeypatch.setattr(claims, "REGISTRY", claims.REGISTRY + (claims.Family(("X1",), ("fig2",),
+                                                                             beta_c_at_alpha_zero),))
+    cfg = config.load()
+    judged = claims.evaluate(cfg, {"fig2": out / "curves.csv"})
+    assert [(row["id"], row["verdict"]) for row in judged["claims"]] == [("X1", "holds")]
+    assert "X1" in claims.to_markdown(judged)
+
+    curves = pd.read_csv(out / "curves.csv")
+    curves.loc[curves.alpha == 0, "beta_c"] *= 1.01  # a table whose answer is known to be wrong
+    curves.to_csv(out / "curves.csv", index=False)
+    assert [row["verdict"] for row in claims.evaluate(cfg, {"fig2": out / "curves.csv"})["claims"]] == ["fails"]
