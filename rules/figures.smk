@@ -19,8 +19,11 @@ for _notebook, _drawn in figures_mod.by_notebook().items():
             fig="|".join(_drawn),
         log:
             notebook=f"results/notebooks/{_fig}.ipynb",
+        params:
+            notebook=_notebook,
         localrule: True
         conda:
             ENV
         notebook:
-            f"../notebooks/{_notebook}.ipynb"
+            # through params: the directive is read when the job runs, after the loop has moved on
+            "../notebooks/{params.notebook}.ipynb"
