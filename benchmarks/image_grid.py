@@ -111,10 +111,11 @@ def main() -> int:
     for dataset in ("omniglot", "miniimagenet"):
         spec = experiments.image_spec(cfg, dataset, device)
         if on_gpu and args.slots:
-            spec.slots = args.slots
-        # cells that train all the way: alpha > 0 and the smallest betas
-        spec.pairs = sorted(((a, b) for a, b in spec.cells() if a > 0), key=lambda c: (c[1], c[0]))[:spec.slots]
-        spec.iterations = steps + 2  # never reached: no cell finishes, so no final evaluation is timed
+            spec = dataclasses.replace(spec, slots=args.slots)
+        # cells that train all the way: alpha > 0 and the smallest betas; iterations never reached: no cell
+        # finishes, so no final evaluation is timed
+        spec = dataclasses.replace(spec, iterations=steps + 2, pairs=sorted(
+            ((a, b) for a, b in spec.cells() if a > 0), key=lambda c: (c[1], c[0]))[:spec.slots])
         rate = cell_iterations_per_s(spec, steps, device)
         flops = flops_per_cell_iteration(spec, device)
         reference = dataclasses.replace(spec, backend="higher", pairs=spec.pairs[:1], iterations=args.higher_steps + 2)

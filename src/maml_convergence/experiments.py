@@ -40,11 +40,9 @@ def fig1_spec(cfg: dict, device: str) -> GridSpec:
     """Fig. 1: the sinusoid MLP trained with Adam (beta = 1e-3) at alpha = 0 (joint) and 1e-2 (MAML),
     every seed in one vectorised run (a seed fixes its own task stream and initialisation)."""
     sec = cfg["fig1"]
-    spec = sinusoid_spec(cfg, device)
-    spec.alphas, spec.betas, spec.iterations = list(sec["alphas"]), [sec["beta"]], sec["iterations"]
-    spec.optimizer, spec.seeds = sec["optimizer"], list(sec["seeds"])
-    spec.slots = len(spec.cells())
-    return spec
+    spec = dataclasses.replace(sinusoid_spec(cfg, device), alphas=list(sec["alphas"]), betas=[sec["beta"]],
+                               iterations=sec["iterations"], optimizer=sec["optimizer"], seeds=list(sec["seeds"]))
+    return dataclasses.replace(spec, slots=len(spec.cells()))
 
 
 def task_gradient_stats(model, params, xs, ys) -> tuple[float, float]:
@@ -129,7 +127,7 @@ def linear_reference(cfg: dict, device: str, order: str = "second") -> dict:
     """
     ref = cfg["linear"]["reference"]
     spec = linear_spec(cfg, order, device)
-    spec.alphas, spec.betas, spec.slots = [ref["alpha"]], [ref["beta"]], len(spec.seeds)
+    spec = dataclasses.replace(spec, alphas=[ref["alpha"]], betas=[ref["beta"]], slots=len(spec.seeds))
     model = models.build("linear")
     draws = []
     for row in run_grid(spec, progress=False, keep_params=True):
@@ -190,12 +188,9 @@ def sinusoid_spec(cfg: dict, device: str) -> GridSpec:
 
 def sinusoid_grid_spec(cfg: dict, device: str) -> GridSpec:
     """Fig. 4a's grid, once for every seed of ``sinusoid.seeds``, in one vectorised run."""
-    spec = sinusoid_spec(cfg, device)
-    spec.seeds = list(cfg["sinusoid"]["seeds"])
-    spec.problem, spec.init_seed = dataclasses.replace(spec.problem, seed=spec.seeds[0]), spec.seeds[0]
-    spec.backend = cfg.get("backend", "engine")
-    spec.compile = spec.compile and spec.backend == "engine"
-    return spec
+    spec, seeds, backend = sinusoid_spec(cfg, device), list(cfg["sinusoid"]["seeds"]), cfg.get("backend", "engine")
+    return dataclasses.replace(spec, seeds=seeds, problem=dataclasses.replace(spec.problem, seed=seeds[0]),
+                               init_seed=seeds[0], backend=backend, compile=spec.compile and backend == "engine")
 
 
 def sinusoid_reference(cfg: dict, device: str) -> dict:
@@ -208,8 +203,8 @@ def sinusoid_reference(cfg: dict, device: str) -> dict:
     """
     ref = cfg["sinusoid"]["reference"]
     spec = sinusoid_grid_spec(cfg, device)
-    spec.alphas, spec.betas, spec.pairs, spec.compile = [ref["alpha"]], [ref["beta"]], None, False
-    spec.slots = len(spec.seeds)
+    spec = dataclasses.replace(spec, alphas=[ref["alpha"]], betas=[ref["beta"]], pairs=None, compile=False,
+                               slots=len(spec.seeds))
     model = models.build("sinusoid_mlp").double()
     per_seed = []
     for row in run_grid(spec, progress=False, keep_params=True):
@@ -376,10 +371,8 @@ def merge_chunks(frames: list[pd.DataFrame], cfg: dict, dataset: str) -> pd.Data
 def fig5_spec(cfg: dict, device: str) -> GridSpec:
     """The paper's Appendix B run: the sinusoid MLP, alpha = beta = 1e-3, 50,000 iterations."""
     sec = cfg["fig5"]
-    spec = sinusoid_spec(cfg, device)
-    spec.alphas, spec.betas, spec.iterations, spec.slots = [sec["alpha"]], [sec["beta"]], sec["iterations"], 1
-    spec.optimizer, spec.order = "sgd", "second"
-    return spec
+    return dataclasses.replace(sinusoid_spec(cfg, device), alphas=[sec["alpha"]], betas=[sec["beta"]],
+                               iterations=sec["iterations"], slots=1, optimizer="sgd", order="second")
 
 
 def fig5_train(cfg: dict, device: str, checkpoint=None, run_info: dict | None = None) -> dict:
@@ -451,7 +444,7 @@ def fig6_runs(cfg: dict, device: str, grid: pd.DataFrame, checkpoint=None,
     spec = sinusoid_spec(cfg, device)
     every = cfg["fig6"]["every"]
     cells = fig6_cells(grid, cfg["fig6"]["alphas"], spec.problem.seed)
-    spec.pairs, spec.slots, spec.compile = [(a, b) for a, b, _ in cells], len(cells), False
+    spec = dataclasses.replace(spec, pairs=[(a, b) for a, b, _ in cells], slots=len(cells), compile=False)
     rows = run_grid(spec, checkpoint=checkpoint, checkpoint_every=cfg["checkpoint_every"], snapshot_every=every,
                     run_info=run_info)
     model = models.build(spec.model).double()
@@ -545,9 +538,7 @@ def problem_spec(cfg: dict, problem: str, device: str, data_path: str | None = N
     if problem == "linear":
         return linear_spec(cfg, "second", device, seed=cfg["seed"])
     if problem == "sinusoid":
-        spec = sinusoid_spec(cfg, device)
-        spec.compile = False
-        return spec
+        return dataclasses.replace(sinusoid_spec(cfg, device), compile=False)
     spec = image_spec(cfg, problem, device, data_path=data_path)  # one run: the config's seed, not the grid's seeds
     return dataclasses.replace(spec, seeds=None, problem=dataclasses.replace(spec.problem, seed=cfg["seed"]),
                                init_seed=cfg["seed"])
@@ -632,7 +623,7 @@ def guideline_check(cfg: dict, problem: str, device: str, cells: dict, data_path
     evaluation batch, ``initial_eval_loss``, for a few-shot problem). A cell named twice is trained once."""
     spec = problem_spec(cfg, problem, device, data_path)
     pairs = list(dict.fromkeys(cells.values()))
-    spec.pairs, spec.slots = pairs, 1
+    spec = dataclasses.replace(spec, pairs=pairs, slots=1)
     trained = grid_frame(run_grid(spec, checkpoint=checkpoint, checkpoint_every=cfg["checkpoint_every"],
                                   run_info=run_info))
     frame = pd.concat([trained.iloc[[pairs.index(cell)]].assign(suggested=name) for name, cell in cells.items()],

@@ -41,8 +41,11 @@ from .tasks import EVAL_STREAM, Batch, FewShotStream, FewShotTasks, LinearRegres
 
 
 
-@dataclass
+@dataclass(frozen=True)
 class GridSpec:
+    """What a grid computes (the model, the task distribution, the cells, the training) and how it is run (slots,
+    device, compile, task_loop, conv: these change no number beyond float round-off, and no fingerprint). Frozen:
+    a variant is ``dataclasses.replace(spec, ...)``."""
     model: str | torch.nn.Module  # a name of models.MODELS, or a module of one's own (guideline.suggest)
     problem: SinusoidTasks | LinearRegressionTask | FewShotTasks | SampledTasks
     alphas: list[float]
