@@ -41,7 +41,8 @@ def one(problem: str, budget: float) -> dict:
         data.ensure_prepared(problem, config.resolve_path(cfg["data"]["root"]),
                              config.resolve_path(cfg["data"]["mirror"]))
         data_path = experiments.prepared_path(cfg, problem)
-    probe = experiments.probe_settings(cfg, problem, budget_seconds=budget)  # as `suggest --problem` reads them
+    # as `suggest --problem` reads them; a budget of 0 (none given) leaves the config's
+    probe = experiments.probe_settings(cfg, problem, budget_seconds=budget or None)
     iterations, streams = probe["iterations"], probe["streams"]
     start = time.perf_counter()
     result = experiments.suggest_on(cfg, problem, device, probe["budget_seconds"], data_path, iterations, streams,

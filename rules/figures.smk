@@ -18,12 +18,13 @@ for _notebook, _drawn in figures_mod.by_notebook().items():
         wildcard_constraints:
             fig="|".join(_drawn),
         log:
-            notebook=f"results/notebooks/{_fig}.ipynb",
+            notebook=f"results/notebooks/{_fig if len(_drawn) > 1 else _notebook}.ipynb",
         params:
             notebook=_notebook,
         localrule: True
         conda:
             ENV
         notebook:
-            # through params: the directive is read when the job runs, after the loop has moved on
+            # through params: the directive is read again when the job runs, after the loop has moved on (so the
+            # report, which shows a notebook's code only for a path without braces, lists none for these rules)
             "../notebooks/{params.notebook}.ipynb"

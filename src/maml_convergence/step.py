@@ -89,6 +89,10 @@ class Step:
     def seconds(self) -> float:
         return time.perf_counter() - self.started
 
+    def clock(self) -> None:
+        """The step's time counts from here: what it read before is not part of its computation."""
+        self.started = time.perf_counter()
+
     def record(self, wall_seconds: float | None = None, device: str | None = None, **extra) -> dict:
         """The provenance: the config read, the whole config of the run, and what the run reported of itself
         (for a run that resumed after an interruption, how often and the time of all its parts)."""
@@ -97,11 +101,14 @@ class Step:
         return provenance.record(self.name, self.cfg, device or self.device, wall,
                                  workflow_config=self.args.workflow_config, **info, **extra)
 
-    def write_table(self, frame, wall_seconds: float | None = None, **extra) -> None:
-        """The table at ``--out``, then its provenance at ``--provenance``; the resume file goes after both."""
+    def write_table(self, frame, wall_seconds: float | None = None, **extra) -> dict:
+        """The table at ``--out``, then its provenance at ``--provenance`` (returned); the resume file goes
+        after both."""
         provenance.atomic_write_text(self.args.out, frame.to_csv(index=False))
-        provenance.write_json(self.args.provenance, self.record(wall_seconds, **extra))
+        record = self.record(wall_seconds, **extra)
+        provenance.write_json(self.args.provenance, record)
         self.done()
+        return record
 
     def write_json(self, result: dict, **extra) -> None:
         """One JSON file at ``--out`` holding the result and, under ``provenance``, its provenance."""

@@ -23,6 +23,7 @@ INNER_STEPS = arg("--inner-steps", type=int, choices=[1, 2, 3], default=1,
 def _write_grid(step: Step, spec, on_pace=None, final_params=None) -> None:
     """The grid's table and provenance; with ``final_params`` (a path) also the final parameters of its
     stable cells there (``experiments.sinusoid_final_params``), written before the table."""
+    step.clock()
     rows = run_grid(spec, checkpoint=step.checkpoint, checkpoint_every=step.cfg["checkpoint_every"],
                     run_info=step.run_info, on_pace=on_pace, keep_params=final_params is not None)
     if rows is None:  # on_pace stopped it: the projected time is over the limit
@@ -32,10 +33,11 @@ def _write_grid(step: Step, spec, on_pace=None, final_params=None) -> None:
         save_torch(final_params, experiments.sinusoid_final_params(spec, rows))
     frame = experiments.grid_frame(rows)
     diverged = int((frame.status == "diverged").sum())
-    step.write_table(frame, wall, cells=len(rows), iterations=spec.iterations, order=spec.order, seeds=spec.seeds,
-                     inner_steps=spec.inner_steps, fingerprint=spec.fingerprint(), diverged=diverged)
-    print(f"[{step.name}] {len(rows)} cells x {spec.iterations} iterations in {wall:.1f} s ({diverged} diverged) "
-          f"-> {step.args.out}")
+    prov = step.write_table(frame, wall, cells=len(rows), iterations=spec.iterations, order=spec.order,
+                            seeds=spec.seeds, inner_steps=spec.inner_steps, fingerprint=spec.fingerprint(),
+                            diverged=diverged)
+    print(f"[{step.name}] {len(rows)} cells x {spec.iterations} iterations in {prov['wall_seconds']:.1f} s "
+          f"({diverged} diverged) -> {step.args.out}")
 
 
 def _trained_table(args, compute, extra=lambda cfg: {}) -> pd.DataFrame:
@@ -97,6 +99,7 @@ def cmd_sinusoid_grid(args):
 def cmd_linear_audit(args):
     step = Step(args)
     reference = json.loads(Path(args.linear_reference).read_text())
+    step.clock()
     table = experiments.linear_audit(step.cfg, step.device, reference, inner_steps=args.inner_steps)
     step.write_table(table, eigenvalues={d["seed"]: d["eigenvalues"] for d in reference["draws"]},
                      inner_steps=args.inner_steps)
@@ -127,6 +130,7 @@ def cmd_fig5_analysis(args):
     resume = Checkpoint(step.checkpoint, saved["fingerprint"], "fig5")
     done = resume.load() or {}
     first_new = len(done)
+    step.clock()
     rows = experiments.fig5_analysis(step.cfg, saved["snapshots"], done, on_done=resume.save)
     wall = step.seconds
     step.run_info.update(resume.run_info())
