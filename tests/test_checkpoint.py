@@ -1,11 +1,13 @@
 """The one resume file of every interruptible step: read back only for the same computation, written
 atomically, a file cut short ignored; and each resumable step resumes through it to identical results."""
 
+import json
+
 import pandas as pd
 import pytest
 import torch
 
-from maml_convergence import cli, steps
+from maml_convergence import cli, experiments
 from maml_convergence.checkpoint import Checkpoint
 from maml_convergence.grid import run_grid
 from maml_convergence.provenance import atomic_write, atomic_write_text
@@ -60,30 +62,28 @@ def test_a_grid_checkpoint_cut_short_starts_over_to_identical_results(tmp_path):
 def test_the_curvature_analysis_of_fig5_resumes_from_its_checkpoint(tmp_path, monkeypatch):
     """fig5-analysis keeps every snapshot it analysed; a rerun analyses only the others and writes the
     same table, its provenance counting the earlier part."""
-    snapshots = {"fingerprint": "f", "provenance": {}, "snapshots": {0: "a", 10: "b", 20: "c"}}
+    snapshots = {"fingerprint": "f", "provenance": {}, "snapshots": {it: {"w": torch.tensor([it / 2])}
+                                                                     for it in (0, 10, 20)}}
     torch.save(snapshots, tmp_path / "snapshots.pt")
     analysed, interrupt = [], [True]
 
-    def analysis(cfg, snaps, done, on_done):
-        for it in sorted(snaps):
-            if it in done:
-                continue
-            if it == 20 and interrupt[0]:
-                raise KeyboardInterrupt  # Ctrl-C after two snapshots
-            analysed.append(it)
-            done[it] = [{"iteration": it, "value": float(it) / 2}]
-            on_done(done)
-        return [row for it in sorted(done) for row in done[it]]
+    def tg_h2(model, params, xs, ys):  # the exact analysis of one snapshot, stood in for by its marker
+        value = float(params["w"][0])
+        if value == 10 and interrupt[0]:
+            raise KeyboardInterrupt  # Ctrl-C after two snapshots
+        analysed.append(value)
+        return {"batch": {"value": value}}
 
-    monkeypatch.setattr(steps.experiments, "fig5_analysis", analysis)
+    monkeypatch.setattr(experiments.curvature_mlp, "tg_h2", tg_h2)
     args = ["fig5-analysis", "--configfile", "--snapshots", str(tmp_path / "snapshots.pt"), "--out",
             str(tmp_path / "curvature.csv"), "--provenance", str(tmp_path / "p.json"), "--checkpoint",
             str(tmp_path / "analysis.ckpt")]
     assert cli.main(args) == 130 and (tmp_path / "analysis.ckpt").exists()
-    assert analysed == [0, 10]
+    assert analysed == [0.0, 5.0]
     analysed.clear()
     interrupt[0] = False
     assert cli.main(args) == 0
-    assert analysed == [20]  # only the snapshot the interrupted run had not finished
+    assert analysed == [10.0]  # only the snapshot the interrupted run had not finished
     assert pd.read_csv(tmp_path / "curvature.csv").value.tolist() == [0.0, 5.0, 10.0]
+    assert json.loads((tmp_path / "p.json").read_text())["resumed"] == 1
     assert not (tmp_path / "analysis.ckpt").exists()

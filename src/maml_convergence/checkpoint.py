@@ -1,6 +1,7 @@
 """Resume files: how every step that can be interrupted picks up where it stopped, with identical results.
 
-One format for all of them (the grid runner, ``suggest``, Fig. 5's analysis): a torch file holding the
+One format for all of them (the grid runner, ``suggest``, the per-item loops of Fig. 5, Fig. 7 and the
+guideline's exact check, which share ``Checkpoint.map``): a torch file holding the
 step's own state beside the fingerprint of what it computes, the time its earlier parts took and how often
 it has resumed. It is read back only when the fingerprint matches (a file of another configuration, or one
 cut short, is ignored with one line saying so), and written atomically (an interruption leaves the old file
@@ -16,6 +17,7 @@ from pathlib import Path
 
 import torch
 
+from .progress import progress_bar
 from .provenance import atomic_write
 
 
@@ -62,6 +64,18 @@ class Checkpoint:
 
     def remove(self) -> None:
         discard(self.path)
+
+    def map(self, keys, compute, every: float, desc: str, unit: str) -> dict:
+        """``compute(key)`` for each of ``keys`` not already in the resume file, in order, under a progress bar;
+        what is done so far is saved whenever ``every`` seconds have passed since the last save (0: after each
+        key), so an interrupted run resumes from it. Returns key -> result, the resumed ones included."""
+        done, saved = self.load() or {}, time.monotonic()
+        for key in progress_bar([k for k in keys if k not in done], desc=desc, unit=unit):
+            done[key] = compute(key)
+            if time.monotonic() - saved >= every:
+                self.save(done)
+                saved = time.monotonic()
+        return done
 
     def run_info(self) -> dict:
         return {"earlier_seconds": self.earlier_seconds, "resumed": self.resumed}

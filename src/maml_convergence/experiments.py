@@ -384,35 +384,41 @@ def fig5_train(cfg: dict, device: str, checkpoint=None, run_info: dict | None = 
     return {"snapshots": row["snapshots"], "final_loss": row["final_loss"], "fingerprint": spec.fingerprint()}
 
 
-def fig5_analysis(cfg: dict, snapshots: dict, done: dict | None = None, on_done=None) -> list[dict]:
+def fig5_analysis(cfg: dict, snapshots: dict, fingerprint: str, checkpoint=None,
+                  run_info: dict | None = None) -> list[dict]:
     """Exact T g, H^2, T g + H^2 at every snapshot, for the batch loss and per task.
 
     The loss is the inner-step loss of the sinusoid tasks (support points) on one fixed
     batch of tasks. The paper's ReLU MLP goes through ``curvature_mlp`` (written out, float64);
     any other network through automatic differentiation (``curvature.tg_h2_dense``, float32,
     several times slower: the README has timings). Tests hold the two paths to the same numbers.
-    ``done`` holds rows of snapshots analysed earlier (resume).
+    ``fingerprint``: the training run's (the snapshots'); ``checkpoint``: the step's resume file, saved after
+    every snapshot (each takes minutes); ``run_info`` receives its record and ``seconds_per_snapshot``.
     """
     spec = fig5_spec(cfg, "cpu")
     batch = spec.problem.sample(EVAL_STREAM, dtype=torch.float32)
     model = models.build("sinusoid_mlp")
     task_loss = lambda p, x, y: maml.task_loss(model, p, x, y)
-    done = dict(done or {})
-    for iteration in progress_bar(sorted(snapshots), desc="Fig. 5 curvature", unit="snapshot"):
-        if iteration in done:
-            continue
+
+    def analysis(iteration) -> list[dict]:
         params = {k: v.float() for k, v in snapshots[iteration].items()}
         if curvature_mlp.applies(model):
             out, method = curvature_mlp.tg_h2(model, params, batch.xs, batch.ys), "written out, float64"
         else:
             out = curvature.tg_h2_dense(task_loss, params, batch.xs, batch.ys, task_chunk=cfg["fig5"]["task_chunk"])
             method = "autodiff, float32"
-        done[iteration] = [{"iteration": iteration, "scope": scope, "method": method, **{
+        return [{"iteration": iteration, "scope": scope, "method": method, **{
             f"{name}_{i + 1}" if name.startswith("eig") else name: (v[i] if name.startswith("eig") else v)
             for name, v in summary.items() for i in (range(len(v)) if name.startswith("eig") else [0])}}
             for scope, summary in out.items()]
-        if on_done is not None:
-            on_done(done)
+
+    resume, started = Checkpoint(checkpoint, fingerprint, "fig5"), time.perf_counter()
+    computed = []
+    done = resume.map(sorted(snapshots), lambda it: computed.append(it) or analysis(it), 0.0,
+                      "Fig. 5 curvature", "snapshot")
+    if run_info is not None:
+        run_info.update(resume.run_info(),
+                        seconds_per_snapshot=(time.perf_counter() - started) / max(1, len(computed)))
     return [row for it in sorted(done) for row in done[it]]
 
 
@@ -507,17 +513,18 @@ def fig7_sharpness(cfg: dict, device: str, grid: pd.DataFrame, final_params: dic
                           f"(cell {missing[0]} first); run its sinusoid-grid step again")
     seeds, lanczos = sorted(int(s) for s in grid.seed.unique()), cfg["sharpness"]["lanczos_iterations"]
     resume = Checkpoint(checkpoint, fig7_resume_fingerprint(final_params, seeds, lanczos), "fig7")
-    done, saved = resume.load() or {}, time.monotonic()
     model = models.build(spec.model).double()
     batches = {s: eval_batch(dataclasses.replace(spec.problem, seed=s), torch.float64, "cpu") for s in seeds}
-    todo = [r for r in stable.itertuples() if (r.seed, r.alpha, r.beta) not in done]
-    for row in progress_bar(todo, desc="Fig. 7 sharpness at the final parameters", unit="cell"):
-        params = {k: v[kept[row.cell]].double() for k, v in final_params["params"].items()}
-        done[(row.seed, row.alpha, row.beta)] = sharpness.maml_sharpness(
-            model, params, batches[row.seed], row.alpha, spec.inner_steps, k=1, iterations=lanczos, seed=row.seed)[0]
-        if time.monotonic() - saved > cfg["checkpoint_every"]:
-            resume.save(done)
-            saved = time.monotonic()
+    cells = {(r.seed, r.alpha, r.beta): r.cell for r in stable.itertuples()}
+
+    def at_final_params(key) -> float:
+        seed, alpha, _ = key
+        params = {k: v[kept[cells[key]]].double() for k, v in final_params["params"].items()}
+        return sharpness.maml_sharpness(model, params, batches[seed], alpha, spec.inner_steps, k=1,
+                                        iterations=lanczos, seed=seed)[0]
+
+    done = resume.map(cells, at_final_params, cfg["checkpoint_every"], "Fig. 7 sharpness at the final parameters",
+                      "cell")
     if run_info is not None:
         run_info.update(resume.run_info())
     out = grid[["seed", "alpha", "beta", "status", "diverged_at", "final_loss"]].reset_index(drop=True)
@@ -590,9 +597,9 @@ def suggest_exact(cfg: dict, device: str, checkpoint=None, run_info: dict | None
     runs = [(seed, order, n) for seed in cfg["linear"]["seeds"] for order in cfg["linear"]["orders"]
             for n in sec["inner_steps"]]
     resume = Checkpoint(checkpoint, json.dumps([cfg["linear"], sec, cfg["seed"]], sort_keys=True), "suggest-exact")
-    done, saved = resume.load() or {}, time.monotonic()
-    for seed, order, n in progress_bar([r for r in runs if r not in done], desc="suggest on linear regression",
-                                       unit="run"):
+
+    def one_run(run) -> list[dict]:
+        seed, order, n = run
         spec = linear_spec(cfg, order, device, seed=seed, inner_steps=n)
         result = _suggest_on_spec(cfg, spec, device, sec["budget_seconds"], sec["iterations"], sec["streams"],
                                   verbose=False)
@@ -607,10 +614,9 @@ def suggest_exact(cfg: dict, device: str, checkpoint=None, run_info: dict | None
                          "margin_beta": cell.get("margin_beta", math.nan), "exact_bound": bound, "rho": rho,
                          "alpha_c": theory.paper_alpha_c(eig), "cut_short": result.cut_short,
                          "probe_cells": len(result.probe)})
-        done[(seed, order, n)] = rows
-        if time.monotonic() - saved > cfg["checkpoint_every"]:
-            resume.save(done)
-            saved = time.monotonic()
+        return rows
+
+    done = resume.map(runs, one_run, cfg["checkpoint_every"], "suggest on linear regression", "run")
     if run_info is not None:
         run_info.update(resume.run_info())
     return pd.DataFrame([row for run in runs for row in done[run]])

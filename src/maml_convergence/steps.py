@@ -11,7 +11,6 @@ import pandas as pd
 
 from . import config as config_mod
 from . import data, experiments, guideline, paper_grid, provenance, source_data
-from .checkpoint import Checkpoint
 from .grid import run_grid
 from .projection import ProjectedTime
 from .step import COUNT, POSITIVE, POSITIVE_INT, Step, arg, command, image_data, load_torch, mirror, save_torch
@@ -127,16 +126,10 @@ def cmd_fig5_train(args):
 def cmd_fig5_analysis(args):
     step = Step(args, device="cpu")
     saved = load_torch(args.snapshots)
-    resume = Checkpoint(step.checkpoint, saved["fingerprint"], "fig5")
-    done = resume.load() or {}
-    first_new = len(done)
     step.clock()
-    rows = experiments.fig5_analysis(step.cfg, saved["snapshots"], done, on_done=resume.save)
-    wall = step.seconds
-    step.run_info.update(resume.run_info())
-    step.write_table(pd.DataFrame(rows), wall, train=saved["provenance"], iterations=step.cfg["fig5"]["iterations"],
-                     seconds_per_snapshot=wall / max(1, len(saved["snapshots"]) - first_new))
-    resume.remove()
+    rows = experiments.fig5_analysis(step.cfg, saved["snapshots"], saved["fingerprint"], checkpoint=step.checkpoint,
+                                     run_info=step.run_info)
+    step.write_table(pd.DataFrame(rows), train=saved["provenance"], iterations=step.cfg["fig5"]["iterations"])
 
 
 @command("fig6-runs", "Fig. 6: sharpness over training in cells on both sides of the Fig. 4a boundary", provenance=True,
