@@ -185,3 +185,9 @@ def test_a_draw_that_fails_gives_its_reason_and_an_infinite_error_is_not_dropped
     assert row["why"] == "holds in 2, fails in 1 of 3 draws; fails in draws 1 (draw 1: reason 1)"
     assert row["summary"].startswith("draw 1 (fails): summary 1; over 3 draws")
     assert row["summary"].endswith("max error over the draws: 0.001-0.003 (median 0.002), and 1 of 3 inf")
+
+
+def test_a_spread_of_negative_values_reads_min_to_max_not_two_minus_signs():
+    assert verdicts.spread([-20.8, -4.79, -16.7]) == "-20.8 to -4.79 (median -16.7)"
+    assert verdicts.spread([-1.0, 2.0, None]) == "-1 to 2 (median 0.5), and 1 of 3 none"
+    assert verdicts.spread([0.5, 1.5]) == "0.5-1.5 (median 1)"

@@ -54,10 +54,12 @@ def tally(verdicts: list[str]) -> str:
 
 
 def spread(values) -> str:
-    """min-max (median) of the finite values; the others (infinite, NaN, none) are counted, never dropped."""
+    """min-max (median) of the finite values ("min to max" when min is negative, so that no minus sign reads as
+    the dash); the others (infinite, NaN, none) are counted, never dropped."""
     given = list(values)
     v = np.asarray([x for x in given if x is not None and np.isfinite(x)], dtype=float)
-    text = f"{v.min():.3g}-{v.max():.3g} (median {np.median(v):.3g})" if len(v) else "n/a"
+    dash = " to " if len(v) and v.min() < 0 else "-"
+    text = f"{v.min():.3g}{dash}{v.max():.3g} (median {np.median(v):.3g})" if len(v) else "n/a"
     others = sorted({"none" if x is None else f"{x:g}" for x in given if x is None or not np.isfinite(x)})
     return text + (f", and {len(given) - len(v)} of {len(given)} {'/'.join(others)}" if len(v) < len(given) else "")
 
