@@ -331,6 +331,19 @@ def test_an_interrupt_inside_a_torchscript_kernel_is_reported_as_an_interruption
         cli.main(["suggest", "--problem", "linear"])
 
 
+def test_an_interrupted_paper_grid_says_where_the_running_chunk_resumes_from(monkeypatch, capsys, tmp_path):
+    from maml_convergence import cli, user_commands
+
+    def interrupted(args):
+        (tmp_path / "chunk-009.ckpt").write_bytes(b"a resume file")
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(user_commands, "cmd_paper_grid", interrupted)
+    assert cli.main(["paper-grid", "--scratch", str(tmp_path)]) == 130
+    said = capsys.readouterr().err
+    assert said == f"maml-convergence: interrupted; rerun the same command to resume from {tmp_path}\n"
+
+
 def test_a_report_with_neither_cell_is_checked_as_an_empty_table_not_an_error(tmp_path, bin_dir):
     """In the workflow suggest records that no probe cell trained; the check step then trains nothing and says so,
     and the claims read the missing cells (tests/test_claims.py)."""

@@ -110,6 +110,9 @@ def main(argv=None) -> int:
         if isinstance(e, RuntimeError) and "KeyboardInterrupt" not in str(e):
             raise
         kept = getattr(args, "checkpoint", None) and Path(args.checkpoint).exists()
+        scratch = getattr(args, "scratch", None)  # paper-grid keeps the running chunk's resume file there
+        if not kept and scratch and any(Path(scratch).glob("*.ckpt")):
+            kept, args.checkpoint = True, scratch
         print("maml-convergence: interrupted; " + (f"rerun the same command to resume from {args.checkpoint}" if kept
               else "nothing was kept to resume from" + (" (give --checkpoint FILE to keep it)"
                                                         if hasattr(args, "checkpoint") else "")), file=sys.stderr)
