@@ -109,11 +109,10 @@ def main(argv=None) -> int:
         # backward, say) comes out as a RuntimeError: it is still an interruption.
         if isinstance(e, RuntimeError) and "KeyboardInterrupt" not in str(e):
             raise
-        kept = getattr(args, "checkpoint", None) and Path(args.checkpoint).exists()
-        scratch = getattr(args, "scratch", None)  # paper-grid keeps the running chunk's resume file there
-        if not kept and scratch and any(Path(scratch).glob("*.ckpt")):
-            kept, args.checkpoint = True, scratch
-        print("maml-convergence: interrupted; " + (f"rerun the same command to resume from {args.checkpoint}" if kept
+        # the resume file (--checkpoint), or paper-grid's folder of them (--scratch), if it holds one
+        kept = [p for p in (getattr(args, "checkpoint", None), getattr(args, "scratch", None))
+                if p and (Path(p).is_file() or any(Path(p).glob("*.ckpt")))]
+        print("maml-convergence: interrupted; " + (f"rerun the same command to resume from {kept[0]}" if kept
               else "nothing was kept to resume from" + (" (give --checkpoint FILE to keep it)"
                                                         if hasattr(args, "checkpoint") else "")), file=sys.stderr)
         return 130

@@ -400,7 +400,10 @@ def fig5_analysis(cfg: dict, snapshots: dict, fingerprint: str, checkpoint=None,
     model = models.build("sinusoid_mlp")
     task_loss = lambda p, x, y: maml.task_loss(model, p, x, y)
 
+    computed = []  # the snapshots this run analyses (the others come from the resume file)
+
     def analysis(iteration) -> list[dict]:
+        computed.append(iteration)
         params = {k: v.float() for k, v in snapshots[iteration].items()}
         if curvature_mlp.applies(model):
             out, method = curvature_mlp.tg_h2(model, params, batch.xs, batch.ys), "written out, float64"
@@ -413,9 +416,7 @@ def fig5_analysis(cfg: dict, snapshots: dict, fingerprint: str, checkpoint=None,
             for scope, summary in out.items()]
 
     resume, started = Checkpoint(checkpoint, fingerprint, "fig5"), time.perf_counter()
-    computed = []
-    done = resume.map(sorted(snapshots), lambda it: computed.append(it) or analysis(it), 0.0,
-                      "Fig. 5 curvature", "snapshot")
+    done = resume.map(sorted(snapshots), analysis, 0.0, "Fig. 5 curvature", "snapshot")
     if run_info is not None:
         run_info.update(resume.run_info(),
                         seconds_per_snapshot=(time.perf_counter() - started) / max(1, len(computed)))

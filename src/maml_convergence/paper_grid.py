@@ -31,6 +31,7 @@ import time
 from pathlib import Path
 
 import pandas as pd
+import torch
 
 from . import data, experiments
 from .config import ConfigError, grid_values
@@ -225,8 +226,6 @@ def compute(cfg: dict, folder, dataset_path: str, device: str, record, *, deadli
     the ``deadline`` (a ``time.monotonic()`` value) cuts short keeps its resume file in ``scratch`` for the next
     run. First the chunks kept are checked against the settings, then against the reference cells computed by
     the code at hand. ``record(name, wall_seconds, run_info, **extra)``: a chunk's provenance."""
-    import torch
-
     folder, n = Path(folder), cfg["paper_grid"]["chunks"]
     found = records(folder)
     remedy = (f"move the chunks in {folder} away to start this grid there, or compute with the settings and "
@@ -255,8 +254,6 @@ def compute(cfg: dict, folder, dataset_path: str, device: str, record, *, deadli
 def _compute_chunk(cfg: dict, folder: Path, chunk: int, expected: dict, device: str, dataset_path: str, record,
                    deadline, scratch: Path) -> bool:
     """Compute one chunk and keep it; False when the deadline cut it short (its resume file is kept)."""
-    import torch
-
     n = expected["chunks"]
     spec = experiments.image_spec(cfg, DATASET, device, chunk, n, dataset_path)
     resume = scratch / f"chunk-{chunk:03d}.ckpt"

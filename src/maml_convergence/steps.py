@@ -8,6 +8,7 @@ import json
 from pathlib import Path
 
 import pandas as pd
+import torch
 
 from . import config as config_mod
 from . import data, experiments, guideline, paper_grid, provenance, source_data
@@ -175,8 +176,6 @@ def cmd_prepare_data(args):
         "projected to take longer on this device (default: the dataset's max_projected_hours)"),
 ])
 def cmd_image_grid(args):
-    import torch
-
     if (args.chunk is None) != (args.chunks is None) or (args.chunks and not 0 <= args.chunk < args.chunks):
         raise config_mod.ConfigError(f"--chunk {args.chunk} --chunks {args.chunks}: give both, with "
                                      f"0 <= chunk < chunks")
