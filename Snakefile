@@ -20,6 +20,7 @@ from snakemake.utils import min_version
 
 from maml_convergence import config as config_mod
 from maml_convergence import figures as figures_mod
+from maml_convergence import problems as problems_mod
 
 min_version("8.0")
 

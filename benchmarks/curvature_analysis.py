@@ -21,7 +21,7 @@ import time
 import torch
 
 from maml_convergence import config, curvature, curvature_mlp, experiments, maml, models, provenance
-from maml_convergence.grid import EVAL_STREAM
+from maml_convergence.tasks import EVAL_STREAM
 
 
 def max_rel(got: dict, ref: dict) -> float:

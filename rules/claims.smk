@@ -21,15 +21,15 @@ rule claims:
         fig2_provenance=rules.fig2_curves.output.provenance,
         fig7=rules.fig7_sharpness.output.table,
         fig7_provenance=rules.fig7_sharpness.output.provenance,
-        linear_grids=expand(rules.linear_grid.output.grid, linear="linear", order=config["linear"]["orders"]),
-        linear_provenance=expand(rules.linear_grid.output.provenance, linear="linear",
+        linear_grids=expand(rules.linear_grid.output.grid, linear=problems_mod.LINEAR,
+                            order=config["linear"]["orders"]),
+        linear_provenance=expand(rules.linear_grid.output.provenance, linear=problems_mod.LINEAR,
                                  order=config["linear"]["orders"]),
         sinusoid_grid=rules.sinusoid_grid.output.grid,
         sinusoid_provenance=rules.sinusoid_grid.output.provenance,
-        omniglot=expand(rules.image_merge.output.grid, dataset="omniglot"),
-        omniglot_provenance=expand(rules.image_merge.output.provenance, dataset="omniglot"),
-        miniimagenet=expand(rules.image_merge.output.grid, dataset="miniimagenet"),
-        miniimagenet_provenance=expand(rules.image_merge.output.provenance, dataset="miniimagenet"),
+        **{k: v for d in problems_mod.FEW_SHOT for k, v in (
+            (d, rules.image_merge.output.grid.format(dataset=d)),
+            (f"{d}_provenance", rules.image_merge.output.provenance.format(dataset=d)))},
         sinusoid_local_bound=rules.sinusoid_local_bound.output.table,
         omniglot_paper=rules.paper_grid_merge.output.grid,
         omniglot_paper_provenance=rules.paper_grid_merge.output.provenance,
@@ -52,7 +52,8 @@ rule claims:
         " --linear-audit-n2 {input.linear_audit_n2}"
         " --sinusoid-grid {input.sinusoid_grid} --sinusoid-reference {input.sinusoid_reference}"
         " --sinusoid-local-bound {input.sinusoid_local_bound} --fig1 {input.fig1} --fig2 {input.fig2}"
-        " --fig5 {input.fig5} --fig7 {input.fig7} --omniglot {input.omniglot} --miniimagenet {input.miniimagenet}"
+        " --fig5 {input.fig5} --fig7 {input.fig7} "
+        + " ".join(f"--{d} {{input.{d}}}" for d in problems_mod.FEW_SHOT) +
         " --omniglot-paper {input.omniglot_paper} --guideline {input.guideline}"
         " --guideline-exact {input.guideline_exact}"
         " --out-json {output.json} --out-md {output.md} 2>&1 | tee {log}"

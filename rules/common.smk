@@ -4,7 +4,8 @@ import fcntl
 import glob
 
 ENV = "../environment.yml"  # the pinned environment, for `snakemake --use-conda` (relative to rules/)
-FEW_SHOT_FIGURES = {"fig4b": "omniglot", "fig4c": "miniimagenet"}
+FEW_SHOT_FIGURES = {p.figure: p.name for p in problems_mod.PROBLEMS if p.name in problems_mod.FEW_SHOT}
+FEW_SHOT = "|".join(problems_mod.FEW_SHOT)  # the {dataset} wildcard of the image rules
 GUIDELINE_PROBLEMS = sorted(config["guideline"])  # where the workflow checks `maml-convergence suggest`
 # Steps that use every core ask for more than any machine has; Snakemake scales a job down to
 # --cores (workflow.cores itself is undefined in commands without --cores, such as --report).
@@ -63,7 +64,7 @@ def image_chunks(wildcards):
 
 def problem_grid(problem):
     """The grid a problem's recommendation is judged against."""
-    if problem == "sinusoid":
+    if problem == problems_mod.SINUSOID:
         return {"grid": rules.sinusoid_grid.output.grid, "grid_provenance": rules.sinusoid_grid.output.provenance}
     return {k: v.format(dataset=problem) for k, v in (("grid", rules.image_merge.output.grid),
                                                       ("grid_provenance", rules.image_merge.output.provenance))}

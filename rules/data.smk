@@ -10,7 +10,7 @@ rule prepare_data:
     params:
         config=step_config("prepare-data"),
     wildcard_constraints:
-        dataset="omniglot|miniimagenet",
+        dataset=FEW_SHOT,
     log:
         "logs/prepare_data_{dataset}.log",
     conda:

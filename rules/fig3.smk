@@ -61,4 +61,4 @@ rule linear_audit:
         " --out {output.table} --provenance {output.provenance} 2>&1 | tee {log}"
 
 
-FIGURE_SOURCES["fig3"] = linear_sources("linear", "audit")
+FIGURE_SOURCES["fig3"] = linear_sources(problems_mod.LINEAR, "audit")

@@ -7,7 +7,7 @@
 rule paper_grid_merge:
     input:
         chunks=paper_chunk_files,
-        data=rules.prepare_data.output[0].format(dataset="omniglot"),
+        data=rules.prepare_data.output[0].format(dataset=problems_mod.OMNIGLOT),
     output:
         grid="results/omniglot-paper/grid.csv",
         provenance="results/omniglot-paper/provenance.json",

@@ -35,14 +35,14 @@ rule image_grid:
         chunks=lambda w: config[w.dataset]["chunks"],
         checkpoint="results/{dataset}/chunks/{chunk}/grid.ckpt",
     wildcard_constraints:
-        dataset="omniglot|miniimagenet",
+        dataset=FEW_SHOT,
         chunk=r"\d+",
     log:
         "logs/image_grid_{dataset}_chunk{chunk}.log",
     threads: ALL_CORES
     resources:
         mem_mb=16000,
-        runtime=lambda w: 60 if w.dataset == "omniglot" else 24 * 60,
+        runtime=lambda w: problems_mod.get(w.dataset).chunk_minutes,
     conda:
         ENV
     shell:
@@ -61,7 +61,7 @@ rule image_merge:
     params:
         config=lambda w: step_config("image-merge", w.dataset),
     wildcard_constraints:
-        dataset="omniglot|miniimagenet",
+        dataset=FEW_SHOT,
     log:
         "logs/image_merge_{dataset}.log",
     conda:

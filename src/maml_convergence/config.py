@@ -4,8 +4,8 @@ The schema is ``config/schema.yaml`` (JSON Schema, the format ``snakemake.utils.
 reads); on top of it we check what a schema cannot say (finite numbers, range order,
 non-empty grids) and turn the first problem into one message that names the key.
 
-This module is the bottom layer: it imports nothing else of the package (and no torch),
-so the Snakefile validates a config without loading the engine.
+This module sits just above the table of problems (``problems``, whose names are its sections) and imports
+nothing else of the package (and no torch), so the Snakefile validates a config without loading the engine.
 """
 
 from __future__ import annotations
@@ -16,6 +16,8 @@ from functools import lru_cache
 from pathlib import Path
 
 import yaml
+
+from .problems import FEW_SHOT, LINEAR, NAMES, OMNIGLOT, PROBLEMS, SINUSOID
 
 ROOT = Path(__file__).resolve().parents[2]  # the checkout (git, figures/) where the package runs from one
 # The defaults ship inside the package: in a checkout defaults/ holds links to config/, which a wheel
@@ -29,32 +31,32 @@ DEFAULT = Path(__file__).parent / "defaults" / "config.yaml"
 _RUN = ("seed", "device", "divergence", "checkpoint_every")
 STEP_SECTIONS = {
     "fig2-curves": ("fig2",),
-    "linear-reference": ("linear", *_RUN),
-    "linear-grid": ("linear", "backend", *_RUN),
-    "linear-audit": ("linear", "audit", *_RUN),
-    "sinusoid-grid": ("sinusoid", "backend", *_RUN),
-    "sinusoid-reference": ("sinusoid", *_RUN),
-    "fig1-runs": ("fig1", "sinusoid", *_RUN),
-    "fig5-train": ("fig5", "sinusoid", *_RUN),
-    "fig5-analysis": ("fig5", "sinusoid", *_RUN),
+    "linear-reference": (LINEAR, *_RUN),
+    "linear-grid": (LINEAR, "backend", *_RUN),
+    "linear-audit": (LINEAR, "audit", *_RUN),
+    "sinusoid-grid": (SINUSOID, "backend", *_RUN),
+    "sinusoid-reference": (SINUSOID, *_RUN),
+    "fig1-runs": ("fig1", SINUSOID, *_RUN),
+    "fig5-train": ("fig5", SINUSOID, *_RUN),
+    "fig5-analysis": ("fig5", SINUSOID, *_RUN),
     "prepare-data": ("data",),
-    "image-grid": ("omniglot", "miniimagenet", "data", "backend", *_RUN),
-    "image-merge": ("omniglot", "miniimagenet", "data", *_RUN),
-    "paper-grid": ("paper_grid", "omniglot", "data", "backend", *_RUN),
-    "paper-grid-merge": ("paper_grid", "omniglot", "backend", *_RUN),
-    "sinusoid-local-bound": ("sinusoid", "sharpness", *_RUN),
-    "fig6-runs": ("fig6", "sinusoid", "sharpness", *_RUN),
-    "fig7-sharpness": ("sinusoid", "sharpness", "backend", *_RUN),  # backend: to check the grid it reads
-    "suggest": ("guideline", "linear", "sinusoid", "omniglot", "miniimagenet", "data", *_RUN),
-    "guideline-check": ("linear", "sinusoid", "omniglot", "miniimagenet", "data", *_RUN),
-    "suggest-exact": ("guideline_exact", "linear", *_RUN),
+    "image-grid": (*FEW_SHOT, "data", "backend", *_RUN),
+    "image-merge": (*FEW_SHOT, "data", *_RUN),
+    "paper-grid": ("paper_grid", OMNIGLOT, "data", "backend", *_RUN),
+    "paper-grid-merge": ("paper_grid", OMNIGLOT, "backend", *_RUN),
+    "sinusoid-local-bound": (SINUSOID, "sharpness", *_RUN),
+    "fig6-runs": ("fig6", SINUSOID, "sharpness", *_RUN),
+    "fig7-sharpness": (SINUSOID, "sharpness", "backend", *_RUN),  # backend: to check the grid it reads
+    "suggest": ("guideline", *NAMES, "data", *_RUN),
+    "guideline-check": (*NAMES, "data", *_RUN),
+    "suggest-exact": ("guideline_exact", LINEAR, *_RUN),
     "claims": ("claims",),
     "reproduction": ("reproduction",),
-    "project-image-grids": ("omniglot", "miniimagenet", "max_projected_hours", "backend", *_RUN),
+    "grid": (*NAMES, "data", "backend", *_RUN),
+    "project-image-grids": (*FEW_SHOT, "max_projected_hours", "backend", *_RUN),
 }
 IMAGE_STEPS = ("image-grid", "image-merge")  # these read only the section of their --dataset
-PROBLEM_STEPS = ("suggest", "guideline-check")  # these read only the sections of their --problem
-IMAGE_PROBLEMS = ("omniglot", "miniimagenet")
+PROBLEM_STEPS = ("suggest", "guideline-check", "grid")  # these read only the sections of their --problem
 
 
 class ConfigError(ValueError):
@@ -109,7 +111,7 @@ def validate(cfg: dict, sections=None) -> dict:
                     key=lambda e: (len(list(e.absolute_path)), list(map(str, e.absolute_path))))
     if errors:
         raise ConfigError(_describe(errors[0]))
-    for section in ("linear", "sinusoid", "omniglot", "miniimagenet"):
+    for section in NAMES:
         if section not in cfg:
             continue
         sec = cfg[section]
@@ -121,13 +123,13 @@ def validate(cfg: dict, sections=None) -> dict:
             if not decade_grid(lo, hi, sec["mantissas"]):
                 raise ConfigError(f"config key '{key}': the grid is empty (no value m*10^k with m in "
                                   f"{section}.mantissas={sec['mantissas']} lies in [{lo}, {hi}])")
-    if "fig6" in cfg and "sinusoid" in cfg:
-        alphas = grid_values(cfg["sinusoid"])[0]
+    if "fig6" in cfg and SINUSOID in cfg:
+        alphas = grid_values(cfg[SINUSOID])[0]
         for i, alpha in enumerate(cfg["fig6"]["alphas"]):
             if not any(math.isclose(alpha, a, rel_tol=1e-9) for a in alphas):
                 raise ConfigError(f"config key 'fig6.alphas.{i}': {alpha} is not an alpha of the sinusoid grid "
                                   f"({', '.join(f'{a:g}' for a in alphas)})")
-    for section, images in (("omniglot", 20), ("miniimagenet", 600)):
+    for section, images in ((p.name, p.images_per_class) for p in PROBLEMS if p.images_per_class):
         if section in cfg and cfg[section]["k_shot"] + cfg[section]["k_query"] > images:
             raise ConfigError(f"config key '{section}.k_query': k_shot + k_query images per class exceed "
                               f"the {images} that {section} has")
@@ -207,9 +209,9 @@ def step_sections(step: str, dataset: str | None = None) -> tuple[str, ...]:
     problem's, and the data's for an image problem)."""
     sections = STEP_SECTIONS[step]
     if step in IMAGE_STEPS:
-        sections = tuple(s for s in sections if s not in IMAGE_PROBLEMS) + (dataset,)
+        sections = tuple(s for s in sections if s not in FEW_SHOT) + (dataset,)
     if step in PROBLEM_STEPS:
-        drop = ("linear", "sinusoid", *IMAGE_PROBLEMS) + (() if dataset in IMAGE_PROBLEMS else ("data",))
+        drop = NAMES + (() if dataset in FEW_SHOT else ("data",))
         sections = tuple(s for s in sections if s not in drop) + (dataset,)
     return sections
 
@@ -257,8 +259,8 @@ def paper_scale() -> dict:
     verdict compares its own grid, iterations, seeds and audit with."""
     cfg = load()
     scale = {k: {"alphas": len(a), "betas": len(b), "iterations": cfg[k]["iterations"]}
-             for k in ("linear", "sinusoid", "omniglot", "miniimagenet") for a, b in [grid_values(cfg[k])]}
-    for k in ("linear", "sinusoid"):
+             for k in NAMES for a, b in [grid_values(cfg[k])]}
+    for k in (LINEAR, SINUSOID):
         scale[k]["seeds"] = len(cfg[k]["seeds"])
     scale["fig1"] = {"seeds": len(cfg["fig1"]["seeds"]), "iterations": cfg["fig1"]["iterations"]}
     scale["fig5"] = {"iterations": cfg["fig5"]["iterations"], "tasks": cfg["sinusoid"]["tasks"]}

@@ -37,6 +37,8 @@ from pathlib import Path
 
 import numpy as np
 
+from . import problems
+from .problems import OMNIGLOT
 from .provenance import atomic_write, atomic_write_text, replace_dir
 
 # --- canonical sources ---------------------------------------------------------------
@@ -295,11 +297,8 @@ def _miniimagenet_from_mirror(mirror: Path, split: str):
 
 # --- the prepared datasets, shared by every run -------------------------------------------
 
-PREPARED = {"omniglot": "omniglot.npz", "miniimagenet": "miniimagenet-train.npz"}
-
-
 def prepared_path(root: Path, dataset: str) -> Path:
-    return Path(root) / "prepared" / PREPARED[dataset]
+    return Path(root) / "prepared" / problems.get(dataset).prepared
 
 
 def ensure_prepared(dataset: str, root: Path, mirror: Path | None) -> dict:
@@ -320,12 +319,12 @@ def ensure_prepared(dataset: str, root: Path, mirror: Path | None) -> dict:
             if record.get("sha256") == file_hash(path):
                 return {**record, "reused": True}
             print(f"[data] {path} does not match its record {record_path.name}: preparing it again")
-        if dataset == "omniglot":
-            prepare_omniglot(fetch_omniglot(root / "omniglot", mirror).parent, path)
+        if dataset == OMNIGLOT:
+            prepare_omniglot(fetch_omniglot(root / dataset, mirror).parent, path)
         else:
-            prepare_miniimagenet(root / "miniimagenet", path, "train", mirror)
+            prepare_miniimagenet(root / dataset, path, "train", mirror)
         source = f"mirror {mirror}" if mirror is not None else (
-            OMNIGLOT_URL if dataset == "omniglot" else f"{MINIIMAGENET_ARCHIVE} (Google Drive, torchmeta)")
+            OMNIGLOT_URL if dataset == OMNIGLOT else f"{MINIIMAGENET_ARCHIVE} (Google Drive, torchmeta)")
         record = {"dataset": dataset, "file": path.name, "sha256": file_hash(path), "source": source}
         atomic_write_text(record_path, json.dumps(record, indent=2) + "\n")
         return {**record, "reused": False}

@@ -14,13 +14,14 @@ import numpy as np
 import pandas as pd
 import torch
 
-from . import audit, curvature, curvature_mlp, data, guideline, maml, models, sharpness, theory
+from . import audit, curvature, curvature_mlp, data, guideline, maml, models, problems, sharpness, theory
 from .checkpoint import Checkpoint
 from .config import ConfigError, grid_values, resolve_path
-from .grid import EVAL_STREAM, GridSpec, eval_batch, run_grid
+from .grid import GridSpec, eval_batch, run_grid
 from .progress import progress_bar
 from .stability import stability_brackets
-from .tasks import FewShotTasks, LinearRegressionTask, SampledTasks, SinusoidTasks
+from .problems import FEW_SHOT, LINEAR, SINUSOID
+from .tasks import EVAL_STREAM, LinearRegressionTask, SampledTasks, family
 
 GRID_COLUMNS = ["cell", "alpha", "beta", "seed", "status", "diverged_at", "iterations_run", "initial_loss",
                 "last_loss", "final_loss", "final_plain_loss", "final_accuracy", "heldout_loss", "heldout_accuracy"]
@@ -100,6 +101,30 @@ def fig2_curves(cfg: dict) -> pd.DataFrame:
     return pd.concat(frames, ignore_index=True)
 
 
+# --- Any problem of the table: its grid from its config section alone ---
+
+
+def grid_spec(cfg: dict, problem: str, device: str, data_path: str | None = None) -> GridSpec:
+    """The (alpha, beta) grid of a problem of the table (``problems``), from its config section: its model and
+    task family (``from_config``), once for every seed of ``seeds`` (default: the config's seed) in one vectorised
+    run; ``iterations``, and ``inner_steps``, ``order``, ``optimizer``, ``slots`` and ``compile`` where the section
+    has them (else 1, second, sgd, 64, no). What ``maml-convergence grid --problem`` trains. The figures' own
+    builders add what a figure needs; on linear regression and the sinusoid this is their grid
+    (``linear_spec(cfg, "second")``, ``sinusoid_grid_spec``), and a few-shot problem's is ``image_spec``'s
+    (chunks, GPU slots)."""
+    if problem in FEW_SHOT:
+        return image_spec(cfg, problem, device, data_path=data_path)
+    row, sec, backend = problems.get(problem), cfg[problem], cfg.get("backend", "engine")
+    alphas, betas = grid_values(sec)
+    seeds = list(sec.get("seeds") or [cfg["seed"]])
+    return GridSpec(model=row.model, problem=family(problem).from_config(problem, sec, seeds[0], data_path=data_path),
+                    alphas=alphas, betas=betas, iterations=sec["iterations"], inner_steps=sec.get("inner_steps", 1),
+                    order=sec.get("order", "second"), optimizer=sec.get("optimizer", "sgd"),
+                    blowup_factor=cfg["divergence"]["blowup_factor"], init_seed=seeds[0], dtype=row.dtype,
+                    device=device, slots=sec.get("slots", 64), seeds=seeds, backend=backend,
+                    compile=sec.get("compile", False) and backend == "engine")
+
+
 # --- Fig. 3: linear regression, its reference point and the audit ---
 
 
@@ -107,12 +132,12 @@ def linear_spec(cfg: dict, order: str, device: str, seed: int | None = None, inn
     """Fig. 3's grid for every data draw of ``linear.seeds`` in one vectorised run (cells
     (alpha, beta, seed)), or for draw ``seed`` alone; ``inner_steps``: 1 as in the paper's Fig. 3, 2 for
     the supplementary fig3-n2."""
-    sec = cfg["linear"]
+    sec, linear = cfg["linear"], problems.get(LINEAR)
     alphas, betas = grid_values(sec)
     first = sec["seeds"][0] if seed is None else seed
-    return GridSpec(model="linear", problem=LinearRegressionTask(points=sec["points"], seed=first), alphas=alphas,
+    return GridSpec(model=linear.model, problem=family(LINEAR).from_config(LINEAR, sec, first), alphas=alphas,
                     betas=betas, iterations=sec["iterations"], order=order, inner_steps=inner_steps, optimizer="sgd",
-                    blowup_factor=cfg["divergence"]["blowup_factor"], init_seed=first, dtype="float64",
+                    blowup_factor=cfg["divergence"]["blowup_factor"], init_seed=first, dtype=linear.dtype,
                     device=device, slots=sec["slots"], compile=False,
                     seeds=list(sec["seeds"]) if seed is None else None, backend=cfg.get("backend", "engine"))
 
@@ -128,7 +153,7 @@ def linear_reference(cfg: dict, device: str, order: str = "second") -> dict:
     ref = cfg["linear"]["reference"]
     spec = linear_spec(cfg, order, device)
     spec = dataclasses.replace(spec, alphas=[ref["alpha"]], betas=[ref["beta"]], slots=len(spec.seeds))
-    model = models.build("linear")
+    model = models.build(spec.model)
     draws = []
     for row in run_grid(spec, progress=False, keep_params=True):
         if row["status"] != "ok":
@@ -175,14 +200,13 @@ def linear_audit(cfg: dict, device: str, reference: dict, inner_steps: int = 1) 
 
 def sinusoid_spec(cfg: dict, device: str) -> GridSpec:
     """One sinusoid run at the config's ``seed`` (the reference point, Fig. 1 and 5 build on it)."""
-    sec = cfg["sinusoid"]
+    sec, sinusoid = cfg["sinusoid"], problems.get(SINUSOID)
     alphas, betas = grid_values(sec)
-    problem = SinusoidTasks(tasks=sec["tasks"], k_support=sec["k_support"], k_query=sec["k_query"],
-                            seed=cfg["seed"])
-    return GridSpec(model="sinusoid_mlp", problem=problem, alphas=alphas, betas=betas,
+    return GridSpec(model=sinusoid.model, problem=family(SINUSOID).from_config(SINUSOID, sec, cfg["seed"]),
+                    alphas=alphas, betas=betas,
                     iterations=sec["iterations"], inner_steps=sec["inner_steps"], order=sec["order"],
                     optimizer=sec["optimizer"], blowup_factor=cfg["divergence"]["blowup_factor"],
-                    init_seed=cfg["seed"], dtype="float32", device=device, slots=sec["slots"],
+                    init_seed=cfg["seed"], dtype=sinusoid.dtype, device=device, slots=sec["slots"],
                     compile=sec["compile"])
 
 
@@ -249,9 +273,6 @@ def sinusoid_local_bound(cfg: dict) -> pd.DataFrame:
 # --- Fig. 4b, 4c: few-shot classification ---
 
 
-IMAGE_DATASETS = {"omniglot": "omniglot_cnn", "miniimagenet": "miniimagenet_cnn"}
-
-
 def prepared_path(cfg: dict, dataset: str) -> str:
     """Where the data step leaves the prepared dataset (see data.py)."""
     return str(data.prepared_path(resolve_path(cfg["data"]["root"]), dataset))
@@ -269,20 +290,17 @@ def image_spec(cfg: dict, dataset: str, device: str, chunk: int | None = None, c
     alphas, betas = grid_values(sec)
     seeds = list(sec["seeds"]) if sec.get("seeds") else None
     first = seeds[0] if seeds else cfg["seed"]
-    problem = FewShotTasks(dataset=dataset, path=data_path or prepared_path(cfg, dataset), split="train",
-                           n_way=sec["n_way"], k_shot=sec["k_shot"], k_query=sec["k_query"],
-                           tasks=sec["tasks"], eval_tasks=sec["eval_tasks"], heldout_tasks=sec["heldout_tasks"],
-                           seed=first)
+    problem = family(dataset).from_config(dataset, sec, first, data_path=data_path or prepared_path(cfg, dataset))
     pairs = [(a, b) for a in alphas for b in betas]
     if chunks is not None:
         if not 0 <= chunk < chunks:
             raise ValueError(f"chunk {chunk} is not in [0, {chunks})")
         pairs = pairs[chunk::chunks]
     on_gpu = str(device).startswith("cuda")
-    return GridSpec(model=IMAGE_DATASETS[dataset], problem=problem, alphas=alphas, betas=betas, pairs=pairs,
+    return GridSpec(model=problems.get(dataset).model, problem=problem, alphas=alphas, betas=betas, pairs=pairs,
                     iterations=sec["iterations"], inner_steps=sec["inner_steps"], order=sec["order"],
                     optimizer="sgd", blowup_factor=cfg["divergence"]["blowup_factor"], init_seed=first,
-                    dtype="float32", device=device, slots=sec["gpu_slots"] if on_gpu else 1,
+                    dtype=problems.get(dataset).dtype, device=device, slots=sec["gpu_slots"] if on_gpu else 1,
                     task_loop=not on_gpu, backend=cfg.get("backend", "engine"), conv="auto", seeds=seeds)
 
 
@@ -310,7 +328,7 @@ def projected_image_grids(cfg: dict, device: str) -> pd.DataFrame:
     """Per image grid of the config (every seed, every cell), its pace on ``device`` (``image_grid_pace``) and the
     hours its cell-iterations take at that pace: an upper bound, as a cell that diverges ends early."""
     rows = []
-    for dataset in IMAGE_DATASETS:
+    for dataset in FEW_SHOT:
         alphas, betas = grid_values(cfg[dataset])
         seeds = len(cfg[dataset].get("seeds") or [cfg["seed"]])
         work = len(alphas) * len(betas) * seeds * cfg[dataset]["iterations"]
@@ -537,19 +555,16 @@ def fig7_sharpness(cfg: dict, device: str, grid: pd.DataFrame, final_params: dic
 # --- The guideline tool on the paper's problems ---
 
 
-GUIDELINE_PROBLEMS = ("linear", "sinusoid", "omniglot", "miniimagenet")
-
-
 def problem_spec(cfg: dict, problem: str, device: str, data_path: str | None = None) -> GridSpec:
-    """One of the paper's problems as a single run at the config's seed: its model, task stream, inner
-    steps, order, iterations and evaluation, as its grid trains each cell (linear regression: second order)."""
-    if problem == "linear":
+    """A problem of the table as a single run at the config's seed: its model, task stream, inner steps, order,
+    iterations and evaluation, as its grid trains each cell (linear regression: second order)."""
+    if problem == LINEAR:
         return linear_spec(cfg, "second", device, seed=cfg["seed"])
-    if problem == "sinusoid":
+    if problem == SINUSOID:
         return dataclasses.replace(sinusoid_spec(cfg, device), compile=False)
-    spec = image_spec(cfg, problem, device, data_path=data_path)  # one run: the config's seed, not the grid's seeds
+    spec = grid_spec(cfg, problem, device, data_path=data_path)  # one run: the config's seed, not the grid's seeds
     return dataclasses.replace(spec, seeds=None, problem=dataclasses.replace(spec.problem, seed=cfg["seed"]),
-                               init_seed=cfg["seed"])
+                               init_seed=cfg["seed"], compile=False)
 
 
 def probe_settings(cfg: dict, problem: str, budget_seconds: float | None = None, iterations: int | None = None,
@@ -635,6 +650,6 @@ def guideline_check(cfg: dict, problem: str, device: str, cells: dict, data_path
                                   run_info=run_info))
     frame = pd.concat([trained.iloc[[pairs.index(cell)]].assign(suggested=name) for name, cell in cells.items()],
                       ignore_index=True)
-    if problem in IMAGE_DATASETS:
+    if problem in FEW_SHOT:
         frame["initial_eval_loss"] = initial_eval_loss_column(cfg, problem, frame, device, data_path)
     return frame

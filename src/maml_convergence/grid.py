@@ -27,7 +27,6 @@ import os
 import signal
 import threading
 import time
-from collections import OrderedDict
 from dataclasses import asdict, dataclass, field
 from typing import Callable
 
@@ -37,7 +36,7 @@ from torch.func import vmap
 from . import maml, models
 from .checkpoint import Checkpoint
 from .progress import progress_bar
-from .tasks import EVAL_STREAM, Batch, FewShotStream, FewShotTasks, LinearRegressionTask, SampledTasks, SinusoidTasks
+from .tasks import Batch, TaskFamily, stack_batches
 
 
 
@@ -47,7 +46,7 @@ class GridSpec:
     device, compile, task_loop, conv: these change no number beyond float round-off, and no fingerprint). Frozen:
     a variant is ``dataclasses.replace(spec, ...)``."""
     model: str | torch.nn.Module  # a name of models.MODELS, or a module of one's own (guideline.suggest)
-    problem: SinusoidTasks | LinearRegressionTask | FewShotTasks | SampledTasks
+    problem: TaskFamily  # a task distribution (tasks.TaskFamily): the paper's families or SampledTasks
     alphas: list[float]
     betas: list[float]
     iterations: int
@@ -152,61 +151,14 @@ def _leaves(tree):
         yield tree
 
 
-def _stack_batches(batches) -> Batch:
-    """Batches stacked along a new leading axis, field by field."""
-    return Batch(*(torch.stack([getattr(b, f) for b in batches]) for f in ("xs", "ys", "xq", "yq")))
-
-
 def _slot_params(slots, s) -> dict:
     """A CPU copy of slot ``s``'s parameters."""
     return {k: v[s].detach().cpu().clone() for k, v in slots.params.items()}
 
 
-class _StackedStream:
-    """Regression batches are small: every batch the grid will see is made up front, on the device."""
-
-    def __init__(self, problems, spec: GridSpec, dtype, device):
-        n = 1 if isinstance(problems[0], LinearRegressionTask) else spec.iterations
-        self.data = _stack_batches([_stack_batches([p.sample(i, dtype=dtype) for i in range(n)])
-                                    for p in problems]).to(device)
-        self.device = device
-
-    def get(self, pairs: list[tuple[int, int]]) -> Batch:
-        sdx = torch.tensor([s for s, _ in pairs], device=self.device)
-        idx = torch.tensor([it % self.data.xs.shape[1] for _, it in pairs], device=self.device)
-        return Batch(*(getattr(self.data, f)[sdx, idx] for f in ("xs", "ys", "xq", "yq")))
-
-
-class _SampledStream:
-    """Batches of a sampler of one's own (``SampledTasks``), made when first asked for; the most recent
-    ones are kept, so slots that walk through the same iterations do not sample them again."""
-
-    KEEP = 64
-
-    def __init__(self, problems, dtype, device):
-        self.problems, self.dtype, self.device = problems, dtype, device
-        self.kept: OrderedDict = OrderedDict()
-
-    def one(self, key) -> Batch:
-        if key in self.kept:
-            self.kept.move_to_end(key)
-        else:
-            self.kept[key] = self.problems[key[0]].sample(key[1], dtype=self.dtype, device=self.device)
-            while len(self.kept) > self.KEEP:
-                self.kept.popitem(last=False)
-        return self.kept[key]
-
-    def get(self, pairs: list[tuple[int, int]]) -> Batch:
-        return _stack_batches([self.one(key) for key in pairs])
-
-
 def _task_stream(spec: GridSpec, dtype, device):
-    problems = [p for p, _ in spec.seed_problems()]
-    if isinstance(problems[0], FewShotTasks):
-        return FewShotStream(problems, dtype, device)
-    if isinstance(problems[0], SampledTasks):
-        return _SampledStream(problems, dtype, device)
-    return _StackedStream(problems, spec, dtype, device)
+    seeds = [p for p, _ in spec.seed_problems()]
+    return type(spec.problem).stream(seeds, spec.iterations, dtype, device)
 
 
 def _build(spec: GridSpec, conv: str | None = None) -> torch.nn.Module:
@@ -523,8 +475,8 @@ def _evaluate(spec: GridSpec, model, done: dict, dtype, device, chunk: int, cell
     problems = [problem for problem, _ in spec.seed_problems()]
     batches = [eval_batch(problem, dtype, device) for problem in problems]
     classify = not batches[0].yq.is_floating_point()  # class labels
-    heldout = [heldout_batch(problem, dtype, device) for problem in problems] if \
-        isinstance(spec.problem, FewShotTasks) and spec.problem.heldout_tasks else None
+    heldout = [problem.heldout_batch(dtype, device) for problem in problems]
+    heldout = None if heldout[0] is None else heldout
     ok = [c for c, r in sorted(done.items()) if r["status"] == "ok"]
     loss = maml.resolve_loss(spec.loss)
 
@@ -547,10 +499,10 @@ def _evaluate(spec: GridSpec, model, done: dict, dtype, device, chunk: int, cell
         params = {k: torch.stack([done[c]["final_params"][k] for c in ids]).to(device)
                   for k in done[ids[0]]["final_params"]}
         alpha = torch.tensor([done[c]["alpha"] for c in ids], dtype=dtype, device=device)
-        data = _stack_batches([batches[cell_seed[c]] for c in ids])
+        data = stack_batches([batches[cell_seed[c]] for c in ids])
         out = [t.double().cpu() for t in vscores(params, alpha, data.xs, data.ys, data.xq, data.yq)]
         if heldout is not None:
-            data = _stack_batches([heldout[cell_seed[c]] for c in ids])
+            data = stack_batches([heldout[cell_seed[c]] for c in ids])
             out += [t.double().cpu() for t in vheldout(params, alpha, data.xs, data.ys, data.xq, data.yq)]
         for j, c in enumerate(ids):
             r = done[c]
@@ -563,18 +515,9 @@ def _evaluate(spec: GridSpec, model, done: dict, dtype, device, chunk: int, cell
             r.update({name: out[2 + k][j].item() for k, name in enumerate(names)})
 
 
-def eval_batch(problem, dtype, device) -> Batch:
+def eval_batch(problem: TaskFamily, dtype, device) -> Batch:
     """The fixed batch of tasks every cell's final loss is measured on."""
-    if isinstance(problem, FewShotTasks):
-        return problem.sample(EVAL_STREAM, dtype=dtype, device=device, tasks=problem.eval_tasks)
-    if isinstance(problem, SampledTasks):
-        return problem.sample(EVAL_STREAM, dtype=dtype, device=device)
-    return problem.sample(EVAL_STREAM, dtype=dtype).to(device)
-
-
-def heldout_batch(problem: FewShotTasks, dtype, device) -> Batch:
-    """The fixed batch of held-out tasks every cell's final accuracy is measured on."""
-    return problem.heldout().sample(EVAL_STREAM, dtype=dtype, device=device, tasks=problem.heldout_tasks)
+    return problem.eval_batch(dtype, device)
 
 
 def _to(tree, device):

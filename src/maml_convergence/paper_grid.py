@@ -36,9 +36,10 @@ import torch
 from . import data, experiments
 from .config import ConfigError, grid_values
 from .grid import run_grid
+from .problems import OMNIGLOT
 from .provenance import atomic_write_text, write_json
 
-DATASET = "omniglot"
+DATASET = OMNIGLOT
 # The settings of an image grid's section that change its rows (not: how it is split into jobs, slots).
 RESULT_SETTINGS = ("iterations", "tasks", "eval_tasks", "heldout_tasks", "n_way", "k_shot", "k_query",
                    "inner_steps", "order", "alpha_range", "beta_range", "mantissas")

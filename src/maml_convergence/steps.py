@@ -11,7 +11,7 @@ import pandas as pd
 import torch
 
 from . import config as config_mod
-from . import data, experiments, guideline, paper_grid, provenance, source_data
+from . import data, experiments, guideline, paper_grid, problems, provenance, source_data
 from .grid import run_grid
 from .projection import ProjectedTime
 from .step import COUNT, POSITIVE, POSITIVE_INT, Step, arg, command, image_data, load_torch, mirror, save_torch
@@ -20,7 +20,7 @@ INNER_STEPS = arg("--inner-steps", type=int, choices=[1, 2, 3], default=1,
                   help="inner steps: 1 as in the paper's Fig. 3, 2 for fig3-n2")
 
 
-def _write_grid(step: Step, spec, on_pace=None, final_params=None) -> None:
+def write_grid(step: Step, spec, on_pace=None, final_params=None) -> None:
     """The grid's table and provenance; with ``final_params`` (a path) also the final parameters of its
     stable cells there (``experiments.sinusoid_final_params``), written before the table."""
     step.clock()
@@ -81,16 +81,16 @@ def cmd_sinusoid_reference(args):
 def cmd_linear_grid(args):
     args.experiment = f"linear-{args.order}" + (f"-n{args.inner_steps}" if args.inner_steps > 1 else "")
     step = Step(args)
-    _write_grid(step, experiments.linear_spec(step.cfg, args.order, step.device, inner_steps=args.inner_steps))
+    write_grid(step, experiments.linear_spec(step.cfg, args.order, step.device, inner_steps=args.inner_steps))
 
 
 @command("sinusoid-grid", "Fig. 4a grid", provenance=True, checkpoint=True, arguments=[
     arg("--final-params", help="also keep the final parameters of every stable cell here (what Fig. 7 reads)"),
 ])
 def cmd_sinusoid_grid(args):
-    args.experiment = "sinusoid"
+    args.experiment = problems.SINUSOID
     step = Step(args)
-    _write_grid(step, experiments.sinusoid_grid_spec(step.cfg, step.device), final_params=args.final_params)
+    write_grid(step, experiments.sinusoid_grid_spec(step.cfg, step.device), final_params=args.final_params)
 
 
 @command("linear-audit", "bisected stability boundary on linear regression", provenance=True, arguments=[
@@ -157,7 +157,7 @@ def cmd_fig7_sharpness(args):
 
 @command("prepare-data",
          "fetch and prepare a dataset once (shared by every run); write the record of what this run uses", arguments=[
-    arg("--dataset", choices=sorted(data.PREPARED), required=True),
+    arg("--dataset", choices=sorted(problems.FEW_SHOT), required=True),
 ])
 def cmd_prepare_data(args):
     step = Step(args, device="cpu")
@@ -169,7 +169,7 @@ def cmd_prepare_data(args):
 
 
 @command("image-grid", "Fig. 4b/4c grid, or one chunk of it", provenance=True, checkpoint=True, data=True, arguments=[
-    arg("--dataset", choices=sorted(experiments.IMAGE_DATASETS), required=True),
+    arg("--dataset", choices=sorted(problems.FEW_SHOT), required=True),
     arg("--chunk", type=COUNT, help="this chunk's index, 0-based (with --chunks)"),
     arg("--chunks", type=POSITIVE_INT, help="how many chunks the grid is split into"),
     arg("--max-projected-hours", type=POSITIVE, help="stop (keeping the resume file) when the whole grid is "
@@ -186,11 +186,11 @@ def cmd_image_grid(args):
     section = step.cfg[args.dataset]
     limit, key = ((section["max_projected_hours"], f"{args.dataset}.max_projected_hours")
                   if args.max_projected_hours is None else (args.max_projected_hours, "--max-projected-hours"))
-    _write_grid(step, spec, ProjectedTime(step.name, section, spec, step.device, limit, key))
+    write_grid(step, spec, ProjectedTime(step.name, section, spec, step.device, limit, key))
 
 
 @command("image-merge", "one grid table from the chunks of an image grid", provenance=True, data=True, arguments=[
-    arg("--dataset", choices=sorted(experiments.IMAGE_DATASETS), required=True),
+    arg("--dataset", choices=sorted(problems.FEW_SHOT), required=True),
     arg("--chunks", nargs="+", required=True),
     arg("--chunk-provenance", nargs="*", default=[]),
 ])
@@ -248,7 +248,7 @@ def cmd_suggest_exact(args):
 
 @command("guideline-check", "train suggest's recommended and guideline cells as cells of their problem's grid",
          provenance=True, checkpoint=True, data=True, arguments=[
-    arg("--problem", choices=experiments.GUIDELINE_PROBLEMS, required=True),
+    arg("--problem", choices=problems.NAMES, required=True),
     arg("--suggestion", required=True, help="the report suggest wrote (--out)"),
 ])
 def cmd_guideline_check(args):
@@ -259,7 +259,7 @@ def cmd_guideline_check(args):
     def check(cfg, device, **run):
         if not cells:  # nothing to train: the table is empty, and G1 and G2 read the report's missing cells
             return pd.DataFrame(columns=["alpha", "beta", "status", "final_loss", "suggested"])
-        data_path = image_data(args, cfg) if args.problem in experiments.IMAGE_DATASETS else None
+        data_path = image_data(args, cfg) if args.problem in problems.FEW_SHOT else None
         return experiments.guideline_check(cfg, args.problem, device, cells, data_path, **run)
 
     frame = _trained_table(args, check, lambda cfg: {"cells": cells})

@@ -5,6 +5,10 @@ A batch holds tensors with the task axis first: ``xs, ys`` adapt the parameters 
 steps, ``xq, yq`` score the adapted parameters.
 Every batch is a pure function of (seed, iteration), so a grid of cells can
 share one task stream and a resumed run sees the tasks it would have seen.
+
+Each distribution is a task family (``TaskFamily``): what the grid runner asks of it, so the runner never asks
+which family it has. The families the table of problems names (``problems.Problem.family``) are in
+``FAMILIES`` and are also built from their config section (``from_config``).
 """
 
 from __future__ import annotations
@@ -12,9 +16,13 @@ from __future__ import annotations
 import dataclasses
 import math
 from dataclasses import dataclass
-from typing import Callable
+from collections import OrderedDict
+from typing import Callable, Protocol
 
 import torch
+
+from . import problems
+from .problems import MINIIMAGENET, OMNIGLOT
 
 STREAM_SPAN = 2**20  # iterations of one seed's task stream
 EVAL_STREAM = STREAM_SPAN - 1  # the iteration index reserved for the final evaluation batch
@@ -33,6 +41,76 @@ class Batch:
 
 class ProtocolError(ValueError):
     """A model or task sampler given to the package does not do what was expected; the message says what."""
+
+
+class TaskStream(Protocol):
+    def get(self, pairs: list[tuple[int, int]]) -> Batch:
+        """One batch per (seed index, iteration), stacked along a leading slot axis."""
+
+
+class TaskFamily(Protocol):
+    """A task distribution as the grid runner uses it: a frozen dataclass whose ``seed`` picks its task stream
+    (a seed's tasks are ``dataclasses.replace(tasks, seed=s)``), and whose fields, with its class name, are what
+    a grid's fingerprint records of it."""
+
+    seed: int
+
+    def sample(self, iteration: int, dtype=torch.float32, device=None) -> Batch:
+        """The meta-batch of ``iteration``: a pure function of (seed, iteration)."""
+
+    def eval_batch(self, dtype, device) -> Batch:
+        """The fixed batch every cell's final loss is measured on."""
+
+    def heldout_batch(self, dtype, device) -> Batch | None:
+        """The fixed batch of held-out tasks a cell's final accuracy is measured on; None: the family has none."""
+
+    @classmethod
+    def stream(cls, seeds: list, iterations: int, dtype, device) -> TaskStream:
+        """The batches a grid of ``iterations`` meta-iterations reads, one task stream per element of ``seeds``
+        (this family's tasks, one per seed of the run)."""
+
+
+def stack_batches(batches) -> Batch:
+    """Batches stacked along a new leading axis, field by field."""
+    return Batch(*(torch.stack([getattr(b, f) for b in batches]) for f in ("xs", "ys", "xq", "yq")))
+
+
+class StackedStream:
+    """Regression batches are small: every batch the grid will see (``n`` per seed) is made up front, on the
+    device."""
+
+    def __init__(self, seeds, n: int, dtype, device):
+        self.data = stack_batches([stack_batches([p.sample(i, dtype=dtype) for i in range(n)])
+                                   for p in seeds]).to(device)
+        self.device = device
+
+    def get(self, pairs: list[tuple[int, int]]) -> Batch:
+        sdx = torch.tensor([s for s, _ in pairs], device=self.device)
+        idx = torch.tensor([it % self.data.xs.shape[1] for _, it in pairs], device=self.device)
+        return Batch(*(getattr(self.data, f)[sdx, idx] for f in ("xs", "ys", "xq", "yq")))
+
+
+class SampledStream:
+    """Batches of a sampler of one's own (``SampledTasks``), made when first asked for; the most recent
+    ones are kept, so slots that walk through the same iterations do not sample them again."""
+
+    KEEP = 64
+
+    def __init__(self, seeds, dtype, device):
+        self.problems, self.dtype, self.device = seeds, dtype, device
+        self.kept: OrderedDict = OrderedDict()
+
+    def one(self, key) -> Batch:
+        if key in self.kept:
+            self.kept.move_to_end(key)
+        else:
+            self.kept[key] = self.problems[key[0]].sample(key[1], dtype=self.dtype, device=self.device)
+            while len(self.kept) > self.KEEP:
+                self.kept.popitem(last=False)
+        return self.kept[key]
+
+    def get(self, pairs: list[tuple[int, int]]) -> Batch:
+        return stack_batches([self.one(key) for key in pairs])
 
 
 FIELDS = ("xs", "ys", "xq", "yq")
@@ -88,6 +166,16 @@ class SampledTasks:
         return Batch(*(t.to(device=device, dtype=dtype if t.is_floating_point() else None)
                        for t in (batch.xs, batch.ys, batch.xq, batch.yq)))
 
+    def eval_batch(self, dtype, device) -> Batch:
+        return self.sample(EVAL_STREAM, dtype=dtype, device=device)
+
+    def heldout_batch(self, dtype, device) -> None:
+        return None
+
+    @classmethod
+    def stream(cls, seeds, iterations: int, dtype, device) -> SampledStream:
+        return SampledStream(seeds, dtype, device)
+
 
 def _generator(seed: int, stream: int) -> torch.Generator:
     # Distinct, reproducible streams per (seed, iteration): STREAM_SPAN iterations per seed.
@@ -109,14 +197,28 @@ class SinusoidTasks:
     x_range: tuple[float, float] = (-5.0, 5.0)
     seed: int = 0
 
-    def sample(self, iteration: int, dtype=torch.float32) -> Batch:
+    def sample(self, iteration: int, dtype=torch.float32, device=None) -> Batch:
         g = _generator(self.seed, iteration)
         amp = _uniform(g, (self.tasks, 1, 1), self.amplitude)
         phase = _uniform(g, (self.tasks, 1, 1), self.phase)
         x = _uniform(g, (self.tasks, self.k_support + self.k_query, 1), self.x_range)
         y = amp * torch.sin(x - phase)
         k = self.k_support
-        return Batch(x[:, :k], y[:, :k], x[:, k:], y[:, k:]).to(dtype=dtype)
+        return Batch(x[:, :k], y[:, :k], x[:, k:], y[:, k:]).to(dtype=dtype).to(device)
+
+    def eval_batch(self, dtype, device) -> Batch:
+        return self.sample(EVAL_STREAM, dtype=dtype, device=device)
+
+    def heldout_batch(self, dtype, device) -> None:
+        return None
+
+    @classmethod
+    def stream(cls, seeds, iterations: int, dtype, device) -> StackedStream:
+        return StackedStream(seeds, iterations, dtype, device)
+
+    @classmethod
+    def from_config(cls, name: str, section: dict, seed: int, data_path: str | None = None) -> "SinusoidTasks":
+        return cls(tasks=section["tasks"], k_support=section["k_support"], k_query=section["k_query"], seed=seed)
 
 
 @dataclass(frozen=True)
@@ -133,13 +235,27 @@ class LinearRegressionTask:
     x_range: tuple[float, float] = (-5.0, 5.0)
     seed: int = 0
 
-    def sample(self, iteration: int = 0, dtype=torch.float32) -> Batch:
+    def sample(self, iteration: int = 0, dtype=torch.float32, device=None) -> Batch:
         g = _generator(self.seed, 0)  # one fixed task: the iteration is ignored on purpose
         a = _uniform(g, (1, 1, 1), self.slope)
         b = _uniform(g, (1, 1, 1), self.bias)
         x = _uniform(g, (1, self.points, 1), self.x_range)
         y = a * x + b
-        return Batch(x, y, x, y).to(dtype=dtype)
+        return Batch(x, y, x, y).to(dtype=dtype).to(device)
+
+    def eval_batch(self, dtype, device) -> Batch:
+        return self.sample(EVAL_STREAM, dtype=dtype, device=device)
+
+    def heldout_batch(self, dtype, device) -> None:
+        return None
+
+    @classmethod
+    def stream(cls, seeds, iterations: int, dtype, device) -> StackedStream:
+        return StackedStream(seeds, 1, dtype, device)  # the task never changes: one batch a seed
+
+    @classmethod
+    def from_config(cls, name: str, section: dict, seed: int, data_path: str | None = None) -> "LinearRegressionTask":
+        return cls(points=section["points"], seed=seed)
 
 
 def _uniform(g: torch.Generator, shape, bounds) -> torch.Tensor:
@@ -158,7 +274,7 @@ class FewShotTasks:
     Pixels are scaled as in Finn et al.: Omniglot 1 - p/255 (strokes = 1), MiniImagenet p/255.
     """
 
-    dataset: str                 # "omniglot" | "miniimagenet"
+    dataset: str                 # a few-shot problem of the table of problems (problems.FEW_SHOT)
     path: str                    # the prepared .npz (see data.py)
     split: str = "train"
     n_way: int = 5
@@ -175,7 +291,7 @@ class FewShotTasks:
 
     @property
     def rotations(self) -> int:
-        return 4 if self.dataset == "omniglot" else 1
+        return 4 if self.dataset == OMNIGLOT else 1
 
     def episode_indices(self, iteration: int, tasks: int | None = None):
         """(class, rotation, image) indices of one batch of tasks: a pure function of (seed, iteration)."""
@@ -196,6 +312,24 @@ class FewShotTasks:
     def heldout(self) -> "FewShotTasks":
         """The same episodes drawn from the held-out test classes (Omniglot: the 323 test characters)."""
         return dataclasses.replace(self, split="test")
+
+    def eval_batch(self, dtype, device) -> Batch:
+        return self.sample(EVAL_STREAM, dtype=dtype, device=device, tasks=self.eval_tasks)
+
+    def heldout_batch(self, dtype, device) -> Batch | None:
+        if not self.heldout_tasks:
+            return None
+        return self.heldout().sample(EVAL_STREAM, dtype=dtype, device=device, tasks=self.heldout_tasks)
+
+    @classmethod
+    def stream(cls, seeds, iterations: int, dtype, device) -> "FewShotStream":
+        return FewShotStream(seeds, dtype, device)
+
+    @classmethod
+    def from_config(cls, name: str, section: dict, seed: int, data_path: str | None = None) -> "FewShotTasks":
+        return cls(dataset=name, path=data_path, split="train", n_way=section["n_way"], k_shot=section["k_shot"],
+                   k_query=section["k_query"], tasks=section["tasks"], eval_tasks=section["eval_tasks"],
+                   heldout_tasks=section["heldout_tasks"], seed=seed)
 
 
 class FewShotStream:
@@ -223,7 +357,7 @@ def _episode_batch(images: torch.Tensor, dataset: str, cls, rot, img, k_shot: in
     cls, rot, img = cls.to(images.device), rot.to(images.device), img.to(images.device)
     tasks, n_way, shots = img.shape
     x = images[cls.unsqueeze(-1).expand_as(img), img].to(device=device, dtype=dtype) / 255.0
-    if dataset == "omniglot":
+    if dataset == OMNIGLOT:
         x = 1.0 - x
         r = rot.to(device).view(tasks, n_way, 1, 1, 1, 1).expand_as(x)
         x = torch.where(r == 1, x.rot90(1, (-2, -1)), x)
@@ -245,12 +379,21 @@ def _split_images(dataset: str, path: str, split: str) -> torch.Tensor:
         from . import data
 
         arrays = data.load_prepared(path)
-        if dataset == "omniglot":
+        if dataset == OMNIGLOT:
             chars = data.omniglot_split()[split]
             images = torch.from_numpy(arrays["images"][chars]).unsqueeze(2)  # (1200, 20, 1, 28, 28)
-        elif dataset == "miniimagenet":
+        elif dataset == MINIIMAGENET:
             images = torch.from_numpy(arrays["images"]).permute(0, 1, 4, 2, 3).contiguous()
         else:
             raise ValueError(f"unknown dataset {dataset!r}")
         _IMAGES[key] = images
     return _IMAGES[key]
+
+
+# The families the table of problems names, by class name (problems.Problem.family).
+FAMILIES = {cls.__name__: cls for cls in (LinearRegressionTask, SinusoidTasks, FewShotTasks)}
+
+
+def family(problem: str) -> type:
+    """The task family of the problem called ``problem``."""
+    return FAMILIES[problems.get(problem).family]

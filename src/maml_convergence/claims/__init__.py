@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable
 
+from ..problems import FEW_SHOT, LINEAR, MINIIMAGENET, OMNIGLOT, SINUSOID
 from . import curves, few_shot, guideline, linear, sinusoid
 from .curves import fig2_numbers
 from .edge import edge_ratios
@@ -41,8 +42,8 @@ REGISTRY = (  # in the order CLAIMS.md lists them
     Family(("C1-inner",), ("fig1",), curves.inner_products),
     Family(("C2-alpha-{order}", "C2-beta-{order}"), ("linear_reference", "linear_grids"), linear.grid_claims),
     Family(("C3",), ("sinusoid_grid",), sinusoid.edge),
-    Family({"omniglot": "C4", "miniimagenet": "C5"}, (), few_shot.edge),
-    Family({"omniglot": "C7-omniglot", "miniimagenet": "C7-miniimagenet"}, (), few_shot.best_cell),
+    Family({OMNIGLOT: "C4", MINIIMAGENET: "C5"}, (), few_shot.edge),
+    Family({OMNIGLOT: "C7-omniglot", MINIIMAGENET: "C7-miniimagenet"}, (), few_shot.best_cell),
     Family({"C4": "C4-omniglot-paper", "C7-omniglot": "C7-omniglot-paper"}, ("omniglot_paper",), few_shot.paper_scale),
     Family(("A-paper-{order}", "A-exact-{order}", "A-alpha_c-{order}"), ("linear_reference", "linear_audit"),
            linear.audit),
@@ -57,8 +58,8 @@ REGISTRY = (  # in the order CLAIMS.md lists them
     Family(("C6",), ("fig5",), curves.tg_against_h2),
 )
 
-SETTINGS = (("linear_grids", "linear"), ("sinusoid_grid", "sinusoid"), ("omniglot", "omniglot"),
-            ("miniimagenet", "miniimagenet"), ("linear_audit", "audit"), ("fig2", "fig2"))  # input: config section
+SETTINGS = (("linear_grids", LINEAR), ("sinusoid_grid", SINUSOID), *((d, d) for d in FEW_SHOT),
+            ("linear_audit", "audit"), ("fig2", "fig2"))  # input: config section
 
 
 def ids_of(judge: Callable):

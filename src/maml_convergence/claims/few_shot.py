@@ -8,6 +8,8 @@ import math
 
 import pandas as pd
 
+from .. import problems
+from ..problems import FEW_SHOT, OMNIGLOT, PROBLEMS
 from ..stability import (CHANCE_P, DEFINITIONS, DIVERGED_MULTIPLE, RISE, TRAINED_DROP, accuracy_measured,
                          few_shot_outcomes, few_shot_stability, learned)
 from .edge import edge_ratios, edge_rule, edge_text, edge_verdict
@@ -15,10 +17,8 @@ from .results import Results, provenance_of
 from .verdicts import at_paper_scale, per_seed, scale_note
 
 
-EDGE_CLAIM = {"omniglot": "Omniglot: near the divergence edge of alpha, a larger beta trains than at alpha = 0 "
-                          "(Fig. 4b)",
-              "miniimagenet": "MiniImagenet: near the divergence edge of alpha, a larger beta trains than at alpha "
-                              "= 0 (Fig. 4c)"}
+EDGE_CLAIM = {p.name: f"{p.title}: near the divergence edge of alpha, a larger beta trains than at alpha = 0 "
+                      f"(Fig. {p.figure.removeprefix('fig')})" for p in PROBLEMS if p.name in FEW_SHOT}
 # Until 2026-12 a cell 'trained' when its loss fell 10 % from its start, whether or not it beat chance; the rows
 # judged by that definition too, so that the verdict it gave stays visible beside the current one.
 PREVIOUS = "previous"
@@ -149,9 +149,9 @@ def _best_row(cid: str, dataset: str, raw: pd.DataFrame, section: dict, prov: di
               definition: str) -> dict:
     outcome = few_shot_outcomes(raw, section, definition)
     accuracy, _ = accuracy_measured(raw, section)
-    name = "Omniglot" if dataset == "omniglot" else "MiniImagenet"
+    name = problems.get(dataset).title
     base = {"id": cid, "short": f"{name}: the best cell lies near the largest alpha that trains",
-            "claim": f"{'Omniglot' if dataset == 'omniglot' else 'MiniImagenet'}: the guideline (first the largest "
+            "claim": f"{name}: the guideline (first the largest "
                      "alpha that trains, then beta): the best cell, by training loss and by accuracy, lies near that "
                      "alpha",
             "rule": f"edge = largest alpha > 0 where some beta trains ((c) above: {learned_text(section, raw)}); "
@@ -203,12 +203,12 @@ def paper_scale_claims(ids: dict, grid_path, near_edge_factor: float) -> list[di
     prov = provenance_of(grid_path)
     done, n = len(prov["chunks_done"]), prov["chunks"]
     (edge_id, paper_edge_id), (best_id, paper_best_id) = ids.items()
-    judged = [larger_beta_near_the_edge(paper_edge_id, "omniglot", grid_path, near_edge_factor),
-              best_cell_near_the_edge(paper_best_id, "omniglot", grid_path, near_edge_factor)] if done else [{}, {}]
+    judged = [larger_beta_near_the_edge(paper_edge_id, OMNIGLOT, grid_path, near_edge_factor),
+              best_cell_near_the_edge(paper_best_id, OMNIGLOT, grid_path, near_edge_factor)] if done else [{}, {}]
     if done == n:
         rows = judged
     else:
-        rows = [{"id": paper_edge_id, "claim": EDGE_CLAIM["omniglot"],
+        rows = [{"id": paper_edge_id, "claim": EDGE_CLAIM[OMNIGLOT],
                  "short": "Omniglot: near the alpha edge a larger beta trains than at alpha = 0",
                  "rule": f"{edge_id}'s"},
                 {"id": paper_best_id, "claim": "Omniglot: the guideline's best cell lies near the largest "

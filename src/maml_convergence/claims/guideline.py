@@ -11,6 +11,7 @@ from pathlib import Path
 import pandas as pd
 
 from ..config import paper_scale
+from ..problems import SINUSOID
 from ..stability import DEFINITIONS, few_shot_outcomes, few_shot_stability, stability_brackets
 from .few_shot import few_shot_rests_on
 from .results import FEW_SHOT, Results, provenance_of
@@ -254,7 +255,7 @@ def recommended_cell_is_good(cid: str, problem: str, grid_path, suggestion_path,
 def both_cells(ids, results: Results) -> list[dict]:
     """G1 and G2 of every problem suggest ran on, each against that problem's grid (``ids``: "{problem}" left to
     fill)."""
-    grids = {"sinusoid": results.paths.get("sinusoid_grid"), **{d: results.path(d) for d in results.few_shot()}}
+    grids = {SINUSOID: results.paths.get("sinusoid_grid"), **{d: results.path(d) for d in results.few_shot()}}
     return [judge(cid.format(problem=problem), problem, grids[problem], suggestion, check)
             for problem, (suggestion, check) in results.path("guideline").items()
             for cid, judge in zip(ids, (guideline_cell_is_good, recommended_cell_is_good))]

@@ -11,6 +11,7 @@ import pandas as pd
 
 from .. import theory
 from ..config import paper_scale
+from ..problems import LINEAR
 from ..stability import stability_brackets
 from .results import Results
 from .verdicts import CONSISTENT_SHARE, FAIL_SHARE, inside_bracket, per_seed, scale_note, share_verdict
@@ -44,7 +45,7 @@ def beta_c_is_the_boundary(cid: str, order: str, grid: pd.DataFrame, eig, iterat
                     f"quadratic bound inside in {sum(exact_consistent)}/{len(cols)}"),
         "rule": f"holds if theory lies in [last trained beta, first diverged beta] in >= {CONSISTENT_SHARE:.0%} "
                 f"of columns with alpha < alpha_c, fails below {FAIL_SHARE:.0%}",
-        "rests_on": scale_note("linear", grid, iterations),
+        "rests_on": scale_note(LINEAR, grid, iterations),
     }
 
 
@@ -91,7 +92,7 @@ def nothing_trains_past_alpha_c(cid: str, order: str, grid: pd.DataFrame, eig, i
         "summary": f"alpha_c theory {a_c:.4g}; measured: {measured}",
         "rule": f"holds if 1/lambda_max lies between the last alpha where some beta reaches loss < {success_loss:g} "
                 "and the first alpha where none does, with none training beyond",
-        "rests_on": scale_note("linear", grid, iterations),
+        "rests_on": scale_note(LINEAR, grid, iterations),
     }
 
 
@@ -99,7 +100,7 @@ def linear_claims(ids, grid: pd.DataFrame, order: str, iterations: int, success_
     """C2-alpha and C2-beta of one MAML order, on every data draw (``eig``: each draw's spectrum); ``ids``: their
     ids, "{order}" left to fill."""
     alpha_id, beta_id = (i.format(order=order) for i in ids)
-    note = scale_note("linear", grid, iterations)
+    note = scale_note(LINEAR, grid, iterations)
     return [per_seed("draw", grid, lambda s, g: nothing_trains_past_alpha_c(alpha_id, order, g, eig[s], iterations,
                                                                             success_loss), note),
             per_seed("draw", grid, lambda s, g: beta_c_is_the_boundary(beta_id, order, g, eig[s], iterations), note,

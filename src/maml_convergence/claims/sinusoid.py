@@ -10,6 +10,7 @@ import pandas as pd
 
 from .. import theory
 from ..config import ConfigError, paper_scale
+from ..problems import SINUSOID
 from ..stability import stability_brackets
 from .edge import BASELINES, edge_ratios, edge_rule, edge_text, edge_verdict
 from .results import Results
@@ -42,7 +43,7 @@ def larger_beta_near_the_edge(cid: str, grid: pd.DataFrame, iterations: int, nea
             "rule": edge_rule("diverged", near_edge_factor) + f"; judged on each seed, then holds (fails) if at "
                                                                f"least {AGREE:.0%} of the seeds hold (fail) against "
                                                                "alpha = 0, else inconclusive",
-            "rests_on": scale_note("sinusoid", grid, iterations)}
+            "rests_on": scale_note(SINUSOID, grid, iterations)}
 
 
 def reference_of(ref: dict, seed) -> dict | None:
@@ -89,7 +90,7 @@ def paper_bound_at_a_trained_point(cid: str, grid: pd.DataFrame, ref: dict, iter
 
     table = grid if "seed" in grid else grid.assign(seed=ref["seed"])
     table = table[[reference_of(ref, s) is not None for s in table.seed]]  # a seed is read against its own Hessian
-    note = (scale_note("sinusoid", table, iterations) + f"; each seed read against the Hessian after "
+    note = (scale_note(SINUSOID, table, iterations) + f"; each seed read against the Hessian after "
             f"{ref['iterations']} iterations at one point trained on its own task stream")
     return per_seed("seed", table, one, note, ("share of columns inside", lambda m: m["share_inside"]))
 
@@ -135,7 +136,7 @@ def maml_hessian_at_the_start(cid: str, grid: pd.DataFrame, sharp: pd.DataFrame,
                         f"{FAIL_SHARE:.0%}",
                 "rests_on": ""}
 
-    note = (scale_note("sinusoid", grid, iterations)
+    note = (scale_note(SINUSOID, grid, iterations)
             + "; lambda_max at each seed's initial parameters, first meta-batch")
     return per_seed("seed", grid, one, note, ("share of columns inside", lambda m: m["share_inside"]))
 

@@ -10,12 +10,13 @@ import numpy as np
 import pandas as pd
 
 from ..config import paper_scale
+from ..problems import PROBLEMS
 
 
 CONSISTENT_SHARE = 0.9  # beta_c 'holds' when theory lies inside the measured bracket in >= 90% of columns
 FAIL_SHARE = 0.5        # and 'fails' below 50%
 AGREE = 0.8             # over seeds (data draws): the verdict that at least 80% of them share, else inconclusive
-UNIT = {"linear": "draw", "sinusoid": "seed", "omniglot": "seed", "miniimagenet": "seed"}  # a grid's repetitions
+UNIT = {p.name: p.repeats for p in PROBLEMS}  # a grid's repetitions
 
 
 def seeds_of(grid: pd.DataFrame) -> int:

@@ -1,0 +1,106 @@
+"""The table of problems (src/maml_convergence/problems.py) is the one place a problem is named, and every
+task family does what the grid runner asks of it (tasks.TaskFamily)."""
+
+import ast
+import dataclasses
+import re
+from pathlib import Path
+
+import pytest
+import torch
+
+from maml_convergence import config, figures, models, problems, tasks
+from maml_convergence.tasks import EVAL_STREAM, FAMILIES
+from test_images import fake_omniglot  # noqa: F401 - a fixture
+
+ROOT = Path(__file__).resolve().parents[1]
+PACKAGE = ROOT / "src" / "maml_convergence"
+# The one name of a problem that is also another thing's name: the linear problem's network is called linear
+# too (a key of models.MODELS), and a model's name is not a problem's.
+NOT_A_PROBLEM = {("models.py", "linear")}
+CONFIG_KEY = re.compile(r"\[\s*$")  # a name right after "[" is a key of the config (cfg["sinusoid"])
+
+
+def strays_in_python(source: str, where: str) -> list[str]:
+    """Problem names written as string literals in Python source, other than as a subscript (a config section:
+    ``cfg["sinusoid"]``, which the schema defines) and the exceptions of NOT_A_PROBLEM."""
+    tree = ast.parse(source)
+    keys = {id(node.slice) for node in ast.walk(tree) if isinstance(node, ast.Subscript)}
+    return [f"{where}:{node.lineno}: {node.value!r}" for node in ast.walk(tree)
+            if isinstance(node, ast.Constant) and node.value in problems.NAMES and id(node) not in keys
+            and (Path(where).name, node.value) not in NOT_A_PROBLEM]
+
+
+def strays_in_text(text: str, where: str) -> list[str]:
+    """The same for a Snakemake rule file or a report template (not Python that ast reads): a quoted name that is
+    not a key of the config."""
+    found = []
+    for m in re.finditer(r"""(["'])(%s)\1""" % "|".join(problems.NAMES), text):
+        if not CONFIG_KEY.search(text[:m.start()]):
+            found.append(f"{where}:{text.count(chr(10), 0, m.start()) + 1}: {m.group(0)}")
+    return found
+
+
+def test_no_problem_is_named_outside_the_table():
+    strays = []
+    for path in sorted(PACKAGE.rglob("*.py")):
+        if path.name != "problems.py":
+            strays += strays_in_python(path.read_text(), str(path.relative_to(ROOT)))
+    rules = ROOT / "rules"
+    for path in [ROOT / "Snakefile", *sorted(rules.rglob("*.smk")), *sorted(rules.rglob("*.rst"))]:
+        strays += strays_in_text(path.read_text(), str(path.relative_to(ROOT)))
+    assert strays == []
+
+
+def test_the_stray_check_finds_a_name_written_again():
+    assert strays_in_python('FEW = ("omniglot", "miniimagenet")\nx = cfg["omniglot"]["k_shot"]', "a.py") == \
+        ["a.py:1: 'omniglot'", "a.py:1: 'miniimagenet'"]
+    assert strays_in_python('if dataset == "sinusoid": pass', "b.py") == ["b.py:1: 'sinusoid'"]
+    assert strays_in_text('dataset="omniglot",\nconfig["linear"]["orders"]', "c.smk") == ['c.smk:1: "omniglot"']
+
+
+def test_every_problem_names_a_family_a_model_a_section_and_a_figure_that_exist():
+    sections = config.schema()["properties"]
+    for p in problems.PROBLEMS:
+        assert p.family in FAMILIES and p.model in models.MODELS and p.name in sections
+        assert p.figure is None or p.figure in figures.names()
+        assert p.repeats in ("draw", "seed") and p.dtype in ("float32", "float64")
+        assert (p.prepared is None) == (p.images_per_class is None) == (p.name not in problems.FEW_SHOT)
+    assert len(problems.NAMES) == len(set(problems.NAMES))
+    with pytest.raises(KeyError, match="the problems are linear, sinusoid"):
+        problems.get("sinusoids")
+
+
+REGRESSION = [tasks.LinearRegressionTask(points=6, seed=2), tasks.SinusoidTasks(tasks=5, seed=2),
+              tasks.SampledTasks(lambda i: tasks.SinusoidTasks(tasks=3, seed=7).sample(i), seed=1)]
+
+
+@pytest.mark.parametrize("family", REGRESSION, ids=lambda f: type(f).__name__)
+def test_a_family_streams_what_it_samples_and_evaluates_on_its_reserved_batch(family):
+    seeds = [family, dataclasses.replace(family, seed=family.seed + 1)]
+    stream = type(family).stream(seeds, 4, torch.float64, "cpu")
+    pairs = [(0, 0), (1, 3), (0, 2)]
+    got = stream.get(pairs)
+    for k, (s, it) in enumerate(pairs):
+        one = seeds[s].sample(it, dtype=torch.float64)
+        for f in ("xs", "ys", "xq", "yq"):
+            assert torch.equal(getattr(got, f)[k], getattr(one, f))
+    evaluation = family.eval_batch(torch.float64, "cpu")
+    assert torch.equal(evaluation.xq, family.sample(EVAL_STREAM, dtype=torch.float64).xq)
+    assert family.heldout_batch(torch.float64, "cpu") is None
+
+
+def test_a_few_shot_family_evaluates_on_its_own_task_counts(fake_omniglot):  # noqa: F811
+    family = tasks.FewShotTasks(dataset=problems.OMNIGLOT, path=fake_omniglot, tasks=2, eval_tasks=3,
+                                heldout_tasks=4, k_query=2)
+    assert family.eval_batch(torch.float32, "cpu").xs.shape[0] == 3
+    heldout = family.heldout_batch(torch.float32, "cpu")
+    assert heldout.xs.shape[0] == 4
+    assert torch.equal(heldout.xq, family.heldout().sample(EVAL_STREAM, tasks=4).xq)
+    assert dataclasses.replace(family, heldout_tasks=0).heldout_batch(torch.float32, "cpu") is None
+
+
+def test_the_grid_runner_never_asks_which_family_it_has():
+    source = (PACKAGE / "grid.py").read_text()
+    named = {node.id for node in ast.walk(ast.parse(source)) if isinstance(node, ast.Name)}
+    assert named.isdisjoint({*FAMILIES, "SampledTasks", "FewShotStream"})
