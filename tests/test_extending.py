@@ -2,6 +2,7 @@
 it; a new claim is a judge and one registry line, judged on results whose answer is known."""
 
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -99,3 +100,98 @@ def test_a_new_claim_is_one_judge_and_one_registry_line(tmp_path, monkeypatch):
     curves.loc[curves.alpha == 0, "beta_c"] *= 1.01  # a table whose answer is known to be wrong
     curves.to_csv(out / "curves.csv", index=False)
     assert [row["verdict"] for row in claims.evaluate(cfg, {"fig2": out / "curves.csv"})["claims"]] == ["fails"]
+
+
+TOY_FAMILY = '''
+
+@dataclass(frozen=True)
+class ToyLines:
+    """y = a x, a ~ U[0.5, 2], x ~ U[-1, 1]: ``points`` support and ``points`` query points a task."""
+
+    tasks: int = 4
+    points: int = 5
+    seed: int = 0
+
+    def sample(self, iteration: int, dtype=torch.float32, device=None) -> Batch:
+        g = _generator(self.seed, iteration)
+        a = _uniform(g, (self.tasks, 1, 1), (0.5, 2.0))
+        x = _uniform(g, (self.tasks, 2 * self.points, 1), (-1.0, 1.0))
+        k, y = self.points, a * x
+        return Batch(x[:, :k], y[:, :k], x[:, k:], y[:, k:]).to(dtype=dtype).to(device)
+
+    def eval_batch(self, dtype, device) -> Batch:
+        return self.sample(EVAL_STREAM, dtype=dtype, device=device)
+
+    def heldout_batch(self, dtype, device) -> None:
+        return None
+
+    @classmethod
+    def stream(cls, seeds, iterations: int, dtype, device) -> StackedStream:
+        return StackedStream(seeds, iterations, dtype, device)
+
+    @classmethod
+    def from_config(cls, name: str, section: dict, seed: int, data_path: str | None = None) -> "ToyLines":
+        return cls(tasks=section["tasks"], points=section["points"], seed=seed)
+'''
+TOY_SECTION = '''
+toy:
+  iterations: 20
+  seeds: [0, 1]
+  tasks: 4
+  points: 5
+  alpha_range: [0.1, 0.1]
+  beta_range: [0.01, 0.02]
+  mantissas: [1, 2]
+'''
+TOY_SCHEMA = '''  toy:
+    type: object
+    additionalProperties: false
+    required: [iterations, seeds, tasks, points, alpha_range, beta_range, mantissas]
+    properties:
+      iterations: {$ref: "#/$defs/positive_int"}
+      seeds: {$ref: "#/$defs/seeds"}
+      tasks: {$ref: "#/$defs/positive_int"}
+      points: {$ref: "#/$defs/positive_int"}
+      alpha_range: {$ref: "#/$defs/rate_range"}
+      beta_range: {$ref: "#/$defs/rate_range"}
+      mantissas: {$ref: "#/$defs/mantissas"}
+'''
+
+
+@pytest.mark.slow
+def test_a_new_task_family_is_four_files_and_trains_through_the_cli(root, tmp_path):
+    copy = tmp_path / "repo"
+    for name in ("src", "config"):
+        shutil.copytree(root / name, copy / name, symlinks=True,  # the package's defaults link to config/
+                        ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
+    git(copy, "init", "-q")
+    git(copy, "add", "-A")
+    git(copy, "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "before")
+
+    family = copy / "src" / "maml_convergence" / "tasks.py"
+    text = family.read_text()
+    anchor = "\n\n# The families the table of problems names"
+    family.write_text(text.replace(anchor, TOY_FAMILY + anchor).replace(
+        "(LinearRegressionTask, SinusoidTasks, FewShotTasks)", "(LinearRegressionTask, SinusoidTasks, FewShotTasks, "
+        "ToyLines)"))
+    table = copy / "src" / "maml_convergence" / "problems.py"
+    table.write_text(table.read_text().replace("\n)\nBY_NAME", '\n    Problem("toy", title="toy lines", '
+                                               'family="ToyLines", model="linear"),\n)\nBY_NAME'))
+    (copy / "config" / "config.yaml").write_text((copy / "config" / "config.yaml").read_text() + TOY_SECTION)
+    schema = copy / "config" / "schema.yaml"
+    schema.write_text(schema.read_text().replace("\n  linear:\n", "\n" + TOY_SCHEMA + "  linear:\n", 1))
+
+    touched = git(copy, "status", "--porcelain", "--untracked-files=all").splitlines()
+    assert len(touched) == 4, touched
+    env = {**os.environ, "PYTHONPATH": str(copy / "src"), "OMP_NUM_THREADS": "1"}
+    out = tmp_path / "toy"
+    proc = subprocess.run([sys.executable, "-m", "maml_convergence", "grid", "--problem", "toy", "--out",
+                           str(out / "grid.csv"), "--provenance", str(out / "provenance.json")],
+                          capture_output=True, text=True, env=env, cwd=copy)
+    assert proc.returncode == 0, (proc.stdout + proc.stderr)[-3000:]
+    grid = pd.read_csv(out / "grid.csv")
+    assert sorted(set(zip(grid.alpha, grid.beta))) == [(0.0, 0.01), (0.0, 0.02), (0.1, 0.01), (0.1, 0.02)]
+    assert sorted(grid.seed.unique()) == [0, 1] and (grid.status == "ok").all()
+    assert (grid.final_loss < grid.initial_loss).all()  # y = a x is learnt by the linear model at these rates
+    prov = json.loads((out / "provenance.json").read_text())
+    assert set(prov["config"]) >= {"toy", "seed"} and not {"sinusoid", "omniglot"} & set(prov["config"])

@@ -14,7 +14,8 @@ from pathlib import Path
 import torch
 
 from . import config as config_mod
-from . import experiments, guideline, paper_grid, projection, provenance
+from . import experiments, guideline, paper_grid, problems, projection, provenance
+from .steps import write_grid
 from .step import (COUNT, NONNEGATIVE, POSITIVE, POSITIVE_INT, ReproductionDiffers, Step, arg, command, given,
                    read_claims)
 
@@ -23,7 +24,7 @@ from .step import (COUNT, NONNEGATIVE, POSITIVE, POSITIVE_INT, ReproductionDiffe
          "the (alpha, beta) to use, for a model of one's own or a problem of the paper: the probe's cell that trains "
          "best with a margin from instability (default), or the paper's guideline (--rule paper)", out=False,
          checkpoint=True, data=True, arguments=[
-    arg("--problem", choices=experiments.GUIDELINE_PROBLEMS,
+    arg("--problem", choices=problems.NAMES,
         help="one of the paper's problems, with its settings from the config"),
     arg("--model", help="pkg.module:factory, a function that returns the nn.Module (or the module)"),
     arg("--tasks", help="pkg.module:sampler: a function i -> the i-th meta-batch (xs, ys, xq, yq), each with the "
@@ -56,7 +57,7 @@ def cmd_suggest(args):
         raise config_mod.ConfigError("give --problem, or --model and --tasks")
     if args.problem:
         step = Step(args, device=args.device and provenance.resolve_device(args.device))
-        data_path = step.image_data() if args.problem in experiments.IMAGE_DATASETS else None
+        data_path = step.image_data() if args.problem in problems.FEW_SHOT else None
         probe = experiments.probe_settings(step.cfg, args.problem, args.budget_seconds, args.iterations, args.streams)
         result = experiments.suggest_on(step.cfg, args.problem, step.device, probe["budget_seconds"], data_path,
                                         probe["iterations"], probe["streams"], rule=args.rule,
@@ -108,6 +109,18 @@ def _load_object(spec: str, option: str):
     if not hasattr(module, name):
         raise config_mod.ConfigError(f"{option} {spec}: {module_name} has no {name}")
     return getattr(module, name)
+
+
+@command("grid", "the (alpha, beta) grid of any problem of the table of problems, from its config section "
+         "(docs/extending.md: a problem of one's own)", provenance=True, checkpoint=True, data=True, arguments=[
+    arg("--problem", choices=problems.NAMES, required=True, help="a problem of the table (problems.py)"),
+])
+def cmd_grid(args):
+    """``experiments.grid_spec``'s grid of ``--problem``: its table (``--out``) and provenance."""
+    args.experiment = args.problem
+    step = Step(args)
+    data_path = step.image_data() if args.problem in problems.FEW_SHOT else None
+    write_grid(step, experiments.grid_spec(step.cfg, args.problem, step.device, data_path))
 
 
 @command("paper-grid",
