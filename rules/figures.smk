@@ -2,6 +2,10 @@
 # it: each runs its notebook on the figure's source data (figures/data/<figure>/, rules/source_data.smk) and
 # writes figures/<figure>.png and .pdf. A notebook that draws several figures (fig4bc) has one rule for all
 # of them, the figure a wildcard. They run where Snakemake runs (localrule): drawing takes seconds.
+# Each notebook's first cell is the caption of its figures; the report's caption is written from it with this
+# run's config values (figures_mod.report_caption) to results/report/<notebook>.rst when the workflow is read.
+
+_captions = figures_mod.write_report_captions("results/report", config)
 
 for _notebook, _drawn in figures_mod.by_notebook().items():
     _fig = "{fig}" if len(_drawn) > 1 else _drawn[0]
@@ -12,7 +16,7 @@ for _notebook, _drawn in figures_mod.by_notebook().items():
         input:
             source=(lambda w: source_folder(w.fig)) if len(_drawn) > 1 else source_folder(_fig),
         output:
-            png=report(f"figures/{_fig}.png", caption=f"report/{_notebook}.rst", category="Figures",
+            png=report(f"figures/{_fig}.png", caption=str(_captions[_notebook]), category="Figures",
                        labels={"figure": _fig}),
             pdf=f"figures/{_fig}.pdf",
         wildcard_constraints:

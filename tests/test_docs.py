@@ -18,12 +18,6 @@ def pages(root):
     return [root / p for p in DOCS] + sorted((root / "docs").glob("*.md"))
 
 
-def figure_table(root) -> list[list[str]]:
-    text = (root / "docs" / "figures.md").read_text().split("## Figure → code", 1)[1].split("\n## ", 1)[0]
-    rows = [line.strip("|").split("|") for line in text.splitlines() if line.startswith("| ")]
-    return [[cell.strip() for cell in row] for row in rows[1:]]  # without the header
-
-
 def test_the_readme_is_short_and_its_first_screen_has_the_paper_a_figure_and_what_was_found(root):
     """The first 40 lines: the paper, a figure and a plain summary with the verdicts of the paper's claims C1-C7
     (generated); the full verdict table below, one click from the summary."""
@@ -68,34 +62,40 @@ def test_every_command_and_repository_path_named_in_the_pages_exists(root):
             assert (root / path.rstrip(".")).exists() or "<" in path, (page.relative_to(root), path)
 
 
-def test_every_figure_and_the_claims_have_a_row(root):
-    """A row per rule file of the table of figures, and the claims'."""
-    linked = [re.findall(r"\[rules/(\w+)\.smk\]", row[1])[0] for row in figure_table(root)]
-    assert sorted(linked) == sorted(figures.rule_files() + ["claims"])
+def test_the_tables_of_figures_are_what_update_docs_writes_and_a_hand_edit_is_caught(root):
+    """docs/figures.md's two tables are written from the table of figures and each notebook's caption: a row per
+    notebook in each, and a hand edit inside them differs from what update-docs would write."""
+    text = (root / "docs" / "figures.md").read_text()
+    assert figures.with_figure_tables(text, root) == text, "run: maml-convergence update-docs"
+    for table in figures.TABLES:
+        block = text.split(f"<!-- generated: {table} ", 1)[1].split("<!-- /generated -->", 1)[0]
+        assert len(block.strip().splitlines()) == len(figures.by_notebook()) + 3, table  # the marker, header, rule
+    edited = text.replace("| Fig. 1 |", "| Fig. 1 (edited) |", 1)
+    assert edited != text and figures.with_figure_tables(edited, root) != edited
 
 
-def test_every_file_command_function_and_section_named_exists(root):
+def test_every_command_function_and_section_the_table_of_figures_names_exists(root):
+    """What the generated figure -> code table says of each figure holds: its commands exist and are run by the
+    rule files the Snakefile includes, its functions exist in experiments, its sections in the config."""
     commands = set(cli.build_parser()._subparsers._group_actions[0].choices)
     sections = set(config.schema()["properties"])
     snakefile = (root / "Snakefile").read_text()
-    docs = root / "docs"
-    for figure, rule_file, command, function, section, notebook in figure_table(root):
-        links = re.findall(r"\]\(([^)]+)\)", rule_file + command + notebook)
-        for path in links:
-            assert (docs / path).exists(), (figure, path)
-        rule_paths = [p.removeprefix("../") for p in links if p.startswith("../rules/")]
-        rules = "".join((root / p).read_text() for p in rule_paths)
-        included = {f.rules for f in figures.FIGURES}  # the Snakefile includes the table's rule files
-        assert all(f'include: "{p}"' in snakefile or p.removeprefix("rules/").removesuffix(".smk") in included
-                   for p in rule_paths), figure
-        named = set(re.findall(r"`([a-z0-9-]+)`", command))
-        assert named <= commands, figure
-        assert all(f"maml-convergence {name} " in rules for name in named), (figure, "a command its rules do not run")
-        drawn = {f.notebook for f in figures.FIGURES if f"../rules/{f.rules}.smk" in rule_file}
-        assert {name.removesuffix(".ipynb") for name in re.findall(r"\[([\w.]+\.ipynb)\]", notebook)} == drawn, \
-            figure  # the notebook the table of figures gives the figures of this rule file
-        assert all(hasattr(experiments, f) for f in re.findall(r"`(\w+)`", function) if f != "claims"), figure
-        assert set(re.findall(r"`(\w+)`", section)) <= sections, figure
+    rules = "".join((root / "rules" / f"{name}.smk").read_text() for name in figures.rule_files()) + "".join(
+        (root / p).read_text() for p in re.findall(r'include: "(rules/\w+\.smk)"', snakefile))
+    for f in figures.FIGURES:
+        assert f.commands and f.functions, f.name
+        assert set(f.commands) <= commands, f.name
+        assert all(f"maml-convergence {c} " in rules for c in f.commands), (f.name, "a command no rule runs")
+        assert all(hasattr(experiments, name) for name in f.functions), f.name
+        assert set(figures.config_sections(f)) <= sections, f.name
+
+
+def test_a_caption_writes_a_config_key_as_its_value_and_leaves_other_code():
+    cfg = {"seed": 0, "fig6": {"alphas": [0.0, 0.1], "every": 10}, "sinusoid": {"reference": {"alpha": 0.01}}}
+    text = "seed `seed`, α = `fig6.alphas` every `fig6.every`; `sinusoid.reference` at `stability.py` `fig6.nope`"
+    assert figures.with_values(text, cfg) == ("seed 0, α = 0.0, 0.1 every 10; `sinusoid.reference` at "
+                                              "`stability.py` `fig6.nope`")
+    assert figures.with_values("`sinusoid.reference.alpha`", cfg, "``{}``") == "0.01"
 
 
 def task_source_examples(root) -> dict[str, str]:

@@ -1,5 +1,6 @@
-"""The recipes of docs/extending.md, carried out on toys: a new figure is four files and the workflow schedules
-it; a new claim is a judge and one registry line, judged on results whose answer is known."""
+"""The recipes of docs/extending.md, carried out on toys: a new figure is four files (docs/figures.md among them,
+rewritten by update-docs), the docs check passes and the workflow schedules it; a new claim is a judge and one
+registry line, judged on results whose answer is known."""
 
 import json
 import os
@@ -14,7 +15,8 @@ import pytest
 from conftest import env_with_bin
 from maml_convergence import claims, cli, config
 
-WORKFLOW = ["Snakefile", "rules", "config", "notebooks", "src", "environment.yml"]  # what the recipe edits or reads
+# what the recipe edits or reads
+WORKFLOW = ["Snakefile", "rules", "config", "notebooks", "src", "environment.yml", "docs"]
 TOY_RULES = '''# A toy figure: Fig. 2's curves again, drawn by a notebook of its own.
 
 
@@ -47,22 +49,47 @@ def test_a_new_figure_is_four_files_and_the_workflow_schedules_it(root, bin_dir,
             shutil.copytree(root / name, copy / name, ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
         else:
             shutil.copy(root / name, copy / name)
+    for meta in (root / "figures" / "data").glob("*/provenance.json"):  # the config each figure was drawn with
+        (copy / meta.relative_to(root)).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(meta, copy / meta.relative_to(root))
     git(copy, "init", "-q")
     git(copy, "add", "-A")
     git(copy, "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "before")
 
     table = copy / "src" / "maml_convergence" / "figures.py"
     table.write_text(table.read_text().replace('    Figure("guideline",',
-                                               '    Figure("toy", rules="toy", notebook="toy"),\n'
+                                               '    Figure("toy", rules="toy", notebook="toy",'
+                                               ' commands=("fig2-curves",), functions=("fig2_curves",)),\n'
                                                '    Figure("guideline",'))
     (copy / "rules" / "toy.smk").write_text(TOY_RULES)
     notebook = json.loads((copy / "notebooks" / "fig2.ipynb").read_text())
-    notebook["cells"][0]["source"] = ["# A toy figure: Fig. 2's curves again\n"]
+    notebook["cells"][0]["source"] = ["# A toy figure — Fig. 2's curves again\n", "\n",
+                                      "β_c(α) for the eigenvalues `fig2.eigenvalues`, drawn again.\n"]
     (copy / "notebooks" / "toy.ipynb").write_text(json.dumps(notebook, indent=1))
-    (copy / "rules" / "report" / "toy.rst").write_text("**A toy figure.** Fig. 2's curves, drawn again.\n")
+    env = {**env_with_bin(bin_dir), "PYTHONPATH": str(copy / "src")}  # the copy's table of figures
+    docs = subprocess.run([sys.executable, "-m", "maml_convergence", "update-docs", "--pages", "docs/figures.md"],
+                          cwd=copy, capture_output=True, text=True, env=env)
+    assert docs.returncode == 0, docs.stdout + docs.stderr
 
     touched = git(copy, "status", "--porcelain", "--untracked-files=all").splitlines()
-    assert len(touched) == 4, touched
+    assert sorted(line[3:] for line in touched) == ["docs/figures.md", "notebooks/toy.ipynb", "rules/toy.smk",
+                                                    "src/maml_convergence/figures.py"], touched
+    assert len(touched) == 4
+    diff = git(copy, "diff", "-U0", "docs/figures.md")
+    assert [line for line in diff.splitlines() if line.startswith("-") and not line.startswith("---")] == []
+    assert [line[1:] for line in diff.splitlines() if line.startswith("+") and not line.startswith("+++")] == [
+        "| A toy figure | [rules/toy.smk](../rules/toy.smk) | `fig2-curves` | "
+        "`fig2_curves` | `fig2` | [notebooks/toy.ipynb](../notebooks/toy.ipynb) |",
+        '| <img src="../figures/toy.png" width="300" alt="toy"><br>`figures/toy` | **A toy figure — Fig. 2\'s curves '
+        'again.** β_c(α) for the eigenvalues 1.0, 2.0, 3.0, 4.0, 5.0, drawn again. | '
+        '[notebooks/toy.ipynb](../notebooks/toy.ipynb) |']  # two rows added, none changed
+    check = subprocess.run([sys.executable, "-c", "import sys; from pathlib import Path; "
+                            "from maml_convergence import figures; "
+                            "text = Path('docs/figures.md').read_text(); "
+                            "sys.exit(figures.with_figure_tables(text) != text)"],
+                           cwd=copy, capture_output=True, text=True, env=env)
+    assert check.returncode == 0, check.stdout + check.stderr  # test_docs' check, on the copy
+
     env = {**env_with_bin(bin_dir), "PYTHONPATH": str(copy / "src")}  # the copy's table of figures
     proc = subprocess.run([sys.executable, "-m", "snakemake", "-n", "-s", str(copy / "Snakefile"), "--directory",
                            str(tmp_path / "run"), "--configfile", str(copy / "config" / "quick.yaml"),
@@ -72,6 +99,7 @@ def test_a_new_figure_is_four_files_and_the_workflow_schedules_it(root, bin_dir,
     jobs = re.findall(r"^(\w+)\s+(\d+)$", out.split("Job stats:")[1].split("total")[0], re.M)
     assert dict(jobs) == {"toy_curves": "1", "source_data": "1", "toy": "1"}
     assert "figures/data/toy/provenance.json" in out and "notebooks/toy.ipynb" in out
+    assert "A toy figure" in (tmp_path / "run" / "results" / "report" / "toy.rst").read_text()  # its report caption
 
 
 def beta_c_at_alpha_zero(ids, results):

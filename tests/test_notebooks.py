@@ -29,10 +29,26 @@ def test_every_figure_has_source_data_and_every_notebook_a_figure(root):
     assert sorted(p.name for p in (root / "figures" / "data").iterdir() if (p / "provenance.json").exists()) == \
         sorted(FIGURES)
     assert {n.removesuffix(".ipynb") for n in NOTEBOOKS} == set(figures.by_notebook())
-    assert {p.stem for p in (root / "rules" / "report").glob("*.rst")} == set(figures.by_notebook()) | {
-        "claims", "provenance"}  # a caption for each notebook's figures
+    assert {p.stem for p in (root / "rules" / "report").glob("*.rst")} == {"claims", "provenance"}  # the others:
+    # each notebook's first cell is the caption of its figures, the report's written from it (next test)
     size = sum(p.stat().st_size for p in (root / "figures" / "data").rglob("*") if p.is_file())
     assert size < 20e6, f"figures/data holds {size / 1e6:.1f} MB"
+
+
+@pytest.mark.parametrize("notebook", list(figures.by_notebook()))
+def test_each_notebook_opens_on_its_caption_and_the_report_caption_written_from_it_is_valid_rst(notebook, root):
+    from docutils.core import publish_parts
+
+    from maml_convergence import config
+
+    caption = figures.caption(notebook, root)
+    assert caption.title and caption.body, notebook
+    nb = nbformat.read(root / "notebooks" / f"{notebook}.ipynb", as_version=4)
+    assert nb.cells[0].cell_type == "markdown" and f"\n{figures.CAPTION_END}\n" in nb.cells[0].source
+    for cfg in (config.load(), config.load(root / "config" / "reduced.yaml")):
+        rst = figures.report_caption(notebook, cfg, root)
+        assert "`" not in rst.replace("``", ""), rst  # markdown code made rst literals
+        publish_parts(rst, writer_name="html", settings_overrides={"halt_level": 2, "report_level": 2})
 
 
 @pytest.mark.slow

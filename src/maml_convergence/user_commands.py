@@ -188,29 +188,40 @@ def cmd_verdict_table(args):
     provenance.atomic_write_text(args.update, text)
 
 
-@command("update-docs", "write the README's verdict table and every marked number of the pages from claims.json",
-         out=False, arguments=[
+@command("update-docs", "write the README's verdict table, every marked number of the pages from claims.json and "
+         "docs/figures.md's tables of figures", out=False, arguments=[
     arg("--claims", default="figures/claims.json", help="the claims the pages quote (beside the figures' source "
         "data, data/<figure>/)"),
-    arg("--pages", nargs="+", default=["README.md", "docs/results.md", "docs/running.md", "docs/gpu-and-cluster.md"],
-        help="the pages to write"),
+    arg("--pages", nargs="+", default=["README.md", "docs/results.md", "docs/running.md", "docs/gpu-and-cluster.md",
+                                       "docs/figures.md"], help="the pages to write"),
 ])
 def cmd_update_docs(args):
-    """The README's verdict table (between its markers) and every ``<!-- n: name -->`` number of the pages."""
-    from . import claims
+    """The README's verdict table (between its markers), every ``<!-- n: name -->`` number of the pages (these
+    from claims.json, read only where a page has them) and the generated tables of docs/figures.md (from the
+    table of figures and each notebook's caption)."""
+    from . import claims, figures
     from .claims import numbers
-    result = read_claims(args.claims)
-    found = numbers.Data(result, Path(args.claims).parent)
+    read = {}
+
+    def result():
+        if not read:
+            read["claims"] = read_claims(args.claims)
+        return read["claims"]
+
     for page in map(Path, args.pages):
         text = page.read_text()
         if claims.README_BEGIN in text:
-            text = claims.with_verdict_table(text, result)
-        try:
-            text = numbers.with_numbers(text, found)
-        except KeyError as e:
-            raise config_mod.ConfigError(f"{page}: {e.args[0]}") from None
+            text = claims.with_verdict_table(text, result())
+        if numbers.MARK.search(text):
+            try:
+                text = numbers.with_numbers(text, numbers.Data(result(), Path(args.claims).parent))
+            except KeyError as e:
+                raise config_mod.ConfigError(f"{page}: {e.args[0]}") from None
+        if figures.has_figure_tables(text):
+            text = figures.with_figure_tables(text)
         provenance.atomic_write_text(page, text)
-        print(f"[update-docs] {page}: {len(numbers.MARK.findall(text))} numbers")
+        print(f"[update-docs] {page}: {len(numbers.MARK.findall(text))} numbers"
+              + (", the tables of figures" if figures.has_figure_tables(text) else ""))
 
 
 @command("reproduction", "compare a run's claims and source data with a committed reference: did it reproduce?",
