@@ -3,6 +3,7 @@ rewritten by update-docs), the docs check passes and the workflow schedules it; 
 registry line, judged on results whose answer is known."""
 
 import json
+import math
 import os
 import re
 import shutil
@@ -223,3 +224,8 @@ def test_a_new_task_family_is_four_files_and_trains_through_the_cli(root, tmp_pa
     assert (grid.final_loss < grid.initial_loss).all()  # y = a x is learnt by the linear model at these rates
     prov = json.loads((out / "provenance.json").read_text())
     assert set(prov["config"]) >= {"toy", "seed"} and not {"sinusoid", "omniglot"} & set(prov["config"])
+    probe = subprocess.run([sys.executable, "-m", "maml_convergence", "suggest", "--problem", "toy",
+                            "--iterations", "10"], capture_output=True, text=True, env=env, cwd=copy)
+    assert probe.returncode == 0, (probe.stdout + probe.stderr)[-3000:]
+    answer = json.loads(probe.stdout.strip().splitlines()[-1])  # suggest probes the new problem too
+    assert answer["recommended"]["outcome"] == "trained" and 0 < answer["alpha_c"] < math.inf

@@ -22,7 +22,7 @@ from .step import COMMANDS, ReproductionDiffers
 from .tasks import ProtocolError
 
 # What a user runs; the other commands are the workflow's steps (each also runs alone).
-USER_COMMANDS = ("suggest", "paper-grid", "verdict-table", "update-docs", "reproduction", "project-image-grids")
+USER_COMMANDS = ("suggest", "grid", "paper-grid", "verdict-table", "update-docs", "reproduction", "project-image-grids")
 
 # The help of options several commands share, where the command does not give its own.
 SHARED_HELP = {
