@@ -58,12 +58,12 @@ import numpy as np
 import torch
 from torch.func import functional_call
 
-from . import maml, models, sharpness, theory
-from .checkpoint import Checkpoint
-from .grid import GridSpec, eval_batch, run_grid
-from .stability import DEFINITIONS, DIVERGED_MULTIPLE, outcomes
-from .task_sources import tasks_from  # noqa: F401  (guideline.tasks_from: a user's task source as a sampler)
-from .tasks import Batch, ProtocolError, SampledTasks
+from .. import maml, models, sharpness, theory
+from ..checkpoint import Checkpoint
+from ..grid import GridSpec, eval_batch, run_grid
+from ..stability import DEFINITIONS, DIVERGED_MULTIPLE, outcomes
+from ..task_sources import tasks_from  # noqa: F401  (guideline.tasks_from: a user's task source as a sampler)
+from ..tasks import Batch, ProtocolError, SampledTasks
 
 RUNG = math.sqrt(10)        # the probe's ladders step by half a decade
 ALPHA_SAFETY = RUNG         # the guideline's alpha lies at least one rung below the edge
