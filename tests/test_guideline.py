@@ -210,8 +210,8 @@ def test_an_interrupted_probe_resumes_from_its_checkpoint_to_the_same_report(tmp
     kept = dict(list(saved["state"]["cells"].items())[:5])  # as if killed after its first five cells
     torch.save({**saved, "state": {**saved["state"], "cells": kept}}, ckpt)
     trained = []
-    real = guideline.run_grid
-    monkeypatch.setattr(guideline, "run_grid", lambda spec, **kw: trained.extend(spec.pairs) or real(spec, **kw))
+    real = guideline.probe.run_grid
+    monkeypatch.setattr(guideline.probe, "run_grid", lambda spec, **kw: trained.extend(spec.pairs) or real(spec, **kw))
     assert run(checkpoint=ckpt) == whole
     assert len(trained) == len(cells) - 5 and set(trained).isdisjoint(kept)
     trained.clear()
