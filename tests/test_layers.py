@@ -20,7 +20,7 @@ PACKAGE = Path(maml_convergence.__file__).parent
 SUBPACKAGE_LAYERS = {
     "claims": ["results", "verdicts", "edge", "linear", "sinusoid", "few_shot", "guideline", "curves", "render",
                "numbers", "__init__"],
-    "guideline": ["ladder", "protocol", "probe", "report", "__init__"],
+    "guideline": ["ladder", "protocol", "run", "probe", "report", "__init__"],
 }
 
 

@@ -56,10 +56,11 @@ from ..task_sources import tasks_from
 from .ladder import (ALPHA_RUNGS, ALPHA_SAFETY, BELOW_BEST, BETA_RUNGS, BUDGET_SECONDS, CELLS, EXTEND, ITERATIONS,
                      LANCZOS, MAML_HESSIAN_COST, RULES, RUNG, STABLE, STREAMS, _fmt)
 from .ladder import _rung, _rung_value  # noqa: F401  (the tests read the probe's insides as guideline.<name>)
-from .probe import _Checkpoint, _curvature, _guideline_alpha, _guideline_cell, _Probe, _search_ladder, unseparated
+from .probe import _curvature, _guideline_alpha, _guideline_cell, _Probe, _search_ladder, unseparated
 from .protocol import ProbeSettings, _check_arguments, _protocol
 from .protocol import _checked_sampler  # noqa: F401  (likewise)
 from .report import ASSUMPTIONS, NoRecommendation, Suggestion, _report
+from .run import _Checkpoint, _Run
 
 # What ``guideline.py`` exported before it became this package: the tool, its report, its settings and
 # defaults, and ``tasks_from`` (a user's task source as a sampler).
@@ -85,29 +86,31 @@ def suggest(model: torch.nn.Module, sample_tasks: Callable, *, loss="auto", inne
     say = (lambda text: print(f"[suggest] {text}", file=sys.stderr, flush=True)) if verbose else (lambda text: None)
     _check_arguments(order=order, rule=rule, budget_seconds=budget_seconds, inner_steps=inner_steps,
                      iterations=iterations, streams=streams)
-    setup = _protocol(model, sample_tasks, loss, device, inner_steps, order, iterations, streams, seed, say)
-    resume = _Checkpoint(checkpoint, setup.fingerprint(), started)
-    started -= resume.file.earlier_seconds  # the budget counts earlier parts too
-    eig, curvature_seconds = _curvature(setup, resume, say, started)
-    probe = _Probe(setup, resume, say, verbose)
+    setup = _protocol(model, sample_tasks, loss=loss, device=device, inner_steps=inner_steps, order=order,
+                      iterations=iterations, streams=streams, seed=seed, say=say)
+    resume = _Checkpoint(checkpoint, setup.fingerprint(), started=started)
+    run = _Run(setup=setup, resume=resume, say=say, verbose=verbose, rule=rule, budget_seconds=budget_seconds,
+               started=started - resume.file.earlier_seconds)  # the budget counts earlier parts too
+    eig, curvature_seconds = _curvature(run)
     # The probe's rounds end in time for the MAML Hessian at the answer: its Hessian-vector products, through
     # the inner steps, took about twice the loss Hessian's on Omniglot and more on small batches.
-    budget_end = started + budget_seconds - (MAML_HESSIAN_COST * curvature_seconds if order == "second" else 0.0)
-    beta_start = _search_ladder(probe, eig, budget_end)
-    notes = []
+    run.budget_end = run.started + budget_seconds - (MAML_HESSIAN_COST * curvature_seconds if order == "second"
+                                                     else 0.0)
+    probe = _Probe(run)
+    beta_start = _search_ladder(probe, eig)
     trained = sorted(a for a, c in probe.columns.items() if c.trained and a > 0)
     edge = trained[-1] if trained else None
-    alpha = _guideline_alpha(probe, trained, edge, beta_start, budget_end, notes)
-    recommended = probe.recommend(beta_start, budget_end)
+    alpha = _guideline_alpha(probe, trained=trained, edge=edge, beta_start=beta_start)
+    recommended = probe.recommend(beta_start)
     if recommended is None:
-        notes.append("no cell trained on every stream with a stable beta rung above it: no recommended cell")
+        run.notes.append("no cell trained on every stream with a stable beta rung above it: no recommended cell")
     else:
-        notes += unseparated(probe.candidates(), streams)
-    guide = _guideline_cell(probe, alpha, edge, budget_end, notes)
+        run.notes += unseparated(probe.candidates(), streams)
+    guide = _guideline_cell(probe, alpha, edge=edge)
     if probe.out_of_time:
-        notes.append(f"the time budget ({budget_seconds:g} s) cut the probe short: some cells were not trained; a "
-                     f"larger --budget-seconds gives the full probe")
-    result = _report(setup, probe, eig, rule, recommended, guide, edge, budget_seconds, notes, say, started)
+        run.notes.append(f"the time budget ({budget_seconds:g} s) cut the probe short: some cells were not trained; "
+                         f"a larger --budget-seconds gives the full probe")
+    result = _report(run, probe, eig, recommended=recommended, guide=guide, edge=edge)
     say(f"recommended: alpha {_fmt(recommended and recommended['alpha'])}, beta "
         f"{_fmt(recommended and recommended['beta'])}; the paper's guideline: alpha {_fmt(guide and guide['alpha'])}, "
         f"beta {_fmt(guide and guide['beta'])} (edge alpha {_fmt(edge)}); answer ({rule}): alpha "

@@ -10,39 +10,40 @@ import numpy as np
 import torch
 
 from .. import maml, sharpness, theory
-from ..checkpoint import Checkpoint
 from ..grid import GridSpec, run_grid
 from ..stability import outcomes
 from .ladder import ALPHA_SAFETY, BELOW_BEST, BETA_RUNGS, EXTEND, LANCZOS, RUNG, STABLE, _fmt, _half_decade, \
     _ladder, _rung, _rung_value
-from .protocol import ProbeSettings
+from .run import _Run
 
 
-def _curvature(setup: ProbeSettings, resume: "_Checkpoint", say, started: float) -> tuple[list[float], float]:
+def _curvature(run: _Run) -> tuple[list[float], float]:
     """Phase 2: the loss Hessian's top eigenvalues at the start (or the checkpoint's), and the seconds they took."""
+    setup, resume = run.setup, run.resume
     eig, seconds = resume.state.get("eigenvalues"), resume.state.get("curvature_seconds", 0.0)
     if eig is None:
         lanczos_start = time.monotonic()
         eig = sharpness.loss_sharpness(setup.model, setup.params, setup.first, k=3, iterations=LANCZOS,
                                        seed=setup.seed, task_chunk=setup.layout["task_chunk"], loss=setup.loss_fn)
         seconds = time.monotonic() - lanczos_start
-    say(f"curvature at the start: lambda_max {eig[0]:.4g}, alpha_c = 1/lambda_max {theory.paper_alpha_c(eig):.4g} "
-        f"({time.monotonic() - started:.0f} s)")
+    run.say(f"curvature at the start: lambda_max {eig[0]:.4g}, alpha_c = 1/lambda_max "
+            f"{theory.paper_alpha_c(eig):.4g} ({time.monotonic() - run.started:.0f} s)")
     resume.save(eigenvalues=list(eig), curvature_seconds=seconds)
     return list(eig), seconds
 
 
-def _search_ladder(probe: "_Probe", eig, budget_end: float) -> float:
+def _search_ladder(probe: _Probe, eig) -> float:
     """Phase 3: every column of the alpha ladder (and alpha = 0) searched for its largest stable beta, rungs
     added above while the top alpha trains; the beta every column started from."""
     lam = eig[0]
-    probe.say(f"probe: {probe.setup.iterations} meta-iterations per cell on {probe.setup.streams} task streams")
+    setup = probe.run.setup
+    probe.run.say(f"probe: {setup.iterations} meta-iterations per cell on {setup.streams} task streams")
     beta_start = _half_decade(2 / lam) if lam > 0 else 1.0
-    probe.search([0.0] + _ladder(theory.paper_alpha_c(eig)), beta_start, budget_end)
+    probe.search([0.0] + _ladder(theory.paper_alpha_c(eig)), beta_start)
     extended = 0
     while extended < EXTEND and probe.columns[max(probe.columns)].trained and not probe.out_of_time:
         top = max(probe.columns)
-        probe.search([_half_decade(top * RUNG)], probe.columns[top].last_stable_beta() or beta_start, budget_end)
+        probe.search([_half_decade(top * RUNG)], probe.columns[top].last_stable_beta() or beta_start)
         extended += 1
     return beta_start
 
@@ -89,36 +90,36 @@ class _Column:
 class _Probe:
     """Rounds of cells trained by the grid runner on every task stream, and what they say per alpha column."""
 
-    def __init__(self, setup: ProbeSettings, resume: "_Checkpoint", say, verbose: bool):
-        self.setup, self.resume, self.say, self.verbose = setup, resume, say, verbose
+    def __init__(self, run: _Run):
+        self.run = run
         self.columns: dict[float, _Column] = {}
         self.rows: list[dict] = []
         self.rounds, self.out_of_time = 0, False
-        self.seconds_per_cell = resume.state.get("seconds_per_cell", math.inf)  # measured by each round
+        self.seconds_per_cell = run.resume.state.get("seconds_per_cell", math.inf)  # measured by each round
         self._start: dict[float, float] = {}
 
     def start_loss(self, alpha: float) -> float:
         """The meta-loss of the starting parameters on the fixed batch: what a cell's end is compared with."""
         if alpha not in self._start:
             with torch.no_grad():
-                s = self.setup
+                s = self.run.setup
                 self._start[alpha] = float(maml.meta_loss(s.model, s.params, s.evaluation, alpha, s.inner_steps,
                                                           s.layout["task_loop"], loss=s.loss_fn))
         return self._start[alpha]
 
-    def train(self, cells: list[tuple[float, float]], phase: str, budget_end: float):
+    def train(self, cells: list[tuple[float, float]], phase: str):
         """Train ``cells`` for ``iterations`` each on every stream; their outcomes over the streams, or None
         if the budget has no room for them (the first round always runs: without it there is nothing to
         recommend from). The cost of a cell-iteration is what the last round took, training and evaluation
         together. Cells the checkpoint holds are read from it, not trained again."""
-        s, trained = self.setup, self.resume.cells
+        s, trained = self.run.setup, self.run.resume.cells
         todo = [c for c in cells if c not in trained]
         runs = len(todo) * s.streams * s.iterations
-        if todo and self.rounds and time.monotonic() + runs * self.seconds_per_cell > budget_end:
+        if todo and self.rounds and time.monotonic() + runs * self.seconds_per_cell > self.run.budget_end:
             self.out_of_time = True
             return None
         self.rounds += 1
-        self.say(f"round {self.rounds} ({phase}): {len(todo)} cells x {s.streams} streams" +
+        self.run.say(f"round {self.rounds} ({phase}): {len(todo)} cells x {s.streams} streams" +
                  (f" (and {len(cells) - len(todo)} from the checkpoint)" if len(todo) < len(cells) else ""))
         if todo:
             started = time.monotonic()
@@ -127,11 +128,11 @@ class _Probe:
                             order=s.order, optimizer="sgd", dtype=str(s.dtype).replace("torch.", ""),
                             device=str(s.device), slots=s.layout["slots"], task_loop=s.layout["task_loop"],
                             loss=s.loss_fn, init_params=s.params)
-            for r in run_grid(spec, progress=self.verbose):
+            for r in run_grid(spec, progress=self.run.verbose):
                 per_stream = trained.setdefault((r["alpha"], r["beta"]), [None] * s.streams)
                 per_stream[r["seed"]] = {k: r[k] for k in ("status", "final_loss", "diverged_at")}
             self.seconds_per_cell = (time.monotonic() - started) / runs
-            self.resume.save(seconds_per_cell=self.seconds_per_cell)
+            self.run.resume.save(seconds_per_cell=self.seconds_per_cell)
         found = []
         for a, b in cells:
             streams = trained[(a, b)]
@@ -152,7 +153,7 @@ class _Probe:
             found.append(outcome)
         return found
 
-    def search(self, alphas, beta_start: float, budget_end: float) -> None:
+    def search(self, alphas, beta_start: float) -> None:
         """Find each alpha column's largest stable rung, the columns together."""
         for a in alphas:
             self.columns.setdefault(a, _Column(a, _rung(beta_start)))
@@ -161,35 +162,34 @@ class _Probe:
             if not active:
                 return
             cells = [(c.alpha, _rung_value(c.next)) for c in active]
-            found = self.train(cells, "search", budget_end)
+            found = self.train(cells, "search")
             if found is None:
                 return
             for c, o in zip(active, found):
                 c.update(c.next, o)
 
-    def recommend(self, beta_start: float, budget_end: float) -> dict | None:
+    def recommend(self, beta_start: float) -> dict | None:
         """The recommended cell (the package's docstring, step 4), after training the margin rungs it needs and
         extending the alpha ladder downwards while the best cell lies fewer than BELOW_BEST rungs above its
         bottom; None if no cell has the margin."""
         for extended in range(EXTEND + 1):
-            self.train_margins(budget_end)
+            self.train_margins()
             best = self.best()
             below = [a for a in self.columns if 0 < a < (best["alpha"] if best else math.inf)]
             if best is None or len(below) >= BELOW_BEST or extended == EXTEND or self.out_of_time:
                 return best
             lowest = min(below + [best["alpha"]])
-            self.search([_half_decade(lowest / RUNG)], self.columns[lowest].last_stable_beta() or beta_start,
-                        budget_end)
+            self.search([_half_decade(lowest / RUNG)], self.columns[lowest].last_stable_beta() or beta_start)
         return None  # not reached: the last pass returns
 
-    def train_margins(self, budget_end: float) -> None:
+    def train_margins(self) -> None:
         """In each column (alpha > 0) whose top stable rung trained but that has no rung with the margin yet,
         train the rung below it."""
         cells = [(a, _rung_value(c.last_stable - 1)) for a, c in sorted(self.columns.items())
                  if a > 0 and c.last_stable is not None and c.rungs.get(c.last_stable, ("",))[0] == "trained"
                  and not c.with_margin() and c.last_stable - 1 not in c.rungs]
         if cells:
-            self.train(cells, "margin", budget_end)
+            self.train(cells, "margin")
 
     def candidates(self) -> list[dict]:
         """Every cell with the margin (alpha > 0): alpha, beta and its final loss on each stream."""
@@ -234,52 +234,38 @@ def _worst(each: list[str]) -> str:
     return "trained" if all(o == "trained" for o in each) else "flat"
 
 
-class _Checkpoint:
-    """What an interrupted ``suggest`` had done: the curvature, the probe's iterations and every cell it
-    trained, with the time spent; written after each round, read back when the model's parameters, the first
-    meta-batch and the settings are the same (``checkpoint.Checkpoint``). The search is a function of the
-    cells' outcomes, so a resumed run takes the same steps and ends with the same report."""
-
-    def __init__(self, path, fingerprint: str, started: float):
-        self.file = Checkpoint(path, fingerprint, "suggest", started)
-        saved = self.file.load() or {"state": {}, "cells": {}}
-        self.state, self.cells = saved["state"], saved["cells"]
-
-    def save(self, **state) -> None:
-        self.state.update(state)
-        self.file.save({"state": self.state, "cells": self.cells})
-
-
-def _guideline_cell(probe: _Probe, alpha: float | None, edge, budget_end, notes) -> dict | None:
+def _guideline_cell(probe: _Probe, alpha: float | None, *, edge: float | None) -> dict | None:
     """The paper's rule (the package's docstring, step 5) at ``alpha`` (``_guideline_alpha``): the beta tuned there
     as the recommended cell's is, after training the rung its margin needs."""
     if alpha is None:
-        notes.append("no cell of the probe trained: the paper's guideline has no cell")
+        probe.run.notes.append("no cell of the probe trained: the paper's guideline has no cell")
         return None
-    probe.train_margins(budget_end)
+    probe.train_margins()
     cell = probe.best(alpha)
     beta_max = probe.columns[alpha].last_stable_beta()
     if cell is None:
-        notes.append(f"no beta at the guideline's alpha = {alpha:.3g} trained with a stable rung above it: the "
-                     "paper's guideline has no cell")
+        probe.run.notes.append(f"no beta at the guideline's alpha = {alpha:.3g} trained with a stable rung above "
+                               "it: the paper's guideline has no cell")
         return None
     return {"alpha": alpha, "beta": cell["beta"], "final_loss": cell["final_loss"], "outcome": cell["outcome"],
             "margin_beta": cell["margin_beta"], "beta_max": beta_max, "alpha_edge": edge}
 
 
-def _guideline_alpha(probe: _Probe, trained, edge, beta_start, budget_end, notes) -> float | None:
-    """The largest alpha that trained at least ALPHA_SAFETY below the edge (searched if the ladder has none)."""
+def _guideline_alpha(probe: _Probe, *, trained: list[float], edge: float | None, beta_start: float) -> float | None:
+    """The largest alpha that trained at least ALPHA_SAFETY below the edge (searched if the ladder has none);
+    ``trained``: the alphas > 0 whose column trained, ascending."""
     if edge is None:
         if 0.0 in probe.columns and probe.columns[0.0].trained:
-            notes.append("no alpha > 0 trained in the probe; only joint training (alpha = 0) did")
+            probe.run.notes.append("no alpha > 0 trained in the probe; only joint training (alpha = 0) did")
             return 0.0
         return None
     below = [a for a in trained if a <= edge / ALPHA_SAFETY * (1 + 1e-9)]
     if below:
         return below[-1]
     lower = _half_decade(edge / RUNG)
-    probe.search([lower], probe.columns[edge].last_stable_beta() or beta_start, budget_end)
+    probe.search([lower], probe.columns[edge].last_stable_beta() or beta_start)
     if probe.columns[lower].trained:
         return lower
-    notes.append(f"no alpha one rung below the edge trained: the recommendation sits at the edge, alpha = {edge:.3g}")
+    probe.run.notes.append(f"no alpha one rung below the edge trained: the recommendation sits at the edge, alpha = "
+                           f"{edge:.3g}")
     return edge

@@ -68,7 +68,8 @@ def _check_arguments(*, order, rule, budget_seconds, **counts) -> None:
             raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
 
 
-def _protocol(model, sample_tasks, loss, device, inner_steps, order, iterations, streams, seed, say) -> ProbeSettings:
+def _protocol(model, sample_tasks, *, loss, device, inner_steps: int, order: str, iterations: int, streams: int,
+              seed: int, say) -> ProbeSettings:
     """Phase 1: the model and the sampler checked once, on the first meta-batch, and what the probe shares."""
     device = torch.device(device if device is not None else "cuda" if torch.cuda.is_available() else "cpu")
     model, params = _functional_model(model, device)
@@ -77,8 +78,10 @@ def _protocol(model, sample_tasks, loss, device, inner_steps, order, iterations,
     dtype = next(iter(params.values())).dtype
     first = tasks.sample(0, dtype=dtype, device=device)
     layout = _layout(model, device)
-    classes = _check_model(model, params, first, loss_fn, inner_steps, order, layout["task_loop"])
-    seconds = _time_meta_step(model, params, first, inner_steps, order, layout["task_loop"], loss_fn)
+    classes = _check_model(model, params, first, loss_fn=loss_fn, inner_steps=inner_steps, order=order,
+                           task_loop=layout["task_loop"])
+    seconds = _time_meta_step(model, params, first, loss_fn=loss_fn, inner_steps=inner_steps, order=order,
+                              task_loop=layout["task_loop"])
     say(f"{sum(p.numel() for p in params.values()):,} parameters, {first.xs.shape[0]} tasks per meta-batch, "
         + (f"classification ({classes} classes)" if classes else "regression")
         + f"; one meta-iteration {seconds:.3g} s on {device.type}")
@@ -126,7 +129,7 @@ def _layout(model, device) -> dict:
             "task_chunk": 8 if convolutional else None}
 
 
-def _check_model(model, params, batch: Batch, loss_fn, inner_steps, order, task_loop) -> int:
+def _check_model(model, params, batch: Batch, *, loss_fn, inner_steps: int, order: str, task_loop: bool) -> int:
     """Run the model on the first meta-batch as the probe will; the number of classes (0: regression)."""
     x, y = batch.xs[0], batch.ys[0]
     try:
@@ -163,7 +166,7 @@ def _check_model(model, params, batch: Batch, loss_fn, inner_steps, order, task_
     return classes
 
 
-def _time_meta_step(model, params, batch, inner_steps, order, task_loop, loss_fn) -> float:
+def _time_meta_step(model, params, batch: Batch, *, loss_fn, inner_steps: int, order: str, task_loop: bool) -> float:
     """Seconds of one meta-gradient on a whole meta-batch (``_check_model`` has run one on two tasks: the
     first call's one-time costs are paid)."""
     start = time.perf_counter()

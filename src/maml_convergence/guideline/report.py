@@ -11,7 +11,7 @@ from dataclasses import asdict, dataclass, field
 from .. import sharpness, theory
 from .ladder import ALPHA_SAFETY, BELOW_BEST, LANCZOS, RUNG
 from .probe import _Probe
-from .protocol import ProbeSettings
+from .run import _Run
 
 
 class NoRecommendation(RuntimeError):
@@ -59,9 +59,11 @@ class Suggestion:
         return json.dumps(_json_safe(asdict(self)), indent=1)
 
 
-def _report(setup: ProbeSettings, probe: "_Probe", eig, rule, recommended, guide, edge, budget_seconds, notes, say,
-            started: float) -> Suggestion:
-    """Phase 4's answer with what the curvature predicts there: the MAML Hessian at its alpha, the bounds."""
+def _report(run: _Run, probe: _Probe, eig, *, recommended: dict | None, guide: dict | None,
+            edge: float | None) -> Suggestion:
+    """The answer (the recommended cell, or with rule "paper" the guideline's) with what the curvature predicts
+    there: the MAML Hessian at its alpha, the bounds."""
+    setup, rule = run.setup, run.rule
     answer = recommended if rule == "recommended" else guide
     alpha, beta = (answer["alpha"], answer["beta"]) if answer else (None, None)
     maml_lam = None
@@ -69,8 +71,8 @@ def _report(setup: ProbeSettings, probe: "_Probe", eig, rule, recommended, guide
         maml_lam = sharpness.maml_sharpness(setup.model, setup.params, setup.first, alpha, setup.inner_steps, k=1,
                                             iterations=LANCZOS, seed=setup.seed, task_chunk=setup.layout["task_chunk"],
                                             loss=setup.loss_fn)[0]
-        say(f"the MAML objective's Hessian at alpha = {alpha:.4g}: lambda_max {maml_lam:.4g} "
-            f"({time.monotonic() - started:.0f} s)")
+        run.say(f"the MAML objective's Hessian at alpha = {alpha:.4g}: lambda_max {maml_lam:.4g} "
+                f"({time.monotonic() - run.started:.0f} s)")
     at = alpha if alpha is not None else 0.0
     return Suggestion(
         alpha=alpha, beta=beta, rule=rule, recommended=recommended, guideline=guide,
@@ -81,14 +83,14 @@ def _report(setup: ProbeSettings, probe: "_Probe", eig, rule, recommended, guide
         maml_lambda_max=maml_lam, beta_bound_maml_hessian=2 / maml_lam if maml_lam and maml_lam > 0 else None,
         probe=probe.rows, columns=[probe.columns[a].record() for a in sorted(probe.columns)],
         cut_short=probe.out_of_time, assumptions=dict(ASSUMPTIONS),
-        settings={"budget_seconds": budget_seconds, "iterations": setup.iterations, "streams": setup.streams,
+        settings={"budget_seconds": run.budget_seconds, "iterations": setup.iterations, "streams": setup.streams,
                   "inner_steps": setup.inner_steps, "order": setup.order, "loss": setup.loss_name,
                   "device": str(setup.device), "dtype": str(setup.dtype).replace("torch.", ""), "seed": setup.seed,
                   "parameters": sum(p.numel() for p in setup.params.values()), "tasks": int(setup.first.xs.shape[0]),
                   "classes": setup.classes, "rung": RUNG, "alpha_safety": ALPHA_SAFETY, "below_best": BELOW_BEST,
                   "seconds_per_meta_iteration": setup.seconds_per_meta_iteration, "slots": setup.layout["slots"],
                   "task_loop": setup.layout["task_loop"]},
-        notes=notes, seconds=time.monotonic() - started)
+        notes=run.notes, seconds=time.monotonic() - run.started)
 
 
 ASSUMPTIONS = {
