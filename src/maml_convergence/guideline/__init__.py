@@ -42,6 +42,10 @@ s * 2^20 + 0, 1, 2, ...), and is measured on one fixed batch, ``sample_tasks(tas
    ALPHA_SAFETY (one rung) below the edge; there, beta = the rung with the lowest final meta-loss among
    those with the recommended cell's margin. The two cells differ only in how alpha is chosen: the paper's
    way, or the lowest loss over every alpha.
+
+The package, bottom up: ``ladder`` (the tool's defaults, the half-decade rungs), ``protocol`` (step 1),
+``run`` (what one call's phases share, and its resume file), ``probe`` (steps 2 to 5) and ``report``
+(the ``Suggestion``, with the MAML Hessian at its answer); ``suggest`` here runs them in order.
 """
 
 from __future__ import annotations
