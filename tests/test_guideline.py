@@ -84,10 +84,12 @@ def test_the_recommended_cell_is_the_lowest_loss_with_a_stable_rung_above_and_th
 
 
 def probe_reading_its_checkpoint(streams):
-    """A probe with no model: every cell it is asked for must be in ``probe.resume.cells``."""
+    """A probe with no model and no time limit: every cell it is asked for must be in ``probe.run.resume.cells``."""
     setup = guideline.ProbeSettings(**dict.fromkeys(f.name for f in dataclasses.fields(guideline.ProbeSettings)))
     setup = dataclasses.replace(setup, layout={}, ceiling=math.inf, iterations=10, streams=streams)
-    return guideline._Probe(setup, guideline._Checkpoint(None, "", started=0.0), say=lambda text: None, verbose=False)
+    run = guideline._Run(setup=setup, resume=guideline._Checkpoint(None, "", started=0.0), say=lambda text: None,
+                         verbose=False, rule="recommended", budget_seconds=math.inf, started=0.0)
+    return guideline._Probe(run)
 
 
 def fake_probe(stable_below, loss, streams=2):
@@ -97,7 +99,7 @@ def fake_probe(stable_below, loss, streams=2):
     alphas = [0.0] + [guideline._rung_value(r) for r in range(-10, 3)]
     betas = [guideline._rung_value(r) for r in range(-10, 6)]
     probe._start = dict.fromkeys(alphas, 2.0)
-    probe.resume.cells = {(a, b): [{"status": "ok", "final_loss": loss(a, b), "diverged_at": -1}
+    probe.run.resume.cells = {(a, b): [{"status": "ok", "final_loss": loss(a, b), "diverged_at": -1}
                                    if b < stable_below(a, s) else
                                    {"status": "diverged", "final_loss": math.nan, "diverged_at": 3}
                                    for s in range(streams)] for a in alphas for b in betas}
@@ -115,8 +117,8 @@ def test_on_a_known_grid_the_probe_recommends_the_best_cell_stable_on_every_stre
     answers = {}
     for streams in (1, 2):
         probe = fake_probe(stable_below, loss, streams)
-        probe.search([0.0] + ladder, 0.1, budget_end=math.inf)
-        answers[streams] = probe.recommend(0.1, budget_end=math.inf)
+        probe.search([0.0] + ladder, 0.1)
+        answers[streams] = probe.recommend(0.1)
     assert (answers[1]["alpha"], answers[1]["beta"]) == (0.01, 0.1)
     assert (answers[2]["alpha"], answers[2]["beta"]) == (0.00316227766017, 0.1)
     assert answers[2]["final_loss"] == pytest.approx(loss(0.00316227766017, 0.1))
@@ -132,11 +134,10 @@ def test_a_fall_from_a_start_wrecked_by_the_inner_step_is_not_training_and_the_w
     probe = probe_reading_its_checkpoint(streams=2)
     probe._start = {0.0: 1.6, 10.0: 38.0}
     ok = lambda loss: {"status": "ok", "final_loss": loss, "diverged_at": -1}
-    probe.resume.cells = {(0.0, 1.0): [ok(1.2), ok(1.3)], (10.0, 0.1): [ok(4.3), ok(1.2)],
+    probe.run.resume.cells = {(0.0, 1.0): [ok(1.2), ok(1.3)], (10.0, 0.1): [ok(4.3), ok(1.2)],
                           (10.0, 0.03): [ok(1.3), ok(1.2)], (0.0, 3.0): [ok(1.2), ok(1.7)],
                           (0.0, 10.0): [ok(1.2), {"status": "diverged", "final_loss": math.nan, "diverged_at": 4}]}
-    assert probe.train(list(probe.resume.cells), "search", budget_end=0) == ["trained", "flat", "trained", "rose",
-                                                                            "diverged"]
+    assert probe.train(list(probe.run.resume.cells), "search") == ["trained", "flat", "trained", "rose", "diverged"]
     assert probe.rows[0]["final_loss"] == pytest.approx(1.25)
     assert probe.rows[3]["stream_outcomes"] == ["trained", "rose"]
 
@@ -210,8 +211,8 @@ def test_an_interrupted_probe_resumes_from_its_checkpoint_to_the_same_report(tmp
     kept = dict(list(saved["state"]["cells"].items())[:5])  # as if killed after its first five cells
     torch.save({**saved, "state": {**saved["state"], "cells": kept}}, ckpt)
     trained = []
-    real = guideline.run_grid
-    monkeypatch.setattr(guideline, "run_grid", lambda spec, **kw: trained.extend(spec.pairs) or real(spec, **kw))
+    real = guideline.probe.run_grid
+    monkeypatch.setattr(guideline.probe, "run_grid", lambda spec, **kw: trained.extend(spec.pairs) or real(spec, **kw))
     assert run(checkpoint=ckpt) == whole
     assert len(trained) == len(cells) - 5 and set(trained).isdisjoint(kept)
     trained.clear()

@@ -5,6 +5,8 @@ import ast
 import re
 from pathlib import Path
 
+import pytest
+
 import maml_convergence
 
 # Bottom to top. A module may import any module listed before it, never one after it.
@@ -15,9 +17,12 @@ LAYERS = ["problems", "config", "figures", "progress", "provenance", "checkpoint
           "experiments", "paper_grid", "claims", "reproduction", "plots", "step", "steps", "user_commands", "cli",
           "__main__"]
 PACKAGE = Path(maml_convergence.__file__).parent
-# Within the claims package, bottom to top likewise.
-CLAIMS_LAYERS = ["results", "verdicts", "edge", "linear", "sinusoid", "few_shot", "guideline", "curves", "render",
-                 "numbers", "__init__"]
+# Within each subpackage, bottom to top likewise.
+SUBPACKAGE_LAYERS = {
+    "claims": ["results", "verdicts", "edge", "linear", "sinusoid", "few_shot", "guideline", "curves", "render",
+               "numbers", "__init__"],
+    "guideline": ["ladder", "protocol", "run", "probe", "report", "__init__"],
+}
 
 
 def _imports(path: Path, level: int) -> set[str]:
@@ -40,7 +45,8 @@ def imports_of(module: str) -> set[str]:
 def test_every_module_has_a_layer():
     modules = {p.stem for p in PACKAGE.glob("*.py")} | {p.parent.name for p in PACKAGE.glob("*/__init__.py")}
     assert modules - {"__init__"} == set(LAYERS)
-    assert {p.stem for p in (PACKAGE / "claims").glob("*.py")} == set(CLAIMS_LAYERS)
+    for package, layers in SUBPACKAGE_LAYERS.items():
+        assert {p.stem for p in (PACKAGE / package).glob("*.py")} == set(layers), package
 
 
 def test_no_import_runs_up_a_layer():
@@ -48,9 +54,11 @@ def test_no_import_runs_up_a_layer():
     assert upward == set()
 
 
-def test_no_import_runs_up_a_layer_within_the_claims():
-    within = {m: _imports(PACKAGE / "claims" / f"{m}.py", 1) for m in CLAIMS_LAYERS}
-    upward = {(m, i) for m, found in within.items() for i in found if CLAIMS_LAYERS.index(i) >= CLAIMS_LAYERS.index(m)}
+@pytest.mark.parametrize("package", SUBPACKAGE_LAYERS)
+def test_no_import_runs_up_a_layer_within_a_subpackage(package):
+    layers = SUBPACKAGE_LAYERS[package]
+    within = {m: _imports(PACKAGE / package / f"{m}.py", 1) for m in layers}
+    upward = {(m, i) for m, found in within.items() for i in found if layers.index(i) >= layers.index(m)}
     assert upward == set()
 
 

@@ -11,7 +11,7 @@ tasks as a sampler), ``models`` (networks), ``maml`` (the torch.func engine), ``
 reference implementation),
 ``curvature`` and ``curvature_mlp``, ``sharpness`` (top Hessian eigenvalues, matrix-free),
 ``grid`` (many (alpha, beta) cells at once), ``projection`` (an image grid's time, said before it runs),
-``guideline`` (``suggest``), ``audit``,
+``guideline`` (``suggest``: a package, one module per phase), ``audit``,
 ``experiments``, ``paper_grid`` (the paper-scale Fig. 4b, accumulated from chunks), ``claims`` (the verdicts:
 a package, one module per family of claims), ``reproduction`` (a run against the committed reference),
 ``plots``, ``step`` (a command's run: its config, device, clock, resume file and provenance), ``steps`` (the
