@@ -19,6 +19,7 @@ import sys
 from snakemake.utils import min_version
 
 from maml_convergence import config as config_mod
+from maml_convergence import captions as captions_mod
 from maml_convergence import figures as figures_mod
 from maml_convergence import problems as problems_mod
 

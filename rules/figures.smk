@@ -3,9 +3,9 @@
 # writes figures/<figure>.png and .pdf. A notebook that draws several figures (fig4bc) has one rule for all
 # of them, the figure a wildcard. They run where Snakemake runs (localrule): drawing takes seconds.
 # Each notebook's first cell is the caption of its figures; the report's caption is written from it with this
-# run's config values (figures_mod.report_caption) to results/report/<notebook>.rst when the workflow is read.
+# run's config values (captions_mod.report_caption) to results/report/<notebook>.rst when the workflow is read.
 
-_captions = figures_mod.write_report_captions("results/report", config)
+_captions = captions_mod.write_report_captions("results/report", config)
 
 for _notebook, _drawn in figures_mod.by_notebook().items():
     _fig = "{fig}" if len(_drawn) > 1 else _drawn[0]

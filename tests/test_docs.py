@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from conftest import figures_predate_the_workflow
-from maml_convergence import claims, cli, config, experiments, figures
+from maml_convergence import captions, claims, cli, config, experiments, figures
 
 DOCS = ["README.md", "config/README.md"]  # and every docs/*.md
 
@@ -66,12 +66,12 @@ def test_the_tables_of_figures_are_what_update_docs_writes_and_a_hand_edit_is_ca
     """docs/figures.md's two tables are written from the table of figures and each notebook's caption: a row per
     notebook in each, and a hand edit inside them differs from what update-docs would write."""
     text = (root / "docs" / "figures.md").read_text()
-    assert figures.with_figure_tables(text, root) == text, "run: maml-convergence update-docs"
-    for table in figures.TABLES:
+    assert captions.with_figure_tables(text, root) == text, "run: maml-convergence update-docs"
+    for table in captions.TABLES:
         block = text.split(f"<!-- generated: {table} ", 1)[1].split("<!-- /generated -->", 1)[0]
         assert len(block.strip().splitlines()) == len(figures.by_notebook()) + 3, table  # the marker, header, rule
     edited = text.replace("| Fig. 1 |", "| Fig. 1 (edited) |", 1)
-    assert edited != text and figures.with_figure_tables(edited, root) != edited
+    assert edited != text and captions.with_figure_tables(edited, root) != edited
 
 
 def test_every_command_function_and_section_the_table_of_figures_names_exists(root):
@@ -93,9 +93,9 @@ def test_every_command_function_and_section_the_table_of_figures_names_exists(ro
 def test_a_caption_writes_a_config_key_as_its_value_and_leaves_other_code():
     cfg = {"seed": 0, "fig6": {"alphas": [0.0, 0.1], "every": 10}, "sinusoid": {"reference": {"alpha": 0.01}}}
     text = "seed `seed`, α = `fig6.alphas` every `fig6.every`; `sinusoid.reference` at `stability.py` `fig6.nope`"
-    assert figures.with_values(text, cfg) == ("seed 0, α = 0.0, 0.1 every 10; `sinusoid.reference` at "
+    assert captions.with_values(text, cfg) == ("seed 0, α = 0.0, 0.1 every 10; `sinusoid.reference` at "
                                               "`stability.py` `fig6.nope`")
-    assert figures.with_values("`sinusoid.reference.alpha`", cfg, "``{}``") == "0.01"
+    assert captions.with_values("`sinusoid.reference.alpha`", cfg, "``{}``") == "0.01"
 
 
 def task_source_examples(root) -> dict[str, str]:

@@ -85,9 +85,9 @@ def test_a_new_figure_is_four_files_and_the_workflow_schedules_it(root, bin_dir,
         'again.** β_c(α) for the eigenvalues 1.0, 2.0, 3.0, 4.0, 5.0, drawn again. | '
         '[notebooks/toy.ipynb](../notebooks/toy.ipynb) |']  # two rows added, none changed
     check = subprocess.run([sys.executable, "-c", "import sys; from pathlib import Path; "
-                            "from maml_convergence import figures; "
+                            "from maml_convergence import captions; "
                             "text = Path('docs/figures.md').read_text(); "
-                            "sys.exit(figures.with_figure_tables(text) != text)"],
+                            "sys.exit(captions.with_figure_tables(text) != text)"],
                            cwd=copy, capture_output=True, text=True, env=env)
     assert check.returncode == 0, check.stdout + check.stderr  # test_docs' check, on the copy
 

@@ -10,8 +10,8 @@ import pytest
 import maml_convergence
 
 # Bottom to top. A module may import any module listed before it, never one after it.
-LAYERS = ["problems", "config", "figures", "progress", "provenance", "checkpoint", "source_data", "stability",
-          "theory", "data", "tasks", "task_sources",
+LAYERS = ["problems", "config", "figures", "progress", "provenance", "captions", "checkpoint", "source_data",
+          "stability", "theory", "data", "tasks", "task_sources",
           "models", "maml",
           "higher_backend", "curvature", "curvature_mlp", "sharpness", "grid", "projection", "guideline", "audit",
           "experiments", "paper_grid", "claims", "reproduction", "plots", "step", "steps", "user_commands", "cli",

@@ -11,7 +11,7 @@ from nbclient import NotebookClient
 from PIL import Image
 
 from conftest import figures_predate_the_workflow
-from maml_convergence import figures
+from maml_convergence import captions, figures
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = sorted(p.name for p in (ROOT / "notebooks").glob("*.ipynb"))
@@ -41,14 +41,26 @@ def test_each_notebook_opens_on_its_caption_and_the_report_caption_written_from_
 
     from maml_convergence import config
 
-    caption = figures.caption(notebook, root)
+    caption = captions.caption(notebook, root)
     assert caption.title and caption.body, notebook
     nb = nbformat.read(root / "notebooks" / f"{notebook}.ipynb", as_version=4)
-    assert nb.cells[0].cell_type == "markdown" and f"\n{figures.CAPTION_END}\n" in nb.cells[0].source
+    assert nb.cells[0].cell_type == "markdown" and f"\n{captions.CAPTION_END}\n" in nb.cells[0].source
     for cfg in (config.load(), config.load(root / "config" / "reduced.yaml")):
-        rst = figures.report_caption(notebook, cfg, root)
+        rst = captions.report_caption(notebook, cfg, root)
         assert "`" not in rst.replace("``", ""), rst  # markdown code made rst literals
         publish_parts(rst, writer_name="html", settings_overrides={"halt_level": 2, "report_level": 2})
+
+
+def test_the_report_quotes_the_settings_a_figure_was_computed_with(root, tmp_path):
+    """The paper-scale grid's chunks are computed with the shipped config whatever the run's: its report caption
+    quotes those settings under config/reduced.yaml too, while the reduced grid's caption quotes the run's."""
+    from maml_convergence import config
+
+    reduced, shipped = config.load(root / "config" / "reduced.yaml"), config.load()
+    assert reduced["omniglot"]["iterations"] != shipped["omniglot"]["iterations"]
+    written = captions.write_report_captions(tmp_path, reduced, root)
+    assert f"tasks per meta-batch, {shipped['omniglot']['iterations']} iterations" in written["fig4b_paper"].read_text()
+    assert captions.report_caption("fig4bc", reduced, root) == written["fig4bc"].read_text()
 
 
 @pytest.mark.slow

@@ -3,7 +3,8 @@
 Modules, one concept each, from the bottom layer up (a module imports only those below it;
 tests/test_layers.py holds the order and that this list names every module): ``problems`` (the table of
 problems), ``config`` (the workflow configuration), ``figures`` (the table of figures), ``progress`` (progress
-bars), ``provenance`` (what produced a result, and atomic writing), ``checkpoint`` (resume files),
+bars), ``provenance`` (what produced a result, and atomic writing), ``captions`` (a figure's caption, from its
+notebook), ``checkpoint`` (resume files),
 ``source_data`` (the tables beside each figure),
 ``stability`` (reading stability off a grid), ``theory`` (the paper's conditions and the exact
 ones), ``data`` (the image datasets), ``tasks`` (task distributions), ``task_sources`` (a user's

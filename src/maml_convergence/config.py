@@ -28,32 +28,32 @@ DEFAULT = Path(__file__).parent / "defaults" / "config.yaml"
 # The config sections each step of the workflow reads, and nothing more: a rule passes only
 # these to its command (its Snakemake params), so editing one section reruns only the steps
 # that read it. The claims step reads its inputs' own provenance for everything else.
-_RUN = ("seed", "device", "divergence", "checkpoint_every")
+RUN_SECTIONS = ("seed", "device", "divergence", "checkpoint_every")  # every step that trains reads these
 STEP_SECTIONS = {
     "fig2-curves": ("fig2",),
-    "linear-reference": (LINEAR, *_RUN),
-    "linear-grid": (LINEAR, "backend", *_RUN),
-    "linear-audit": (LINEAR, "audit", *_RUN),
-    "sinusoid-grid": (SINUSOID, "backend", *_RUN),
-    "sinusoid-reference": (SINUSOID, *_RUN),
-    "fig1-runs": ("fig1", SINUSOID, *_RUN),
-    "fig5-train": ("fig5", SINUSOID, *_RUN),
-    "fig5-analysis": ("fig5", SINUSOID, *_RUN),
+    "linear-reference": (LINEAR, *RUN_SECTIONS),
+    "linear-grid": (LINEAR, "backend", *RUN_SECTIONS),
+    "linear-audit": (LINEAR, "audit", *RUN_SECTIONS),
+    "sinusoid-grid": (SINUSOID, "backend", *RUN_SECTIONS),
+    "sinusoid-reference": (SINUSOID, *RUN_SECTIONS),
+    "fig1-runs": ("fig1", SINUSOID, *RUN_SECTIONS),
+    "fig5-train": ("fig5", SINUSOID, *RUN_SECTIONS),
+    "fig5-analysis": ("fig5", SINUSOID, *RUN_SECTIONS),
     "prepare-data": ("data",),
-    "image-grid": (*FEW_SHOT, "data", "backend", *_RUN),
-    "image-merge": (*FEW_SHOT, "data", *_RUN),
-    "paper-grid": ("paper_grid", OMNIGLOT, "data", "backend", *_RUN),
-    "paper-grid-merge": ("paper_grid", OMNIGLOT, "backend", *_RUN),
-    "sinusoid-local-bound": (SINUSOID, "sharpness", *_RUN),
-    "fig6-runs": ("fig6", SINUSOID, "sharpness", *_RUN),
-    "fig7-sharpness": (SINUSOID, "sharpness", "backend", *_RUN),  # backend: to check the grid it reads
-    "suggest": ("guideline", *NAMES, "data", *_RUN),
-    "guideline-check": (*NAMES, "data", *_RUN),
-    "suggest-exact": ("guideline_exact", LINEAR, *_RUN),
+    "image-grid": (*FEW_SHOT, "data", "backend", *RUN_SECTIONS),
+    "image-merge": (*FEW_SHOT, "data", *RUN_SECTIONS),
+    "paper-grid": ("paper_grid", OMNIGLOT, "data", "backend", *RUN_SECTIONS),
+    "paper-grid-merge": ("paper_grid", OMNIGLOT, "backend", *RUN_SECTIONS),
+    "sinusoid-local-bound": (SINUSOID, "sharpness", *RUN_SECTIONS),
+    "fig6-runs": ("fig6", SINUSOID, "sharpness", *RUN_SECTIONS),
+    "fig7-sharpness": (SINUSOID, "sharpness", "backend", *RUN_SECTIONS),  # backend: to check the grid it reads
+    "suggest": ("guideline", *NAMES, "data", *RUN_SECTIONS),
+    "guideline-check": (*NAMES, "data", *RUN_SECTIONS),
+    "suggest-exact": ("guideline_exact", LINEAR, *RUN_SECTIONS),
     "claims": ("claims",),
     "reproduction": ("reproduction",),
-    "grid": (*NAMES, "data", "backend", *_RUN),
-    "project-image-grids": (*FEW_SHOT, "max_projected_hours", "backend", *_RUN),
+    "grid": (*NAMES, "data", "backend", *RUN_SECTIONS),
+    "project-image-grids": (*FEW_SHOT, "max_projected_hours", "backend", *RUN_SECTIONS),
 }
 IMAGE_STEPS = ("image-grid", "image-merge")  # these read only the section of their --dataset
 PROBLEM_STEPS = ("suggest", "guideline-check", "grid")  # these read only the sections of their --problem

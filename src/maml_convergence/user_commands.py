@@ -199,7 +199,7 @@ def cmd_update_docs(args):
     """The README's verdict table (between its markers), every ``<!-- n: name -->`` number of the pages (these
     from claims.json, read only where a page has them) and the generated tables of docs/figures.md (from the
     table of figures and each notebook's caption)."""
-    from . import claims, figures
+    from . import captions, claims
     from .claims import numbers
     read = {}
 
@@ -217,11 +217,11 @@ def cmd_update_docs(args):
                 text = numbers.with_numbers(text, numbers.Data(result(), Path(args.claims).parent))
             except KeyError as e:
                 raise config_mod.ConfigError(f"{page}: {e.args[0]}") from None
-        if figures.has_figure_tables(text):
-            text = figures.with_figure_tables(text)
+        if captions.has_figure_tables(text):
+            text = captions.with_figure_tables(text)
         provenance.atomic_write_text(page, text)
         print(f"[update-docs] {page}: {len(numbers.MARK.findall(text))} numbers"
-              + (", the tables of figures" if figures.has_figure_tables(text) else ""))
+              + (", the tables of figures" if captions.has_figure_tables(text) else ""))
 
 
 @command("reproduction", "compare a run's claims and source data with a committed reference: did it reproduce?",
