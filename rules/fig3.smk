@@ -23,7 +23,7 @@ rule linear_grid:
         grid="results/{linear}/{order}/grid.csv",
         provenance="results/{linear}/{order}/provenance.json",
     wildcard_constraints:
-        linear="linear|linear-n2",
+        linear=f"{problems_mod.LINEAR}|{problems_mod.LINEAR}-n2",  # one inner step, two
         order="second|first",
     params:
         config=step_config("linear-grid"),

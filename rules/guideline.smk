@@ -16,7 +16,7 @@ rule suggest:
         data=data_record,
         checkpoint="results/guideline/{problem}/suggest.ckpt",
     wildcard_constraints:
-        problem="linear|sinusoid|omniglot|miniimagenet",
+        problem="|".join(problems_mod.NAMES),
     log:
         "logs/suggest_{problem}.log",
     threads: ALL_CORES
@@ -41,7 +41,7 @@ rule guideline_check:
         data=data_record,
         checkpoint="results/guideline/{problem}/check.ckpt",
     wildcard_constraints:
-        problem="linear|sinusoid|omniglot|miniimagenet",
+        problem="|".join(problems_mod.NAMES),
     log:
         "logs/guideline_check_{problem}.log",
     threads: ALL_CORES

@@ -211,7 +211,9 @@ def test_a_new_task_family_is_four_files_and_trains_through_the_cli(root, tmp_pa
     schema.write_text(schema.read_text().replace("\n  linear:\n", "\n" + TOY_SCHEMA + "  linear:\n", 1))
 
     touched = git(copy, "status", "--porcelain", "--untracked-files=all").splitlines()
-    assert len(touched) == 4, touched
+    assert sorted(line.split()[-1] for line in touched) == ["config/config.yaml", "config/schema.yaml",
+                                                           "src/maml_convergence/problems.py",
+                                                           "src/maml_convergence/tasks.py"]
     env = {**os.environ, "PYTHONPATH": str(copy / "src"), "OMP_NUM_THREADS": "1"}
     out = tmp_path / "toy"
     proc = subprocess.run([sys.executable, "-m", "maml_convergence", "grid", "--problem", "toy", "--out",

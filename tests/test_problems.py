@@ -16,34 +16,43 @@ from test_images import fake_omniglot  # noqa: F401 - a fixture
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = ROOT / "src" / "maml_convergence"
 # The one name of a problem that is also another thing's name: the linear problem's network is called linear
-# too (a key of models.MODELS), and a model's name is not a problem's.
-NOT_A_PROBLEM = {("models.py", "linear")}
-CONFIG_KEY = re.compile(r"\[\s*$")  # a name right after "[" is a key of the config (cfg["sinusoid"])
+# too (the key of models.MODELS), and a model's name is not a problem's.
+NOT_A_PROBLEM = {("models.py", "MODELS", "linear")}
+# A problem's name as the key of a config section (cfg["sinusoid"]: the schema defines the sections): the
+# receivers that are a config.
+CONFIG = re.compile(r"(^|\.)(cfg|config)$|\['config'\]$|^paper_scale\(\)$")
+CONFIG_KEY = re.compile(r"(cfg|config)\s*\[\s*$")  # the same in a rule file or a report template
+
+
+def named(value) -> bool:
+    """A string that names a problem: the name itself, or one alternative of a pattern ("omniglot|miniimagenet")."""
+    return isinstance(value, str) and any(part in problems.NAMES for part in value.split("|"))
 
 
 def strays_in_python(source: str, where: str) -> list[str]:
-    """Problem names written as string literals in Python source, other than as a subscript (a config section:
-    ``cfg["sinusoid"]``, which the schema defines) and the exceptions of NOT_A_PROBLEM."""
+    """Problem names written as string literals in Python source, other than as the key of a config section and
+    the exceptions of NOT_A_PROBLEM."""
     tree = ast.parse(source)
-    keys = {id(node.slice) for node in ast.walk(tree) if isinstance(node, ast.Subscript)}
+    keys = {id(node.slice) for node in ast.walk(tree)
+            if isinstance(node, ast.Subscript) and CONFIG.search(ast.unparse(node.value))}
+    models = {id(key) for node in ast.walk(tree) if isinstance(node, ast.Assign)
+              for target in node.targets if isinstance(target, ast.Name) and isinstance(node.value, ast.Dict)
+              and (Path(where).name, target.id) in {(f, t) for f, t, _ in NOT_A_PROBLEM} for key in node.value.keys}
     return [f"{where}:{node.lineno}: {node.value!r}" for node in ast.walk(tree)
-            if isinstance(node, ast.Constant) and node.value in problems.NAMES and id(node) not in keys
-            and (Path(where).name, node.value) not in NOT_A_PROBLEM]
+            if isinstance(node, ast.Constant) and named(node.value) and id(node) not in keys | models]
 
 
 def strays_in_text(text: str, where: str) -> list[str]:
-    """The same for a Snakemake rule file or a report template (not Python that ast reads): a quoted name that is
-    not a key of the config."""
-    found = []
-    for m in re.finditer(r"""(["'])(%s)\1""" % "|".join(problems.NAMES), text):
-        if not CONFIG_KEY.search(text[:m.start()]):
-            found.append(f"{where}:{text.count(chr(10), 0, m.start()) + 1}: {m.group(0)}")
-    return found
+    """The same for a Snakemake rule file or a report template (not Python that ast reads): a quoted string that
+    names a problem and is not the key of a config section."""
+    return [f"{where}:{text.count(chr(10), 0, m.start()) + 1}: {m.group(0)}"
+            for m in re.finditer(r"""(["'])([^"'\n]*)\1""", text)
+            if named(m.group(2)) and not CONFIG_KEY.search(text[:m.start()])]
 
 
 def test_no_problem_is_named_outside_the_table():
     strays = []
-    for path in sorted(PACKAGE.rglob("*.py")):
+    for path in sorted([*PACKAGE.rglob("*.py"), *(ROOT / "benchmarks").glob("*.py")]):
         if path.name != "problems.py":
             strays += strays_in_python(path.read_text(), str(path.relative_to(ROOT)))
     rules = ROOT / "rules"
@@ -56,7 +65,12 @@ def test_the_stray_check_finds_a_name_written_again():
     assert strays_in_python('FEW = ("omniglot", "miniimagenet")\nx = cfg["omniglot"]["k_shot"]', "a.py") == \
         ["a.py:1: 'omniglot'", "a.py:1: 'miniimagenet'"]
     assert strays_in_python('if dataset == "sinusoid": pass', "b.py") == ["b.py:1: 'sinusoid'"]
-    assert strays_in_text('dataset="omniglot",\nconfig["linear"]["orders"]', "c.smk") == ['c.smk:1: "omniglot"']
+    assert sorted(strays_in_python('PREPARED["omniglot"]; self.cfg["linear"]; x = "omniglot|miniimagenet"', "c.py")) \
+        == ["c.py:1: 'omniglot'", "c.py:1: 'omniglot|miniimagenet'"]
+    assert strays_in_python('MODELS = {"linear": f}\nOTHER = {"linear": f}', "models.py") == ["models.py:2: 'linear'"]
+    assert strays_in_text('dataset="omniglot",\nconfig["linear"]["orders"]\nx=["sinusoid", "linear"]', "c.smk") == \
+        ['c.smk:1: "omniglot"', 'c.smk:3: "sinusoid"', 'c.smk:3: "linear"']
+    assert strays_in_text('dataset="omniglot|miniimagenet"', "d.smk") == ['d.smk:1: "omniglot|miniimagenet"']
 
 
 def test_every_problem_names_a_family_a_model_a_section_and_a_figure_that_exist():
@@ -101,6 +115,22 @@ def test_a_few_shot_family_evaluates_on_its_own_task_counts(fake_omniglot):  # n
 
 
 def test_the_grid_runner_never_asks_which_family_it_has():
-    source = (PACKAGE / "grid.py").read_text()
-    named = {node.id for node in ast.walk(ast.parse(source)) if isinstance(node, ast.Name)}
-    assert named.isdisjoint({*FAMILIES, "SampledTasks", "FewShotStream"})
+    tree = ast.parse((PACKAGE / "grid.py").read_text())
+    named = {node.id for node in ast.walk(tree) if isinstance(node, ast.Name)} | {
+        node.attr for node in ast.walk(tree) if isinstance(node, ast.Attribute)} | {
+        node.value for node in ast.walk(tree) if isinstance(node, ast.Constant) and isinstance(node.value, str)}
+    assert named.isdisjoint({*FAMILIES, "SampledTasks", "FewShotStream", "heldout_tasks", "eval_tasks"})
+    assert "hasattr" not in named
+
+
+@pytest.mark.parametrize("family", [*FAMILIES.values(), tasks.SampledTasks], ids=lambda f: f.__name__)
+def test_every_family_has_the_protocol_and_every_family_of_the_table_builds_from_its_section(family):
+    for method in ("sample", "eval_batch", "heldout_batch", "stream"):
+        assert callable(getattr(family, method)), method
+    assert dataclasses.is_dataclass(family) and "seed" in {f.name for f in dataclasses.fields(family)}
+    if family.__name__ in FAMILIES:
+        cfg = config.load()
+        for p in problems.PROBLEMS:
+            if p.family == family.__name__:
+                built = family.from_config(p.name, cfg[p.name], 7, data_path="x.npz")
+                assert isinstance(built, family) and built.seed == 7

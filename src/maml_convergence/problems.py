@@ -3,8 +3,11 @@
 A problem's name is its config section, the ``{dataset}``/``{problem}`` wildcard of the rules, the key of
 its grid among the claims' inputs and the key of its claims. Everything that lists problems, or asks
 what kind a problem is, reads it here (config validation, the spec builders and the grid runner through the
-task family, data preparation, the claims, the rules); ``tests/test_layers.py`` fails on a problem name
-written anywhere else but as a key of the config (``cfg["sinusoid"]``, a section the schema defines).
+task family, data preparation, the claims, the rules). ``tests/test_problems.py`` fails on a problem's name
+written as a string (or as one alternative of a pattern, "omniglot|miniimagenet") anywhere else in src/,
+benchmarks/ or the rules, but as the key of a config section (``cfg["sinusoid"]``: the schema defines them).
+Names that embed a problem's (a results folder, a step, a claim id: results/sinusoid/, sinusoid-grid,
+C7-omniglot) are those things' names.
 
 Plain data, no torch: the bottom layer, read by ``config`` and by the Snakefile without loading the engine.
 """

@@ -15,8 +15,8 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from dataclasses import dataclass
 from collections import OrderedDict
+from dataclasses import dataclass
 from typing import Callable, Protocol
 
 import torch
@@ -65,9 +65,12 @@ class TaskFamily(Protocol):
         """The fixed batch of held-out tasks a cell's final accuracy is measured on; None: the family has none."""
 
     @classmethod
-    def stream(cls, seeds: list, iterations: int, dtype, device) -> TaskStream:
-        """The batches a grid of ``iterations`` meta-iterations reads, one task stream per element of ``seeds``
-        (this family's tasks, one per seed of the run)."""
+    def stream(cls, per_seed: list, iterations: int, dtype, device) -> TaskStream:
+        """The batches a grid of ``iterations`` meta-iterations reads: ``per_seed`` holds this family's tasks
+        once for every seed of the run, each its own task stream."""
+
+    # A family the table of problems names (FAMILIES) also builds itself from its config section:
+    # ``from_config(name, section, seed, data_path=None)``, a classmethod.
 
 
 def stack_batches(batches) -> Batch:
@@ -79,9 +82,9 @@ class StackedStream:
     """Regression batches are small: every batch the grid will see (``n`` per seed) is made up front, on the
     device."""
 
-    def __init__(self, seeds, n: int, dtype, device):
-        self.data = stack_batches([stack_batches([p.sample(i, dtype=dtype) for i in range(n)])
-                                   for p in seeds]).to(device)
+    def __init__(self, per_seed, n: int, dtype, device):
+        self.data = stack_batches([stack_batches([tasks.sample(i, dtype=dtype) for i in range(n)])
+                                   for tasks in per_seed]).to(device)
         self.device = device
 
     def get(self, pairs: list[tuple[int, int]]) -> Batch:
@@ -96,15 +99,15 @@ class SampledStream:
 
     KEEP = 64
 
-    def __init__(self, seeds, dtype, device):
-        self.problems, self.dtype, self.device = seeds, dtype, device
+    def __init__(self, per_seed, dtype, device):
+        self.per_seed, self.dtype, self.device = per_seed, dtype, device
         self.kept: OrderedDict = OrderedDict()
 
     def one(self, key) -> Batch:
         if key in self.kept:
             self.kept.move_to_end(key)
         else:
-            self.kept[key] = self.problems[key[0]].sample(key[1], dtype=self.dtype, device=self.device)
+            self.kept[key] = self.per_seed[key[0]].sample(key[1], dtype=self.dtype, device=self.device)
             while len(self.kept) > self.KEEP:
                 self.kept.popitem(last=False)
         return self.kept[key]
@@ -173,8 +176,8 @@ class SampledTasks:
         return None
 
     @classmethod
-    def stream(cls, seeds, iterations: int, dtype, device) -> SampledStream:
-        return SampledStream(seeds, dtype, device)
+    def stream(cls, per_seed, iterations: int, dtype, device) -> SampledStream:
+        return SampledStream(per_seed, dtype, device)
 
 
 def _generator(seed: int, stream: int) -> torch.Generator:
@@ -213,8 +216,8 @@ class SinusoidTasks:
         return None
 
     @classmethod
-    def stream(cls, seeds, iterations: int, dtype, device) -> StackedStream:
-        return StackedStream(seeds, iterations, dtype, device)
+    def stream(cls, per_seed, iterations: int, dtype, device) -> StackedStream:
+        return StackedStream(per_seed, iterations, dtype, device)
 
     @classmethod
     def from_config(cls, name: str, section: dict, seed: int, data_path: str | None = None) -> "SinusoidTasks":
@@ -250,8 +253,8 @@ class LinearRegressionTask:
         return None
 
     @classmethod
-    def stream(cls, seeds, iterations: int, dtype, device) -> StackedStream:
-        return StackedStream(seeds, 1, dtype, device)  # the task never changes: one batch a seed
+    def stream(cls, per_seed, iterations: int, dtype, device) -> StackedStream:
+        return StackedStream(per_seed, 1, dtype, device)  # the task never changes: one batch a seed
 
     @classmethod
     def from_config(cls, name: str, section: dict, seed: int, data_path: str | None = None) -> "LinearRegressionTask":
@@ -322,8 +325,8 @@ class FewShotTasks:
         return self.heldout().sample(EVAL_STREAM, dtype=dtype, device=device, tasks=self.heldout_tasks)
 
     @classmethod
-    def stream(cls, seeds, iterations: int, dtype, device) -> "FewShotStream":
-        return FewShotStream(seeds, dtype, device)
+    def stream(cls, per_seed, iterations: int, dtype, device) -> "FewShotStream":
+        return FewShotStream(per_seed, dtype, device)
 
     @classmethod
     def from_config(cls, name: str, section: dict, seed: int, data_path: str | None = None) -> "FewShotTasks":
@@ -335,16 +338,16 @@ class FewShotTasks:
 class FewShotStream:
     """Batches for the slots of a grid, gathered on ``device`` from images kept there as uint8."""
 
-    def __init__(self, problems: "list[FewShotTasks]", dtype, device):
-        self.problems = problems  # one per seed of the run; they share the images
-        self.images = self.problems[0].classes().to(device)
+    def __init__(self, per_seed: "list[FewShotTasks]", dtype, device):
+        self.per_seed = per_seed  # one per seed of the run; they share the images
+        self.images = self.per_seed[0].classes().to(device)
         self.dtype, self.device = dtype, device
 
     def get(self, pairs: list[tuple[int, int]]) -> Batch:
         """One batch per (seed index, iteration), stacked along a leading slot axis."""
-        idx = [self.problems[s].episode_indices(it) for s, it in pairs]
+        idx = [self.per_seed[s].episode_indices(it) for s, it in pairs]
         cls, rot, img = (torch.stack([i[k] for i in idx]) for k in range(3))
-        p = self.problems[0]
+        p = self.per_seed[0]
         flat = _episode_batch(self.images, p.dataset, cls.flatten(0, 1), rot.flatten(0, 1), img.flatten(0, 1),
                               p.k_shot, self.dtype, self.device)
         n = len(pairs)
