@@ -71,15 +71,15 @@ def main() -> int:
 
     # Same numbers from both backends, so the speed comparison compares like with like.
     a, b, losses = check
-    same = dataclasses.replace(paper, alphas=[a], betas=[b], iterations=args.higher_iterations, slots=1,
-                               compile=False)
+    same = dataclasses.replace(paper, alphas=[a], betas=[b], iterations=args.higher_iterations).with_run(
+        slots=1, compile=False)
     (row,) = run_grid(same, progress=False)
     agree = abs(row["last_loss"] - losses[-1]) <= 1e-4 * abs(losses[-1])
     print(f"check: last meta-loss engine {row['last_loss']:.6f} vs higher {losses[-1]:.6f} -> "
           f"{'agree' if agree else 'DISAGREE'}", file=sys.stderr)
 
     result = {"benchmark": "sinusoid_grid", "device": provenance.device_description(device),
-              "torch": torch.__version__, "slots": paper.slots, "compile": paper.compile,
+              "torch": torch.__version__, "slots": paper.run.slots, "compile": paper.run.compile,
               "engine_ms_per_cell_iter": round(engine_ms, 4), "higher_ms_per_cell_iter": round(higher_ms, 2),
               "speedup_vs_higher": round(higher_ms / engine_ms, 1), "backends_agree": agree}
     if not args.skip_paper_grid:

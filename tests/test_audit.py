@@ -11,7 +11,7 @@ import pytest
 from maml_convergence import audit, claims, theory
 from maml_convergence.claims import linear
 from maml_convergence.claims import verdicts
-from maml_convergence.grid import GridSpec, run_grid
+from maml_convergence.grid import GridSpec, RunOptions, run_grid
 from maml_convergence.tasks import LinearRegressionTask
 
 
@@ -23,7 +23,7 @@ def hessian(seed: int) -> np.ndarray:
 
 def spec_of(seed: int, order: str = "second", inner_steps: int = 1) -> GridSpec:
     return GridSpec(model="linear", problem=LinearRegressionTask(seed=seed), alphas=[0.0], betas=[0.1], iterations=10,
-                    dtype="float64", slots=512, order=order, inner_steps=inner_steps, init_seed=seed)
+                    dtype="float64", order=order, inner_steps=inner_steps, init_seed=seed, run=RunOptions(slots=512))
 
 
 @pytest.fixture(scope="module")

@@ -9,7 +9,7 @@ import torch
 
 from maml_convergence import maml, models
 from maml_convergence.config import decade_grid
-from maml_convergence.grid import GridSpec, run_grid
+from maml_convergence.grid import GridSpec, RunOptions, run_grid
 from maml_convergence.tasks import LinearRegressionTask, SampledTasks, SinusoidTasks
 
 
@@ -29,9 +29,9 @@ def same_rows(a, b) -> bool:
     return norm(a) == norm(b)
 
 
-def sinusoid_spec(**kw):
+def sinusoid_spec(slots: int = 3, **kw):
     base = dict(model="sinusoid_mlp", problem=SinusoidTasks(tasks=3, seed=5), alphas=[0.01, 0.1],
-                betas=[0.01, 0.1], iterations=6, dtype="float64", slots=3)
+                betas=[0.01, 0.1], iterations=6, dtype="float64", run=RunOptions(slots=slots))
     base.update(kw)
     return GridSpec(**base)
 
@@ -175,10 +175,11 @@ def test_a_module_of_ones_own_with_a_sampler_trains_the_same_cells_as_the_named_
     problem = SinusoidTasks(tasks=5, seed=2)
     cells = [(0.0, 0.1), (0.01, 0.3), (0.3, 3.0)]
     named = run_grid(GridSpec(model="sinusoid_mlp", problem=problem, alphas=[], betas=[], pairs=cells,
-                              iterations=15, init_seed=4, slots=2), progress=False)
+                              iterations=15, init_seed=4, run=RunOptions(slots=2)), progress=False)
     module = models.sinusoid_mlp()
     own = run_grid(GridSpec(model=module, problem=SampledTasks(problem.sample), alphas=[], betas=[], pairs=cells,
-                            iterations=15, slots=2, init_params=models.initial_params(module, 4), loss=maml.mse),
+                            iterations=15, init_params=models.initial_params(module, 4), loss=maml.mse,
+                            run=RunOptions(slots=2)),
                    progress=False)
     assert pd.DataFrame(own).equals(pd.DataFrame(named))  # NaN where both diverged
     with pytest.raises(ValueError, match="only a grid of a named model"):

@@ -151,7 +151,7 @@ def test_fig7_reads_the_grids_final_parameters_and_resumes_its_lanczos(root, tmp
     spec = experiments.sinusoid_spec(cfg, "cpu")
     spec = dataclasses.replace(spec, problem=dataclasses.replace(spec.problem, seed=int(cell.seed)),
                                init_seed=int(cell.seed))
-    alone = dataclasses.replace(spec, pairs=[(cell.alpha, cell.beta)], slots=1, compile=False)
+    alone = dataclasses.replace(spec, pairs=[(cell.alpha, cell.beta)]).with_run(slots=1, compile=False)
     (row,) = run_grid(alone, progress=False, keep_params=True)
     params = {k: v.double() for k, v in row["final_params"].items()}
     top = sharpness.maml_sharpness(models.build(spec.model).double(), params,
