@@ -51,7 +51,7 @@ def scan(sampler, horizon: int) -> dict:
     spec = GridSpec(model=start_model(), problem=SampledTasks(sampler), alphas=alphas, betas=HALF_DECADES,
                     iterations=horizon, run=RunOptions(slots=len(alphas) * len(HALF_DECADES)))
     return {(rung(r["alpha"]), rung(r["beta"])): math.inf if r["status"] == "diverged" else r["final_loss"]
-            for r in run_grid(spec, progress=False)}
+            for r in run_grid(spec, progress=False).rows}
 
 
 def ratio(cell: dict | None, losses: dict, best: float) -> float | None:

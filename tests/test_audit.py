@@ -37,7 +37,8 @@ def test_a_slowly_growing_top_direction_that_a_falling_loss_hides_is_classified_
     yet the iteration diverges: rho > 1, as the exact iteration matrix says."""
     spec, H = spec_of(1, "first"), hessian(1)
     cell = (1.03 * theory.paper_alpha_c(np.linalg.eigvalsh(H)), 4.17e-4)
-    runs = [run_grid(dataclasses.replace(spec, pairs=[cell], iterations=n), progress=False)[0] for n in (1000, 2000)]
+    runs = [run_grid(dataclasses.replace(spec, pairs=[cell], iterations=n), progress=False).rows[0]
+            for n in (1000, 2000)]
     assert runs[1]["final_plain_loss"] < runs[0]["final_plain_loss"]  # the loss hides the growth
     rho = audit.spectral_radii(spec, [cell])[0]
     exact = np.abs(np.linalg.eigvals(theory.iteration_matrix(H, *cell, "first"))).max()

@@ -183,7 +183,7 @@ def test_the_default_probe_length_picks_a_cell_near_the_best_where_five_iteratio
     spec = GridSpec(model=start(), problem=SampledTasks(sampler), alphas=[0.0] + ladder[:-1], betas=ladder[1:],
                     iterations=300, run=RunOptions(slots=42))
     scan = {(rung(r["alpha"]), rung(r["beta"])): math.inf if r["status"] == "diverged" else r["final_loss"]
-            for r in run_grid(spec, progress=False)}
+            for r in run_grid(spec, progress=False).rows}
     best = min(scan.values())
 
     def trained_to(**kw):

@@ -57,12 +57,21 @@ def task_gradient_stats(model, params, xs, ys) -> tuple[float, float]:
     return float(sq.sqrt().mean()), float(pair_sum / (n * (n - 1)))
 
 
+def _resumable_grid(cfg: dict, spec: GridSpec, checkpoint, run_info: dict | None, **options) -> list[dict]:
+    """The rows of a step's grid that resumes from ``checkpoint`` (saved every ``checkpoint_every`` seconds);
+    what provenance records of the run (``GridResult.run_info``) goes into ``run_info`` when given.
+    ``options``: more of ``run_grid``'s (``snapshot_every``)."""
+    result = run_grid(spec, checkpoint=checkpoint, checkpoint_every=cfg["checkpoint_every"], **options)
+    if run_info is not None:
+        run_info.update(result.run_info)
+    return result.rows
+
+
 def fig1_runs(cfg: dict, device: str, checkpoint=None, run_info: dict | None = None) -> pd.DataFrame:
     """Train both alphas for every seed, then measure the task gradients at every recorded
     iteration, on the meta-batch of that iteration (training tasks) and on a fixed held-out batch."""
     spec = fig1_spec(cfg, device)
-    rows = run_grid(spec, checkpoint=checkpoint, checkpoint_every=cfg["checkpoint_every"],
-                    snapshot_every=cfg["fig1"]["record_every"], run_info=run_info)
+    rows = _resumable_grid(cfg, spec, checkpoint, run_info, snapshot_every=cfg["fig1"]["record_every"])
     model = models.build("sinusoid_mlp")
     out = []
     for row in rows:
@@ -156,7 +165,7 @@ def linear_reference(cfg: dict, device: str, order: str = "second") -> dict:
     spec = dataclasses.replace(spec, alphas=[ref["alpha"]], betas=[ref["beta"]]).with_run(slots=len(spec.seeds))
     model = models.build(spec.model)
     draws = []
-    for row in run_grid(spec, progress=False, keep_params=True):
+    for row in run_grid(spec, progress=False, keep_params=True).rows:
         if row["status"] != "ok":
             raise RuntimeError(f"the reference run of draw {row['seed']} (alpha={ref['alpha']}, beta={ref['beta']}) "
                                f"diverged at iteration {row['diverged_at']}; its Hessian is not defined")
@@ -233,7 +242,7 @@ def sinusoid_reference(cfg: dict, device: str) -> dict:
         compile=False, slots=len(spec.seeds))
     model = models.build("sinusoid_mlp").double()
     per_seed = []
-    for row in run_grid(spec, progress=False, keep_params=True):
+    for row in run_grid(spec, progress=False, keep_params=True).rows:
         if row["status"] != "ok":
             raise RuntimeError(f"the sinusoid reference run of seed {row['seed']} (alpha={ref['alpha']}, "
                                f"beta={ref['beta']}) diverged at iteration {row['diverged_at']}; choose a reference "
@@ -398,8 +407,7 @@ def fig5_spec(cfg: dict, device: str) -> GridSpec:
 
 def fig5_train(cfg: dict, device: str, checkpoint=None, run_info: dict | None = None) -> dict:
     spec = fig5_spec(cfg, device)
-    (row,) = run_grid(spec, checkpoint=checkpoint, checkpoint_every=cfg["checkpoint_every"],
-                      snapshot_every=cfg["fig5"]["snapshot_every"], run_info=run_info)
+    (row,) = _resumable_grid(cfg, spec, checkpoint, run_info, snapshot_every=cfg["fig5"]["snapshot_every"])
     if row["status"] != "ok":
         raise RuntimeError(f"the Fig. 5 run diverged at iteration {row['diverged_at']}")
     return {"snapshots": row["snapshots"], "final_loss": row["final_loss"], "fingerprint": spec.fingerprint()}
@@ -473,8 +481,7 @@ def fig6_runs(cfg: dict, device: str, grid: pd.DataFrame, checkpoint=None,
     every = cfg["fig6"]["every"]
     cells = fig6_cells(grid, cfg["fig6"]["alphas"], spec.problem.seed)
     spec = dataclasses.replace(spec, pairs=[(a, b) for a, b, _ in cells]).with_run(slots=len(cells), compile=False)
-    rows = run_grid(spec, checkpoint=checkpoint, checkpoint_every=cfg["checkpoint_every"], snapshot_every=every,
-                    run_info=run_info)
+    rows = _resumable_grid(cfg, spec, checkpoint, run_info, snapshot_every=every)
     model = models.build(spec.model).double()
     out = []
     work = [(cell, row, it) for cell, row in zip(cells, rows) for it in sorted(row["snapshots"])]
@@ -649,8 +656,7 @@ def guideline_check(cfg: dict, problem: str, device: str, cells: dict, data_path
     spec = problem_spec(cfg, problem, device, data_path)
     pairs = list(dict.fromkeys(cells.values()))
     spec = dataclasses.replace(spec, pairs=pairs).with_run(slots=1)
-    trained = grid_frame(run_grid(spec, checkpoint=checkpoint, checkpoint_every=cfg["checkpoint_every"],
-                                  run_info=run_info))
+    trained = grid_frame(_resumable_grid(cfg, spec, checkpoint, run_info))
     frame = pd.concat([trained.iloc[[pairs.index(cell)]].assign(suggested=name) for name, cell in cells.items()],
                       ignore_index=True)
     if problem in FEW_SHOT:

@@ -2,6 +2,7 @@
 
 A ``GridSpec`` says what a grid computes (its fingerprint identifies that) and, in its ``RunOptions``, how it is
 run (device, slots, compile, task loop, convolution: none changes a number beyond float round-off).
+``run_grid`` returns a ``GridResult``: the rows, whether the run stopped early, and what provenance records of it.
 
 The cells of a grid differ only in their learning rates; they share the initial
 parameters and the task stream. A fixed number of *slots* is trained in one
@@ -206,27 +207,47 @@ def _tree_map(fn, tree):
     return fn(tree)
 
 
+@dataclass(frozen=True)
+class GridResult:
+    """What ``run_grid`` returns. ``rows``: one per cell, alpha-major (empty when ``stopped``); ``stopped``: the
+    run stopped early (``max_steps``, ``deadline`` or ``on_pace``) after writing its checkpoint; ``resumed``: how
+    many times it resumed from one; ``earlier_seconds``: the time of the interrupted parts it resumed from (0
+    for a fresh run); ``conv``: the convolution a CNN ran (see ``RunOptions.conv``; None: no CNN)."""
+    rows: list[dict]
+    stopped: bool
+    resumed: int
+    earlier_seconds: float
+    conv: str | None
+
+    @property
+    def run_info(self) -> dict:
+        """What provenance records of the run: ``earlier_seconds``, ``resumed`` and, for a CNN, ``conv``."""
+        return {"earlier_seconds": self.earlier_seconds, "resumed": self.resumed,
+                **({"conv": self.conv} if self.conv is not None else {})}
+
+
 def run_grid(spec: GridSpec, checkpoint: str | os.PathLike | None = None, checkpoint_every: float = 30.0,
              progress: bool = True, max_steps: int | None = None, deadline: float | None = None,
              keep_params: bool = False, snapshot_every: int | None = None,
-             run_info: dict | None = None, on_pace: Callable[[float], bool] | None = None) -> list[dict] | None:
-    """Train every cell of ``spec``; return one result row per cell (alpha-major order).
+             on_pace: Callable[[float], bool] | None = None) -> GridResult:
+    """Train every cell of ``spec``; the result's rows hold one row per cell (alpha-major order).
 
-    With ``max_steps`` the run stops early (after writing its checkpoint) and returns None:
-    this is how tests simulate an interruption. ``deadline`` (a ``time.monotonic()`` value)
+    With ``max_steps`` the run stops early (after writing its checkpoint): the result is ``stopped``, with no
+    rows; this is how tests simulate an interruption. ``deadline`` (a ``time.monotonic()`` value)
     stops it the same way once that time has passed: a resumed run still gives identical rows.
     ``keep_params`` adds each surviving cell's final parameters to its row (``final_params``);
     ``snapshot_every`` adds ``snapshots``,
     the parameters at every multiple of that many iterations (0 and the last included).
-    ``run_info``, when given, receives ``earlier_seconds`` (time spent by the interrupted parts
-    this run resumed from, 0 for a fresh run), ``resumed`` (how many times it resumed) and, for a
-    CNN, ``conv`` (the convolution it ran, see ``RunOptions.conv``). ``on_pace`` is called once, after the
-    first ``PACE_STEPS`` meta-iterations following the first (which warms up), with their cell-iterations
-    per second; if it returns True the run stops there, as with ``deadline``.
+    ``on_pace`` is called once, after the first ``PACE_STEPS`` meta-iterations following the first (which warms
+    up), with their cell-iterations per second; if it returns True the run stops there, as with ``deadline``.
     """
     run = _GridRun(spec)
     resume = Checkpoint(checkpoint, spec.fingerprint() if checkpoint is not None else None, "grid")
     slots = _Scheduler(run, resume.load())  # a fresh start, or where an interrupted run stopped
+
+    def result(rows: list[dict], stopped: bool = False) -> GridResult:
+        return GridResult(rows, stopped, resume.resumed, resume.earlier_seconds, run.conv)
+
     name = spec.model if isinstance(spec.model, str) else type(spec.model).__name__
     bar = progress_bar(total=len(run.cells) * spec.iterations, initial=slots.work_done(), disable=not progress,
                        unit="cell-it", desc=f"{name} {spec.order}-order grid", smoothing=0.05)
@@ -239,7 +260,7 @@ def run_grid(spec: GridSpec, checkpoint: str | os.PathLike | None = None, checkp
                 bar.close()
                 if stop.requested:
                     raise KeyboardInterrupt(f"grid interrupted; resume file: {checkpoint}")
-                return None
+                return result([], stopped=True)
             work = run.step(slots, snapshot_every)
             bar.update(work)
             pace.observe(work)
@@ -250,13 +271,11 @@ def run_grid(spec: GridSpec, checkpoint: str | os.PathLike | None = None, checkp
     bar.close()
 
     _evaluate(spec, run.model, slots.done, run.dtype, run.device, run.n_slots, run.cell_seed)
-    if run_info is not None:
-        run_info.update(resume.run_info(), **({"conv": run.conv} if run.conv is not None else {}))
     rows = [_public(slots.done[c], c, keep_params) for c in range(len(run.cells))]
     if snapshot_every:
         for c, row in enumerate(rows):
             row["snapshots"] = slots.snapshots.get(c, {})
-    return rows
+    return result(rows)
 
 
 PACE_STEPS = 3  # meta-iterations timed for run_grid's on_pace

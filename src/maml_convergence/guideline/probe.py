@@ -129,7 +129,7 @@ class _Probe:
                             loss=s.loss_fn, init_params=s.params,
                             run=RunOptions(device=str(s.device), slots=s.layout["slots"],
                                            task_loop=s.layout["task_loop"]))
-            for r in run_grid(spec, progress=self.run.verbose):
+            for r in run_grid(spec, progress=self.run.verbose).rows:
                 per_stream = trained.setdefault((r["alpha"], r["beta"]), [None] * s.streams)
                 per_stream[r["seed"]] = {k: r[k] for k in ("status", "final_loss", "diverged_at")}
             self.seconds_per_cell = (time.monotonic() - started) / runs
