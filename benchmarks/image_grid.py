@@ -56,7 +56,7 @@ def cell_iterations_per_s(spec, steps: int, device: str) -> float:
         return time.perf_counter() - start
 
     wall(1)  # caches: allocator, cuDNN's choice of kernels, the dataset
-    return min(spec.slots, len(spec.cells())) * steps / (wall(1 + steps) - wall(1))
+    return min(spec.run.slots, len(spec.cells())) * steps / (wall(1 + steps) - wall(1))
 
 
 def flops_per_cell_iteration(spec, device: str) -> float:
@@ -87,7 +87,7 @@ def matches_reference(spec, device: str) -> bool | None:
     model = models.build(spec.model).to(device).double()
     params = {k: v.to(device) for k, v in models.initial_params(model, spec.init_seed, torch.float64).items()}
     batch = spec.problem.sample(0, dtype=torch.float64, device=device, tasks=2)
-    engine, _ = maml.meta_gradient(model, params, batch, 0.1, spec.inner_steps, spec.order, spec.task_loop)
+    engine, _ = maml.meta_gradient(model, params, batch, 0.1, spec.inner_steps, spec.order, spec.run.task_loop)
     reference, _ = higher_backend.meta_gradient(model, params, batch, 0.1, spec.inner_steps, spec.order)
     num = sum(((engine[k] - reference[k]) ** 2).sum() for k in engine) ** 0.5
     den = sum((reference[k] ** 2).sum() for k in reference) ** 0.5
@@ -111,11 +111,11 @@ def main() -> int:
     for dataset in ("omniglot", "miniimagenet"):
         spec = experiments.image_spec(cfg, dataset, device)
         if on_gpu and args.slots:
-            spec = dataclasses.replace(spec, slots=args.slots)
+            spec = spec.with_run(slots=args.slots)
         # cells that train all the way: alpha > 0 and the smallest betas; iterations never reached: no cell
         # finishes, so no final evaluation is timed
         spec = dataclasses.replace(spec, iterations=steps + 2, pairs=sorted(
-            ((a, b) for a, b in spec.cells() if a > 0), key=lambda c: (c[1], c[0]))[:spec.slots])
+            ((a, b) for a, b in spec.cells() if a > 0), key=lambda c: (c[1], c[0]))[:spec.run.slots])
         rate = cell_iterations_per_s(spec, steps, device)
         flops = flops_per_cell_iteration(spec, device)
         reference = dataclasses.replace(spec, backend="higher", pairs=spec.pairs[:1], iterations=args.higher_steps + 2)
@@ -125,7 +125,8 @@ def main() -> int:
             higher_rate = None
         paper = config.paper_scale()[dataset]  # the projection is for the paper's grid, whatever was measured
         cells = paper["alphas"] * paper["betas"]
-        out[dataset] = {"cells_per_step": min(spec.slots, len(spec.cells())), "cell_iterations_per_s": round(rate, 3),
+        out[dataset] = {"cells_per_step": min(spec.run.slots, len(spec.cells())),
+                        "cell_iterations_per_s": round(rate, 3),
                         "gflop_per_cell_iteration": round(flops / 1e9, 3), "tflops": round(rate * flops / 1e12, 4),
                         "higher_cell_iterations_per_s": None if higher_rate is None else round(higher_rate, 4),
                         "paper_grid_s": round(cells * paper["iterations"] / rate, 1),

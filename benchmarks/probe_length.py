@@ -30,7 +30,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
 from maml_convergence import guideline, models  # noqa: E402
-from maml_convergence.grid import GridSpec, run_grid  # noqa: E402
+from maml_convergence.grid import GridSpec, RunOptions, run_grid  # noqa: E402
 from maml_convergence.tasks import SampledTasks, SinusoidTasks  # noqa: E402
 
 HALF_DECADES = [10 ** (k / 2) for k in range(-8, 3)]
@@ -49,9 +49,9 @@ def scan(sampler, horizon: int) -> dict:
     """Final loss of every ladder cell after ``horizon`` meta-iterations, keyed by (alpha rung, beta rung)."""
     alphas = [0.0] + [a for a in HALF_DECADES if a <= 1.0]
     spec = GridSpec(model=start_model(), problem=SampledTasks(sampler), alphas=alphas, betas=HALF_DECADES,
-                    iterations=horizon, slots=len(alphas) * len(HALF_DECADES))
+                    iterations=horizon, run=RunOptions(slots=len(alphas) * len(HALF_DECADES)))
     return {(rung(r["alpha"]), rung(r["beta"])): math.inf if r["status"] == "diverged" else r["final_loss"]
-            for r in run_grid(spec, progress=False)}
+            for r in run_grid(spec, progress=False).rows}
 
 
 def ratio(cell: dict | None, losses: dict, best: float) -> float | None:

@@ -49,7 +49,7 @@ def main() -> int:
     spec = dataclasses.replace(paper, alphas=alphas, betas=betas, iterations=args.engine_iterations)
 
     run_grid(spec, progress=False)  # warm-up: compiles, fills inductor's cache
-    rows, engine_s = timed(lambda: run_grid(spec, progress=False))
+    rows, engine_s = timed(lambda: run_grid(spec, progress=False).rows)
     engine_work = sum(r["iterations_run"] for r in rows[: len(cells)])
     engine_ms = 1e3 * engine_s / engine_work
     print(f"engine: {engine_work} cell-iterations in {engine_s:.2f} s -> {engine_ms:.3f} ms per cell-iteration",
@@ -71,19 +71,19 @@ def main() -> int:
 
     # Same numbers from both backends, so the speed comparison compares like with like.
     a, b, losses = check
-    same = dataclasses.replace(paper, alphas=[a], betas=[b], iterations=args.higher_iterations, slots=1,
-                               compile=False)
-    (row,) = run_grid(same, progress=False)
+    same = dataclasses.replace(paper, alphas=[a], betas=[b], iterations=args.higher_iterations).with_run(
+        slots=1, compile=False)
+    (row,) = run_grid(same, progress=False).rows
     agree = abs(row["last_loss"] - losses[-1]) <= 1e-4 * abs(losses[-1])
     print(f"check: last meta-loss engine {row['last_loss']:.6f} vs higher {losses[-1]:.6f} -> "
           f"{'agree' if agree else 'DISAGREE'}", file=sys.stderr)
 
     result = {"benchmark": "sinusoid_grid", "device": provenance.device_description(device),
-              "torch": torch.__version__, "slots": paper.slots, "compile": paper.compile,
+              "torch": torch.__version__, "slots": paper.run.slots, "compile": paper.run.compile,
               "engine_ms_per_cell_iter": round(engine_ms, 4), "higher_ms_per_cell_iter": round(higher_ms, 2),
               "speedup_vs_higher": round(higher_ms / engine_ms, 1), "backends_agree": agree}
     if not args.skip_paper_grid:
-        rows, paper_s = timed(lambda: run_grid(paper))
+        rows, paper_s = timed(lambda: run_grid(paper).rows)
         result.update(paper_grid_seconds=round(paper_s, 1), paper_grid_cells=len(rows),
                       paper_grid_iterations=paper.iterations,
                       paper_grid_diverged=sum(r["status"] == "diverged" for r in rows),

@@ -11,7 +11,7 @@ import pytest
 from maml_convergence import audit, claims, theory
 from maml_convergence.claims import linear
 from maml_convergence.claims import verdicts
-from maml_convergence.grid import GridSpec, run_grid
+from maml_convergence.grid import GridSpec, RunOptions, run_grid
 from maml_convergence.tasks import LinearRegressionTask
 
 
@@ -23,7 +23,7 @@ def hessian(seed: int) -> np.ndarray:
 
 def spec_of(seed: int, order: str = "second", inner_steps: int = 1) -> GridSpec:
     return GridSpec(model="linear", problem=LinearRegressionTask(seed=seed), alphas=[0.0], betas=[0.1], iterations=10,
-                    dtype="float64", slots=512, order=order, inner_steps=inner_steps, init_seed=seed)
+                    dtype="float64", order=order, inner_steps=inner_steps, init_seed=seed, run=RunOptions(slots=512))
 
 
 @pytest.fixture(scope="module")
@@ -37,7 +37,8 @@ def test_a_slowly_growing_top_direction_that_a_falling_loss_hides_is_classified_
     yet the iteration diverges: rho > 1, as the exact iteration matrix says."""
     spec, H = spec_of(1, "first"), hessian(1)
     cell = (1.03 * theory.paper_alpha_c(np.linalg.eigvalsh(H)), 4.17e-4)
-    runs = [run_grid(dataclasses.replace(spec, pairs=[cell], iterations=n), progress=False)[0] for n in (1000, 2000)]
+    runs = [run_grid(dataclasses.replace(spec, pairs=[cell], iterations=n), progress=False).rows[0]
+            for n in (1000, 2000)]
     assert runs[1]["final_plain_loss"] < runs[0]["final_plain_loss"]  # the loss hides the growth
     rho = audit.spectral_radii(spec, [cell])[0]
     exact = np.abs(np.linalg.eigvals(theory.iteration_matrix(H, *cell, "first"))).max()

@@ -52,11 +52,11 @@ def test_an_interrupted_write_leaves_the_old_file(tmp_path):
 
 def test_a_grid_checkpoint_cut_short_starts_over_to_identical_results(tmp_path):
     spec = sinusoid_spec(alphas=[0.01, 0.3], betas=[0.01, 5.0], iterations=6, slots=2)
-    full = run_grid(spec, progress=False)
+    full = run_grid(spec, progress=False).rows
     ckpt = tmp_path / "grid.ckpt"
-    assert run_grid(spec, checkpoint=ckpt, checkpoint_every=0.0, progress=False, max_steps=3) is None
+    assert run_grid(spec, checkpoint=ckpt, checkpoint_every=0.0, progress=False, max_steps=3).stopped
     ckpt.write_bytes(ckpt.read_bytes()[:100])
-    assert same_rows(run_grid(spec, checkpoint=ckpt, progress=False), full)
+    assert same_rows(run_grid(spec, checkpoint=ckpt, progress=False).rows, full)
 
 
 def test_the_curvature_analysis_of_fig5_resumes_from_its_checkpoint(tmp_path, monkeypatch):

@@ -9,7 +9,7 @@ import torch
 
 from maml_convergence import maml, models
 from maml_convergence.config import decade_grid
-from maml_convergence.grid import GridSpec, run_grid
+from maml_convergence.grid import GridSpec, RunOptions, run_grid
 from maml_convergence.tasks import LinearRegressionTask, SampledTasks, SinusoidTasks
 
 
@@ -29,9 +29,9 @@ def same_rows(a, b) -> bool:
     return norm(a) == norm(b)
 
 
-def sinusoid_spec(**kw):
+def sinusoid_spec(slots: int = 3, **kw):
     base = dict(model="sinusoid_mlp", problem=SinusoidTasks(tasks=3, seed=5), alphas=[0.01, 0.1],
-                betas=[0.01, 0.1], iterations=6, dtype="float64", slots=3)
+                betas=[0.01, 0.1], iterations=6, dtype="float64", run=RunOptions(slots=slots))
     base.update(kw)
     return GridSpec(**base)
 
@@ -53,7 +53,7 @@ def run_single(spec: GridSpec, alpha, beta):
 @pytest.mark.parametrize("optimizer,order", [("sgd", "second"), ("adam", "first")])
 def test_grid_cells_equal_single_runs(optimizer, order):
     spec = sinusoid_spec(optimizer=optimizer, order=order)
-    rows = run_grid(spec, progress=False, keep_params=True)
+    rows = run_grid(spec, progress=False, keep_params=True).rows
     assert [(r["alpha"], r["beta"]) for r in rows] == spec.cells()
     for r in rows:
         params, losses = run_single(spec, r["alpha"], r["beta"])
@@ -69,11 +69,11 @@ def test_the_higher_backend_trains_the_same_cells(optimizer, order, tmp_path):
     """backend: higher trains one cell at a time with the reference implementation: the same
     rows as the engine (float64), diverged cells included, and it resumes like the engine."""
     spec = sinusoid_spec(alphas=[0.0, 0.1], betas=[0.01, 50.0], optimizer=optimizer, order=order, seeds=[5, 6])
-    engine = run_grid(spec, progress=False)
+    engine = run_grid(spec, progress=False).rows
     reference = dataclasses.replace(spec, backend="higher")
     ckpt = tmp_path / "grid.ckpt"
-    assert run_grid(reference, checkpoint=ckpt, checkpoint_every=0.0, progress=False, max_steps=9) is None
-    rows = run_grid(reference, checkpoint=ckpt, progress=False)
+    assert run_grid(reference, checkpoint=ckpt, checkpoint_every=0.0, progress=False, max_steps=9).stopped
+    rows = run_grid(reference, checkpoint=ckpt, progress=False).rows
     assert [r["status"] for r in rows] == [r["status"] for r in engine] and "diverged" in {r["status"] for r in rows}
     for got, want in zip(rows, engine):
         assert got["diverged_at"] == want["diverged_at"]
@@ -86,8 +86,8 @@ def test_the_higher_backend_trains_the_same_cells(optimizer, order, tmp_path):
 def test_diverging_cell_is_recorded_and_does_not_touch_others():
     calm = sinusoid_spec(alphas=[0.01], betas=[0.01, 0.05])
     stormy = sinusoid_spec(alphas=[0.01], betas=[0.01, 50.0, 0.05], slots=3)
-    calm_rows = run_grid(calm, progress=False, keep_params=True)
-    stormy_rows = run_grid(stormy, progress=False, keep_params=True)
+    calm_rows = run_grid(calm, progress=False, keep_params=True).rows
+    stormy_rows = run_grid(stormy, progress=False, keep_params=True).rows
     bad = stormy_rows[1]
     assert bad["status"] == "diverged" and 0 < bad["diverged_at"] < stormy.iterations
     assert math.isnan(bad["final_loss"])
@@ -102,53 +102,51 @@ def test_diverging_cell_is_recorded_and_does_not_touch_others():
 def test_blowup_threshold_marks_divergence_before_overflow():
     spec = GridSpec(model="linear", problem=LinearRegressionTask(), alphas=[0.001], betas=[0.2], iterations=400,
                     dtype="float64", blowup_factor=100.0)
-    (row,) = run_grid(spec, progress=False)
+    (row,) = run_grid(spec, progress=False).rows
     assert row["status"] == "diverged"
     assert row["last_loss"] > 100 * row["initial_loss"] and math.isfinite(row["last_loss"])
 
 
 def test_same_seed_same_results_and_slots_do_not_matter():
-    a = run_grid(sinusoid_spec(), progress=False)
-    b = run_grid(sinusoid_spec(), progress=False)
+    a = run_grid(sinusoid_spec(), progress=False).rows
+    b = run_grid(sinusoid_spec(), progress=False).rows
     assert same_rows(a, b)
-    c = run_grid(sinusoid_spec(slots=1), progress=False)
+    c = run_grid(sinusoid_spec(slots=1), progress=False).rows
     for x, y in zip(a, c):
         assert x["final_loss"] == pytest.approx(y["final_loss"], rel=1e-10)
 
 
 def test_interrupted_run_resumes_to_identical_results(tmp_path):
     spec = sinusoid_spec(alphas=[0.01, 0.3, 0.9], betas=[0.01, 0.1, 5.0], iterations=8, slots=4)
-    full = run_grid(spec, progress=False)
+    full = run_grid(spec, progress=False).rows
     ckpt = tmp_path / "grid.ckpt"
-    assert run_grid(spec, checkpoint=ckpt, checkpoint_every=0.0, progress=False, max_steps=5) is None
+    stopped = run_grid(spec, checkpoint=ckpt, checkpoint_every=0.0, progress=False, max_steps=5)
+    assert stopped.stopped and stopped.rows == []
     assert ckpt.exists()
     first_part = torch.load(ckpt, weights_only=False)["elapsed"]
-    run_info = {}
-    resumed = run_grid(spec, checkpoint=ckpt, checkpoint_every=0.0, progress=False, run_info=run_info)
-    assert same_rows(resumed, full)
+    resumed = run_grid(spec, checkpoint=ckpt, checkpoint_every=0.0, progress=False)
+    assert same_rows(resumed.rows, full) and not resumed.stopped
     # the provenance of a resumed run counts the interrupted part and says it resumed
-    assert run_info == {"earlier_seconds": first_part, "resumed": 1} and first_part > 0
-    fresh = {}
-    run_grid(spec, progress=False, run_info=fresh)
-    assert fresh == {"earlier_seconds": 0.0, "resumed": 0}
+    assert resumed.run_info == {"earlier_seconds": first_part, "resumed": 1} and first_part > 0
+    assert run_grid(spec, progress=False).run_info == {"earlier_seconds": 0.0, "resumed": 0}
 
 
 def test_checkpoint_of_another_configuration_is_ignored(tmp_path, capsys):
     ckpt = tmp_path / "grid.ckpt"
     run_grid(sinusoid_spec(), checkpoint=ckpt, checkpoint_every=0.0, progress=False, max_steps=2)
     other = sinusoid_spec(iterations=7)
-    assert same_rows(run_grid(other, checkpoint=ckpt, progress=False), run_grid(other, progress=False))
+    assert same_rows(run_grid(other, checkpoint=ckpt, progress=False).rows, run_grid(other, progress=False).rows)
     assert "different configuration" in capsys.readouterr().err
 
 
 def test_seeds_in_one_run_equal_separate_runs():
     """A seed replaces the task stream and the initialisation; cells of different seeds never mix."""
     base = sinusoid_spec(alphas=[0.0, 0.1], betas=[0.01], optimizer="adam", slots=4)
-    together = run_grid(dataclasses.replace(base, seeds=[3, 4]), progress=False, keep_params=True)
+    together = run_grid(dataclasses.replace(base, seeds=[3, 4]), progress=False, keep_params=True).rows
     assert [(r["alpha"], r["seed"]) for r in together] == [(0.0, 3), (0.0, 4), (0.1, 3), (0.1, 4)]
     for seed in (3, 4):
         alone = run_grid(dataclasses.replace(base, problem=dataclasses.replace(base.problem, seed=seed),
-                                             init_seed=seed), progress=False, keep_params=True)
+                                             init_seed=seed), progress=False, keep_params=True).rows
         mine = [r for r in together if r["seed"] == seed]
         for a, b in zip(alone, mine):
             assert a["final_loss"] == pytest.approx(b["final_loss"], rel=1e-12)
@@ -158,11 +156,11 @@ def test_seeds_in_one_run_equal_separate_runs():
 
 def test_snapshots_survive_an_interruption(tmp_path):
     spec = sinusoid_spec(iterations=8)
-    full = run_grid(spec, progress=False, snapshot_every=3)
+    full = run_grid(spec, progress=False, snapshot_every=3).rows
     assert sorted(full[0]["snapshots"]) == [0, 3, 6, 8]  # multiples of 3, and the last
     ckpt = tmp_path / "grid.ckpt"
-    assert run_grid(spec, checkpoint=ckpt, checkpoint_every=0.0, progress=False, max_steps=4, snapshot_every=3) is None
-    resumed = run_grid(spec, checkpoint=ckpt, progress=False, snapshot_every=3)
+    assert run_grid(spec, checkpoint=ckpt, checkpoint_every=0.0, progress=False, max_steps=4, snapshot_every=3).stopped
+    resumed = run_grid(spec, checkpoint=ckpt, progress=False, snapshot_every=3).rows
     for a, b in zip(full, resumed):
         assert sorted(a["snapshots"]) == sorted(b["snapshots"])
         for it in a["snapshots"]:
@@ -175,11 +173,12 @@ def test_a_module_of_ones_own_with_a_sampler_trains_the_same_cells_as_the_named_
     problem = SinusoidTasks(tasks=5, seed=2)
     cells = [(0.0, 0.1), (0.01, 0.3), (0.3, 3.0)]
     named = run_grid(GridSpec(model="sinusoid_mlp", problem=problem, alphas=[], betas=[], pairs=cells,
-                              iterations=15, init_seed=4, slots=2), progress=False)
+                              iterations=15, init_seed=4, run=RunOptions(slots=2)), progress=False).rows
     module = models.sinusoid_mlp()
     own = run_grid(GridSpec(model=module, problem=SampledTasks(problem.sample), alphas=[], betas=[], pairs=cells,
-                            iterations=15, slots=2, init_params=models.initial_params(module, 4), loss=maml.mse),
-                   progress=False)
+                            iterations=15, init_params=models.initial_params(module, 4), loss=maml.mse,
+                            run=RunOptions(slots=2)),
+                   progress=False).rows
     assert pd.DataFrame(own).equals(pd.DataFrame(named))  # NaN where both diverged
     with pytest.raises(ValueError, match="only a grid of a named model"):
         GridSpec(model=module, problem=SampledTasks(problem.sample), alphas=[0.1], betas=[0.1],

@@ -168,7 +168,7 @@ def test_the_default_probe_length_picks_a_cell_near_the_best_where_five_iteratio
     iterations per cell recommends a cell that, trained 300 meta-iterations, ends at more than twice the loss of
     the best cell of a half-decade scan; the default probe (guideline.ITERATIONS) one within 1.3x of it
     (benchmarks/probe_length.py prints this case among others)."""
-    from maml_convergence.grid import GridSpec, run_grid
+    from maml_convergence.grid import GridSpec, RunOptions, run_grid
     from maml_convergence.tasks import SampledTasks
 
     batch = SinusoidTasks(tasks=10, seed=0).sample(0)
@@ -181,9 +181,9 @@ def test_the_default_probe_length_picks_a_cell_near_the_best_where_five_iteratio
     rung = lambda v: round(2 * math.log10(v)) if v > 0 else None  # noqa: E731
     ladder = [10 ** (k / 2) for k in range(-6, 1)]
     spec = GridSpec(model=start(), problem=SampledTasks(sampler), alphas=[0.0] + ladder[:-1], betas=ladder[1:],
-                    iterations=300, slots=42)
+                    iterations=300, run=RunOptions(slots=42))
     scan = {(rung(r["alpha"]), rung(r["beta"])): math.inf if r["status"] == "diverged" else r["final_loss"]
-            for r in run_grid(spec, progress=False)}
+            for r in run_grid(spec, progress=False).rows}
     best = min(scan.values())
 
     def trained_to(**kw):

@@ -1,13 +1,12 @@
 """Few-shot image experiments: the CNN and its batch norm, the engine against higher and finite
 differences on it, the episode sampler, and the grid on image tasks."""
 
-import dataclasses
 
 import pytest
 import torch
 
 from maml_convergence import higher_backend, maml, models
-from maml_convergence.grid import GridSpec, run_grid
+from maml_convergence.grid import GridSpec, RunOptions, run_grid
 from maml_convergence.tasks import Batch, FewShotTasks
 
 F64 = torch.float64
@@ -182,9 +181,9 @@ def test_rotations_are_new_classes(fake_omniglot):
 def test_image_grid_cells_equal_a_plain_loop_and_slots_do_not_matter(fake_omniglot):
     problem = FewShotTasks("omniglot", fake_omniglot, tasks=2, k_query=2, eval_tasks=2)
     spec = GridSpec(model="omniglot_cnn", problem=problem, alphas=[0.1, 0.5], betas=[0.3], iterations=2,
-                    inner_steps=2, dtype="float64", slots=1, task_loop=True)
-    rows = run_grid(spec, progress=False, keep_params=True)
-    vmapped = run_grid(dataclasses.replace(spec, slots=2, task_loop=False), progress=False, keep_params=True)
+                    inner_steps=2, dtype="float64", run=RunOptions(slots=1, task_loop=True))
+    rows = run_grid(spec, progress=False, keep_params=True).rows
+    vmapped = run_grid(spec.with_run(slots=2, task_loop=False), progress=False, keep_params=True).rows
     model = models.build("omniglot_cnn").double()
     for row, other in zip(rows, vmapped):
         params = models.initial_params(model, 0, F64)
@@ -199,13 +198,12 @@ def test_image_grid_cells_equal_a_plain_loop_and_slots_do_not_matter(fake_omnigl
 def test_an_image_grid_runs_the_convolution_it_is_given_with_the_same_results(fake_omniglot):
     problem = FewShotTasks("omniglot", fake_omniglot, tasks=2, k_query=2, eval_tasks=2)
     spec = GridSpec(model="omniglot_cnn", problem=problem, alphas=[0.0, 0.5], betas=[0.3, 30.0], iterations=2,
-                    inner_steps=2, dtype="float64", slots=2, conv="native")
-    native = run_grid(spec, progress=False, keep_params=True)
+                    inner_steps=2, dtype="float64", run=RunOptions(slots=2, conv="native"))
+    native = run_grid(spec, progress=False, keep_params=True).rows
     for conv in ("unfold", "auto"):  # auto is native on a CPU
-        info = {}
-        rows = run_grid(dataclasses.replace(spec, conv=conv), progress=False, keep_params=True, run_info=info)
-        assert info["conv"] == ("unfold" if conv == "unfold" else "native")
-        for row, other in zip(rows, native):
+        result = run_grid(spec.with_run(conv=conv), progress=False, keep_params=True)
+        assert result.conv == result.run_info["conv"] == ("unfold" if conv == "unfold" else "native")
+        for row, other in zip(result.rows, native):
             assert row["status"] == other["status"]
             if row["status"] == "ok":
                 assert rel_err(row["final_params"], other["final_params"]) <= 1e-10

@@ -5,7 +5,6 @@ a copy of the package refactored so that it computes the same numbers keeps ever
 changed constant is refused, naming the first reference number that differs."""
 
 import ast
-import dataclasses
 import json
 import os
 import shutil
@@ -148,9 +147,9 @@ def kept_rows(folder):
 
 def test_a_chunk_cut_short_by_its_deadline_resumes_to_the_rows_of_an_uninterrupted_run(computed, tmp_path):
     ckpt = tmp_path / "chunk.ckpt"
-    assert run_grid(chunk_one(), checkpoint=ckpt, progress=False, deadline=time.monotonic()) is None
+    assert run_grid(chunk_one(), checkpoint=ckpt, progress=False, deadline=time.monotonic()).stopped
     assert ckpt.exists()
-    resumed = experiments.grid_frame(run_grid(chunk_one(), checkpoint=ckpt, progress=False)).drop(columns="cell")
+    resumed = experiments.grid_frame(run_grid(chunk_one(), checkpoint=ckpt, progress=False).rows).drop(columns="cell")
     pd.testing.assert_frame_equal(resumed, kept_rows(computed[1]), check_exact=True)
 
 
@@ -162,8 +161,8 @@ UNFOLD_TOLERANCE = 2e-3
 
 def test_the_native_and_the_unfold_convolution_agree_within_the_stated_tolerance():
     spec = experiments.image_spec(SMALL_CFG, "omniglot", "cpu")
-    native = pd.DataFrame(run_grid(dataclasses.replace(spec, conv="native"), progress=False))
-    unfold = pd.DataFrame(run_grid(dataclasses.replace(spec, conv="unfold"), progress=False))
+    native = pd.DataFrame(run_grid(spec.with_run(conv="native"), progress=False).rows)
+    unfold = pd.DataFrame(run_grid(spec.with_run(conv="unfold"), progress=False).rows)
     assert list(native.status) == list(unfold.status) == ["ok"] * 6
     for column in ("final_loss", "heldout_loss"):
         relative = ((native[column] - unfold[column]) / native[column]).abs()

@@ -100,7 +100,7 @@ def test_the_reference_spectra_come_out_again(committed, reference):
 def test_the_fig3_grids_and_claims_c2_come_out_again(committed, paper, reference, order, tmp_path):
     spec = experiments.linear_spec(paper, order, "cpu")
     path = tmp_path / "grid.csv"
-    experiments.grid_frame(run_grid(spec, progress=False)).to_csv(path, index=False)  # as the workflow writes it
+    experiments.grid_frame(run_grid(spec, progress=False).rows).to_csv(path, index=False)  # as the workflow writes it
     rows = claims.linear_claims(claims.ids_of(linear.grid_claims), pd.read_csv(path), order, spec.iterations,
                                 paper["linear"]["success_loss"], spectra(reference))
     want = {c["id"]: c for c in committed["claims"]}
@@ -132,7 +132,7 @@ def test_the_two_step_fig3_grids_come_out_as_their_committed_source_data(paper, 
         pytest.skip("figures/data/fig3-n2 is not there yet: run `make reproduce`")
     spec = experiments.linear_spec(paper, order, "cpu", inner_steps=2)
     path = tmp_path / "grid.csv"
-    experiments.grid_frame(run_grid(spec, progress=False)).to_csv(path, index=False)  # as the workflow writes it
+    experiments.grid_frame(run_grid(spec, progress=False).rows).to_csv(path, index=False)  # as the workflow writes it
     got, want = pd.read_csv(path), pd.read_csv(committed_grid)
     assert list(got.columns) == list(want.columns) and len(got) == len(want)
     assert same_numbers(json_round_trip(got.to_dict("records")), json_round_trip(want.to_dict("records"))) == []

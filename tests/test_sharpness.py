@@ -122,7 +122,7 @@ def _quick_sinusoid_grid(root):
 
     cfg = config.load(root / "config" / "quick.yaml")
     spec = experiments.sinusoid_grid_spec(cfg, "cpu")
-    rows = run_grid(spec, progress=False, keep_params=True)
+    rows = run_grid(spec, progress=False, keep_params=True).rows
     return cfg, experiments.grid_frame(rows), experiments.sinusoid_final_params(spec, rows)
 
 
@@ -151,8 +151,8 @@ def test_fig7_reads_the_grids_final_parameters_and_resumes_its_lanczos(root, tmp
     spec = experiments.sinusoid_spec(cfg, "cpu")
     spec = dataclasses.replace(spec, problem=dataclasses.replace(spec.problem, seed=int(cell.seed)),
                                init_seed=int(cell.seed))
-    alone = dataclasses.replace(spec, pairs=[(cell.alpha, cell.beta)], slots=1, compile=False)
-    (row,) = run_grid(alone, progress=False, keep_params=True)
+    alone = dataclasses.replace(spec, pairs=[(cell.alpha, cell.beta)]).with_run(slots=1, compile=False)
+    (row,) = run_grid(alone, progress=False, keep_params=True).rows
     params = {k: v.double() for k, v in row["final_params"].items()}
     top = sharpness.maml_sharpness(models.build(spec.model).double(), params,
                                    eval_batch(spec.problem, torch.float64, "cpu"), cell.alpha, spec.inner_steps, k=1,

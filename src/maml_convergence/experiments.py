@@ -17,7 +17,7 @@ import torch
 from . import audit, curvature, curvature_mlp, data, guideline, maml, models, problems, sharpness, theory
 from .checkpoint import Checkpoint
 from .config import ConfigError, grid_values, resolve_path
-from .grid import GridSpec, eval_batch, run_grid
+from .grid import GridSpec, RunOptions, eval_batch, run_grid
 from .progress import progress_bar
 from .stability import stability_brackets
 from .problems import FEW_SHOT, LINEAR, SINUSOID
@@ -43,7 +43,7 @@ def fig1_spec(cfg: dict, device: str) -> GridSpec:
     sec = cfg["fig1"]
     spec = dataclasses.replace(sinusoid_spec(cfg, device), alphas=list(sec["alphas"]), betas=[sec["beta"]],
                                iterations=sec["iterations"], optimizer=sec["optimizer"], seeds=list(sec["seeds"]))
-    return dataclasses.replace(spec, slots=len(spec.cells()))
+    return spec.with_run(slots=len(spec.cells()))
 
 
 def task_gradient_stats(model, params, xs, ys) -> tuple[float, float]:
@@ -57,12 +57,21 @@ def task_gradient_stats(model, params, xs, ys) -> tuple[float, float]:
     return float(sq.sqrt().mean()), float(pair_sum / (n * (n - 1)))
 
 
+def _resumable_grid(cfg: dict, spec: GridSpec, checkpoint, run_info: dict | None, **options) -> list[dict]:
+    """The rows of a step's grid that resumes from ``checkpoint`` (saved every ``checkpoint_every`` seconds);
+    what provenance records of the run (``GridResult.run_info``) goes into ``run_info`` when given.
+    ``options``: more of ``run_grid``'s (``snapshot_every``)."""
+    result = run_grid(spec, checkpoint=checkpoint, checkpoint_every=cfg["checkpoint_every"], **options)
+    if run_info is not None:
+        run_info.update(result.run_info)
+    return result.rows
+
+
 def fig1_runs(cfg: dict, device: str, checkpoint=None, run_info: dict | None = None) -> pd.DataFrame:
     """Train both alphas for every seed, then measure the task gradients at every recorded
     iteration, on the meta-batch of that iteration (training tasks) and on a fixed held-out batch."""
     spec = fig1_spec(cfg, device)
-    rows = run_grid(spec, checkpoint=checkpoint, checkpoint_every=cfg["checkpoint_every"],
-                    snapshot_every=cfg["fig1"]["record_every"], run_info=run_info)
+    rows = _resumable_grid(cfg, spec, checkpoint, run_info, snapshot_every=cfg["fig1"]["record_every"])
     model = models.build("sinusoid_mlp")
     out = []
     for row in rows:
@@ -121,8 +130,9 @@ def grid_spec(cfg: dict, problem: str, device: str, data_path: str | None = None
                     alphas=alphas, betas=betas, iterations=sec["iterations"], inner_steps=sec.get("inner_steps", 1),
                     order=sec.get("order", "second"), optimizer=sec.get("optimizer", "sgd"),
                     blowup_factor=cfg["divergence"]["blowup_factor"], init_seed=seeds[0], dtype=row.dtype,
-                    device=device, slots=sec.get("slots", 64), seeds=seeds, backend=backend,
-                    compile=sec.get("compile", False) and backend == "engine")
+                    seeds=seeds, backend=backend,
+                    run=RunOptions(device=device, slots=sec.get("slots", 64),
+                                   compile=sec.get("compile", False) and backend == "engine"))
 
 
 # --- Fig. 3: linear regression, its reference point and the audit ---
@@ -138,8 +148,8 @@ def linear_spec(cfg: dict, order: str, device: str, seed: int | None = None, inn
     return GridSpec(model=linear.model, problem=family(LINEAR).from_config(LINEAR, sec, first), alphas=alphas,
                     betas=betas, iterations=sec["iterations"], order=order, inner_steps=inner_steps, optimizer="sgd",
                     blowup_factor=cfg["divergence"]["blowup_factor"], init_seed=first, dtype=linear.dtype,
-                    device=device, slots=sec["slots"], compile=False,
-                    seeds=list(sec["seeds"]) if seed is None else None, backend=cfg.get("backend", "engine"))
+                    seeds=list(sec["seeds"]) if seed is None else None, backend=cfg.get("backend", "engine"),
+                    run=RunOptions(device=device, slots=sec["slots"], compile=False))
 
 
 def linear_reference(cfg: dict, device: str, order: str = "second") -> dict:
@@ -152,10 +162,10 @@ def linear_reference(cfg: dict, device: str, order: str = "second") -> dict:
     """
     ref = cfg["linear"]["reference"]
     spec = linear_spec(cfg, order, device)
-    spec = dataclasses.replace(spec, alphas=[ref["alpha"]], betas=[ref["beta"]], slots=len(spec.seeds))
+    spec = dataclasses.replace(spec, alphas=[ref["alpha"]], betas=[ref["beta"]]).with_run(slots=len(spec.seeds))
     model = models.build(spec.model)
     draws = []
-    for row in run_grid(spec, progress=False, keep_params=True):
+    for row in run_grid(spec, progress=False, keep_params=True).rows:
         if row["status"] != "ok":
             raise RuntimeError(f"the reference run of draw {row['seed']} (alpha={ref['alpha']}, beta={ref['beta']}) "
                                f"diverged at iteration {row['diverged_at']}; its Hessian is not defined")
@@ -206,15 +216,16 @@ def sinusoid_spec(cfg: dict, device: str) -> GridSpec:
                     alphas=alphas, betas=betas,
                     iterations=sec["iterations"], inner_steps=sec["inner_steps"], order=sec["order"],
                     optimizer=sec["optimizer"], blowup_factor=cfg["divergence"]["blowup_factor"],
-                    init_seed=cfg["seed"], dtype=sinusoid.dtype, device=device, slots=sec["slots"],
-                    compile=sec["compile"])
+                    init_seed=cfg["seed"], dtype=sinusoid.dtype,
+                    run=RunOptions(device=device, slots=sec["slots"], compile=sec["compile"]))
 
 
 def sinusoid_grid_spec(cfg: dict, device: str) -> GridSpec:
     """Fig. 4a's grid, once for every seed of ``sinusoid.seeds``, in one vectorised run."""
     spec, seeds, backend = sinusoid_spec(cfg, device), list(cfg["sinusoid"]["seeds"]), cfg.get("backend", "engine")
-    return dataclasses.replace(spec, seeds=seeds, problem=dataclasses.replace(spec.problem, seed=seeds[0]),
-                               init_seed=seeds[0], backend=backend, compile=spec.compile and backend == "engine")
+    spec = dataclasses.replace(spec, seeds=seeds, problem=dataclasses.replace(spec.problem, seed=seeds[0]),
+                               init_seed=seeds[0], backend=backend)
+    return spec.with_run(compile=spec.run.compile and backend == "engine")
 
 
 def sinusoid_reference(cfg: dict, device: str) -> dict:
@@ -227,11 +238,11 @@ def sinusoid_reference(cfg: dict, device: str) -> dict:
     """
     ref = cfg["sinusoid"]["reference"]
     spec = sinusoid_grid_spec(cfg, device)
-    spec = dataclasses.replace(spec, alphas=[ref["alpha"]], betas=[ref["beta"]], pairs=None, compile=False,
-                               slots=len(spec.seeds))
+    spec = dataclasses.replace(spec, alphas=[ref["alpha"]], betas=[ref["beta"]], pairs=None).with_run(
+        compile=False, slots=len(spec.seeds))
     model = models.build("sinusoid_mlp").double()
     per_seed = []
-    for row in run_grid(spec, progress=False, keep_params=True):
+    for row in run_grid(spec, progress=False, keep_params=True).rows:
         if row["status"] != "ok":
             raise RuntimeError(f"the sinusoid reference run of seed {row['seed']} (alpha={ref['alpha']}, "
                                f"beta={ref['beta']}) diverged at iteration {row['diverged_at']}; choose a reference "
@@ -300,8 +311,9 @@ def image_spec(cfg: dict, dataset: str, device: str, chunk: int | None = None, c
     return GridSpec(model=problems.get(dataset).model, problem=problem, alphas=alphas, betas=betas, pairs=pairs,
                     iterations=sec["iterations"], inner_steps=sec["inner_steps"], order=sec["order"],
                     optimizer="sgd", blowup_factor=cfg["divergence"]["blowup_factor"], init_seed=first,
-                    dtype=problems.get(dataset).dtype, device=device, slots=sec["gpu_slots"] if on_gpu else 1,
-                    task_loop=not on_gpu, backend=cfg.get("backend", "engine"), conv="auto", seeds=seeds)
+                    dtype=problems.get(dataset).dtype, backend=cfg.get("backend", "engine"), seeds=seeds,
+                    run=RunOptions(device=device, slots=sec["gpu_slots"] if on_gpu else 1, task_loop=not on_gpu,
+                                   conv="auto"))
 
 
 def image_grid_pace(cfg: dict, dataset: str, device: str) -> float:
@@ -318,8 +330,8 @@ def image_grid_pace(cfg: dict, dataset: str, device: str) -> float:
                 torch.rand((sec["tasks"], sec["n_way"] * sec["k_query"], *shape), generator=g), labels(sec["k_query"]))
 
     pace = []
-    probe = dataclasses.replace(spec, problem=SampledTasks(random_tasks), seeds=None, pairs=spec.cells()[:spec.slots],
-                                iterations=max(spec.iterations, 8))
+    probe = dataclasses.replace(spec, problem=SampledTasks(random_tasks), seeds=None,
+                                pairs=spec.cells()[:spec.run.slots], iterations=max(spec.iterations, 8))
     run_grid(probe, progress=False, on_pace=lambda rate: pace.append(rate) or True)
     return pace[0]
 
@@ -354,7 +366,7 @@ def initial_eval_losses(cfg: dict, dataset: str, alphas, device: str, data_path:
     model = models.build(spec.model).to(device)
     theta0 = {k: v.to(device) for k, v in models.initial_params(model, spec.init_seed).items()}
     batch = eval_batch(spec.problem, getattr(torch, spec.dtype), device)
-    return {a: float(maml.meta_loss(model, theta0, batch, a, spec.inner_steps, spec.task_loop)) for a in alphas}
+    return {a: float(maml.meta_loss(model, theta0, batch, a, spec.inner_steps, spec.run.task_loop)) for a in alphas}
 
 
 def initial_eval_loss_column(cfg: dict, dataset: str, frame: pd.DataFrame, device: str,
@@ -390,13 +402,12 @@ def fig5_spec(cfg: dict, device: str) -> GridSpec:
     """The paper's Appendix B run: the sinusoid MLP, alpha = beta = 1e-3, 50,000 iterations."""
     sec = cfg["fig5"]
     return dataclasses.replace(sinusoid_spec(cfg, device), alphas=[sec["alpha"]], betas=[sec["beta"]],
-                               iterations=sec["iterations"], slots=1, optimizer="sgd", order="second")
+                               iterations=sec["iterations"], optimizer="sgd", order="second").with_run(slots=1)
 
 
 def fig5_train(cfg: dict, device: str, checkpoint=None, run_info: dict | None = None) -> dict:
     spec = fig5_spec(cfg, device)
-    (row,) = run_grid(spec, checkpoint=checkpoint, checkpoint_every=cfg["checkpoint_every"],
-                      snapshot_every=cfg["fig5"]["snapshot_every"], run_info=run_info)
+    (row,) = _resumable_grid(cfg, spec, checkpoint, run_info, snapshot_every=cfg["fig5"]["snapshot_every"])
     if row["status"] != "ok":
         raise RuntimeError(f"the Fig. 5 run diverged at iteration {row['diverged_at']}")
     return {"snapshots": row["snapshots"], "final_loss": row["final_loss"], "fingerprint": spec.fingerprint()}
@@ -469,9 +480,8 @@ def fig6_runs(cfg: dict, device: str, grid: pd.DataFrame, checkpoint=None,
     spec = sinusoid_spec(cfg, device)
     every = cfg["fig6"]["every"]
     cells = fig6_cells(grid, cfg["fig6"]["alphas"], spec.problem.seed)
-    spec = dataclasses.replace(spec, pairs=[(a, b) for a, b, _ in cells], slots=len(cells), compile=False)
-    rows = run_grid(spec, checkpoint=checkpoint, checkpoint_every=cfg["checkpoint_every"], snapshot_every=every,
-                    run_info=run_info)
+    spec = dataclasses.replace(spec, pairs=[(a, b) for a, b, _ in cells]).with_run(slots=len(cells), compile=False)
+    rows = _resumable_grid(cfg, spec, checkpoint, run_info, snapshot_every=every)
     model = models.build(spec.model).double()
     out = []
     work = [(cell, row, it) for cell, row in zip(cells, rows) for it in sorted(row["snapshots"])]
@@ -561,10 +571,10 @@ def problem_spec(cfg: dict, problem: str, device: str, data_path: str | None = N
     if problem == LINEAR:
         return linear_spec(cfg, "second", device, seed=cfg["seed"])
     if problem == SINUSOID:
-        return dataclasses.replace(sinusoid_spec(cfg, device), compile=False)
+        return sinusoid_spec(cfg, device).with_run(compile=False)
     spec = grid_spec(cfg, problem, device, data_path=data_path)  # one run: the config's seed, not the grid's seeds
     return dataclasses.replace(spec, seeds=None, problem=dataclasses.replace(spec.problem, seed=cfg["seed"]),
-                               init_seed=cfg["seed"], compile=False)
+                               init_seed=cfg["seed"]).with_run(compile=False)
 
 
 def probe_settings(cfg: dict, problem: str, budget_seconds: float | None = None, iterations: int | None = None,
@@ -645,9 +655,8 @@ def guideline_check(cfg: dict, problem: str, device: str, cells: dict, data_path
     evaluation batch, ``initial_eval_loss``, for a few-shot problem). A cell named twice is trained once."""
     spec = problem_spec(cfg, problem, device, data_path)
     pairs = list(dict.fromkeys(cells.values()))
-    spec = dataclasses.replace(spec, pairs=pairs, slots=1)
-    trained = grid_frame(run_grid(spec, checkpoint=checkpoint, checkpoint_every=cfg["checkpoint_every"],
-                                  run_info=run_info))
+    spec = dataclasses.replace(spec, pairs=pairs).with_run(slots=1)
+    trained = grid_frame(_resumable_grid(cfg, spec, checkpoint, run_info))
     frame = pd.concat([trained.iloc[[pairs.index(cell)]].assign(suggested=name) for name, cell in cells.items()],
                       ignore_index=True)
     if problem in FEW_SHOT:

@@ -1,5 +1,9 @@
 """Train a grid of (alpha, beta) cells at once.
 
+A ``GridSpec`` says what a grid computes (its fingerprint identifies that) and, in its ``RunOptions``, how it is
+run (device, slots, compile, task loop, convolution: none changes a number beyond float round-off).
+``run_grid`` returns a ``GridResult``: the rows, whether the run stopped early, and what provenance records of it.
+
 The cells of a grid differ only in their learning rates; they share the initial
 parameters and the task stream. A fixed number of *slots* is trained in one
 vmapped step (parameters stacked along a leading axis). When a cell finishes
@@ -41,10 +45,24 @@ from .tasks import Batch, TaskFamily, stack_batches
 
 
 @dataclass(frozen=True)
+class RunOptions:
+    """How a grid is run: none of these changes a number beyond float round-off, so none is part of
+    ``GridSpec.fingerprint()`` (a resume file written with other options still resumes)."""
+    device: str = "cpu"
+    slots: int = 64  # cells trained in one vmapped step
+    compile: bool = False  # torch.compile the guarded meta-step
+    # Run a cell's tasks one after the other (vmap only the inner steps): faster for CNNs on CPU.
+    task_loop: bool = False
+    # The CNNs' convolution (models.ConvNet): "native", "unfold", or "auto": on a GPU whichever
+    # runs this grid's meta-step faster, timed at the start; on a CPU native. None: no CNN.
+    conv: str | None = None
+
+
+@dataclass(frozen=True)
 class GridSpec:
-    """What a grid computes (the model, the task distribution, the cells, the training) and how it is run (slots,
-    device, compile, task_loop, conv: these change no number beyond float round-off, and no fingerprint). Frozen:
-    a variant is ``dataclasses.replace(spec, ...)``."""
+    """What a grid computes (the model, the task distribution, the cells, the training) and, in ``run``, how it
+    is run (``RunOptions``). Frozen: a variant of what is ``dataclasses.replace(spec, ...)``, of how
+    ``spec.with_run(...)``."""
     model: str | torch.nn.Module  # a name of models.MODELS, or a module of one's own (guideline.suggest)
     problem: TaskFamily  # a task distribution (tasks.TaskFamily): the paper's families or SampledTasks
     alphas: list[float]
@@ -56,26 +74,23 @@ class GridSpec:
     blowup_factor: float = 1e3
     init_seed: int = 0
     dtype: str = "float32"
-    device: str = "cpu"
-    slots: int = 64
-    compile: bool = False
     pairs: list[tuple[float, float]] | None = None  # explicit (alpha, beta) cells instead of the product
     # Independent repetitions in one run: each seed has its own task stream and initial
     # parameters (it replaces problem.seed and init_seed); cells become (alpha, beta, seed).
     seeds: list[int] | None = None
-    # Run a cell's tasks one after the other (vmap only the inner steps): faster for CNNs on CPU.
-    task_loop: bool = False
     # "engine": torch.func, cells vmapped in slots; "higher": the reference implementation
     # (higher_backend), one cell and one task at a time, to cross-check cells with plain code.
     backend: str = "engine"
-    # The CNNs' convolution (models.ConvNet): "native", "unfold", or "auto": on a GPU whichever
-    # runs this grid's meta-step faster, timed at the start; on a CPU native. None: no CNN.
-    conv: str | None = None
     # The per-task loss: a name of maml.LOSSES ("auto": cross-entropy for class labels, else squared error)
     # or a function (prediction, target) -> scalar.
     loss: str | Callable = "auto"
     # The initial parameters of every cell, when they are not drawn from init_seed (a module of one's own).
     init_params: dict | None = None
+    run: RunOptions = RunOptions()
+
+    def with_run(self, **options) -> GridSpec:
+        """The same grid run another way: ``options`` replace fields of ``RunOptions``."""
+        return dataclasses.replace(self, run=dataclasses.replace(self.run, **options))
 
     def cells(self) -> list[tuple]:
         pairs = [tuple(p) for p in self.pairs] if self.pairs is not None else [
@@ -91,7 +106,7 @@ class GridSpec:
         return [(dataclasses.replace(self.problem, seed=s), s) for s in self.seeds]
 
     def fingerprint(self) -> str:
-        """Identifies the computation; slots, device and compile do not change results' meaning.
+        """Identifies the computation (``run``, how it is run, is left out: it does not change results' meaning).
         Only a grid of a named model, loss and initialisation has one (and so can resume)."""
         if not isinstance(self.model, str) or not isinstance(self.loss, str) or self.init_params is not None:
             raise ValueError("only a grid of a named model, a named loss and seeded initial parameters can be "
@@ -101,8 +116,7 @@ class GridSpec:
             if d[k] == default:
                 d.pop(k)
         d["problem"] = {"kind": type(self.problem).__name__, **asdict(self.problem)}
-        for k in ("slots", "device", "compile", "task_loop", "conv"):
-            d.pop(k)
+        d.pop("run")
         return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:16]
 
 
@@ -193,27 +207,47 @@ def _tree_map(fn, tree):
     return fn(tree)
 
 
+@dataclass(frozen=True)
+class GridResult:
+    """What ``run_grid`` returns. ``rows``: one per cell, alpha-major (empty when ``stopped``); ``stopped``: the
+    run stopped early (``max_steps``, ``deadline`` or ``on_pace``) after writing its checkpoint; ``resumed``: how
+    many times it resumed from one; ``earlier_seconds``: the time of the interrupted parts it resumed from (0
+    for a fresh run); ``conv``: the convolution a CNN ran (see ``RunOptions.conv``; None: no CNN)."""
+    rows: list[dict]
+    stopped: bool
+    resumed: int
+    earlier_seconds: float
+    conv: str | None
+
+    @property
+    def run_info(self) -> dict:
+        """What provenance records of the run: ``earlier_seconds``, ``resumed`` and, for a CNN, ``conv``."""
+        return {"earlier_seconds": self.earlier_seconds, "resumed": self.resumed,
+                **({"conv": self.conv} if self.conv is not None else {})}
+
+
 def run_grid(spec: GridSpec, checkpoint: str | os.PathLike | None = None, checkpoint_every: float = 30.0,
              progress: bool = True, max_steps: int | None = None, deadline: float | None = None,
              keep_params: bool = False, snapshot_every: int | None = None,
-             run_info: dict | None = None, on_pace: Callable[[float], bool] | None = None) -> list[dict] | None:
-    """Train every cell of ``spec``; return one result row per cell (alpha-major order).
+             on_pace: Callable[[float], bool] | None = None) -> GridResult:
+    """Train every cell of ``spec``; the result's rows hold one row per cell (alpha-major order).
 
-    With ``max_steps`` the run stops early (after writing its checkpoint) and returns None:
-    this is how tests simulate an interruption. ``deadline`` (a ``time.monotonic()`` value)
+    With ``max_steps`` the run stops early (after writing its checkpoint): the result is ``stopped``, with no
+    rows; this is how tests simulate an interruption. ``deadline`` (a ``time.monotonic()`` value)
     stops it the same way once that time has passed: a resumed run still gives identical rows.
     ``keep_params`` adds each surviving cell's final parameters to its row (``final_params``);
     ``snapshot_every`` adds ``snapshots``,
     the parameters at every multiple of that many iterations (0 and the last included).
-    ``run_info``, when given, receives ``earlier_seconds`` (time spent by the interrupted parts
-    this run resumed from, 0 for a fresh run), ``resumed`` (how many times it resumed) and, for a
-    CNN, ``conv`` (the convolution it ran, see ``GridSpec.conv``). ``on_pace`` is called once, after the
-    first ``PACE_STEPS`` meta-iterations following the first (which warms up), with their cell-iterations
-    per second; if it returns True the run stops there, as with ``deadline``.
+    ``on_pace`` is called once, after the first ``PACE_STEPS`` meta-iterations following the first (which warms
+    up), with their cell-iterations per second; if it returns True the run stops there, as with ``deadline``.
     """
     run = _GridRun(spec)
     resume = Checkpoint(checkpoint, spec.fingerprint() if checkpoint is not None else None, "grid")
     slots = _Scheduler(run, resume.load())  # a fresh start, or where an interrupted run stopped
+
+    def result(rows: list[dict], stopped: bool = False) -> GridResult:
+        return GridResult(rows, stopped, resume.resumed, resume.earlier_seconds, run.conv)
+
     name = spec.model if isinstance(spec.model, str) else type(spec.model).__name__
     bar = progress_bar(total=len(run.cells) * spec.iterations, initial=slots.work_done(), disable=not progress,
                        unit="cell-it", desc=f"{name} {spec.order}-order grid", smoothing=0.05)
@@ -226,7 +260,7 @@ def run_grid(spec: GridSpec, checkpoint: str | os.PathLike | None = None, checkp
                 bar.close()
                 if stop.requested:
                     raise KeyboardInterrupt(f"grid interrupted; resume file: {checkpoint}")
-                return None
+                return result([], stopped=True)
             work = run.step(slots, snapshot_every)
             bar.update(work)
             pace.observe(work)
@@ -237,13 +271,11 @@ def run_grid(spec: GridSpec, checkpoint: str | os.PathLike | None = None, checkp
     bar.close()
 
     _evaluate(spec, run.model, slots.done, run.dtype, run.device, run.n_slots, run.cell_seed)
-    if run_info is not None:
-        run_info.update(resume.run_info(), **({"conv": run.conv} if run.conv is not None else {}))
     rows = [_public(slots.done[c], c, keep_params) for c in range(len(run.cells))]
     if snapshot_every:
         for c, row in enumerate(rows):
             row["snapshots"] = slots.snapshots.get(c, {})
-    return rows
+    return result(rows)
 
 
 PACE_STEPS = 3  # meta-iterations timed for run_grid's on_pace
@@ -274,7 +306,7 @@ class _GridRun:
     parameters."""
 
     def __init__(self, spec: GridSpec):
-        self.spec, self.dtype, self.device = spec, getattr(torch, spec.dtype), torch.device(spec.device)
+        self.spec, self.dtype, self.device = spec, getattr(torch, spec.dtype), torch.device(spec.run.device)
         model = _build(spec).to(self.device)
         self.theta0 = [_initial_params(spec, model, init, self.dtype, self.device) for _, init in spec.seed_problems()]
         self.state0 = maml.init_optimizer_state(self.theta0[0], spec.optimizer)
@@ -282,7 +314,7 @@ class _GridRun:
         self.cells = spec.cells()
         seed_index = {seed: i for i, seed in enumerate(spec.seeds or [])}
         self.cell_seed = [seed_index[c[2]] if spec.seeds is not None else 0 for c in self.cells]
-        self.n_slots = 1 if spec.backend == "higher" else max(1, min(spec.slots, len(self.cells)))
+        self.n_slots = 1 if spec.backend == "higher" else max(1, min(spec.run.slots, len(self.cells)))
         self.conv = _choose_conv(spec, self.dtype, self.device, self.n_slots, self.theta0[0], self.state0,
                                  self.stream)
         self.model = _build(spec, self.conv).to(self.device) if self.conv is not None else model
@@ -294,7 +326,7 @@ class _GridRun:
             ok = torch.isfinite(loss) & (loss <= spec.blowup_factor * ref) & _all_finite(new_params)
             return _where(ok, new_params, params), _where(ok, new_state, opt_state), loss, ok
 
-        self.advance = torch.compile(advance, dynamic=False) if spec.compile else advance
+        self.advance = torch.compile(advance, dynamic=False) if spec.run.compile else advance
 
     def step(self, sched: "_Scheduler", snapshot_every: int | None) -> int:
         """One meta-iteration of every busy slot; a cell that diverged or finished is retired and its slot
@@ -389,8 +421,8 @@ def _choose_conv(spec: GridSpec, dtype, device, n_slots: int, theta0, state0, st
     """The convolution this grid runs: the spec's, or for "auto" on a GPU the one whose meta-step
     over a full set of slots is faster (one warm-up and three timed steps each; both compute the
     same function, tests/test_images.py holds them together). On a CPU "auto" is "native"."""
-    if spec.conv != "auto":
-        return spec.conv
+    if spec.run.conv != "auto":
+        return spec.run.conv
     if device.type != "cuda" or spec.backend != "engine":
         return "native"
     batch = stream.get([(0, 0)] * n_slots)
@@ -414,7 +446,7 @@ def meta_step(spec: GridSpec, model, dtype):
     """One meta-iteration of one cell, (params, state, xs, ys, xq, yq, alpha, beta) -> (params, state, loss),
     by the engine or by the reference implementation; the meta-optimiser's update is the same."""
     if spec.backend == "engine":
-        return maml.make_meta_step(model, spec.inner_steps, spec.order, spec.optimizer, spec.task_loop,
+        return maml.make_meta_step(model, spec.inner_steps, spec.order, spec.optimizer, spec.run.task_loop,
                                    maml.resolve_loss(spec.loss))
     if spec.backend != "higher":
         raise ValueError(f"backend must be 'engine' or 'higher', got {spec.backend!r}")
@@ -482,7 +514,7 @@ def _evaluate(spec: GridSpec, model, done: dict, dtype, device, chunk: int, cell
 
     def scores(params, alpha, xs, ys, xq, yq):
         batch = Batch(xs, ys, xq, yq)
-        meta = maml.meta_loss(model, params, batch, alpha, spec.inner_steps, spec.task_loop, loss=loss)
+        meta = maml.meta_loss(model, params, batch, alpha, spec.inner_steps, spec.run.task_loop, loss=loss)
         plain = vmap(lambda x, y: maml.task_loss(model, params, x, y, loss))(xq, yq).mean()
         if not classify:
             return meta, plain
@@ -490,7 +522,7 @@ def _evaluate(spec: GridSpec, model, done: dict, dtype, device, chunk: int, cell
 
     def heldout_scores(params, alpha, xs, ys, xq, yq):
         batch = Batch(xs, ys, xq, yq)
-        return (maml.meta_loss(model, params, batch, alpha, spec.inner_steps, spec.task_loop, loss=loss),
+        return (maml.meta_loss(model, params, batch, alpha, spec.inner_steps, spec.run.task_loop, loss=loss),
                 maml.query_accuracy(model, params, batch, alpha, spec.inner_steps, loss))
 
     vscores, vheldout = _over_slots(scores, chunk), _over_slots(heldout_scores, chunk)

@@ -82,7 +82,7 @@ def reference(cfg: dict, device: str, data_path: str | None = None) -> dict:
     spec = dataclasses.replace(experiments.image_spec(cfg, DATASET, device, data_path=data_path),
                                pairs=list(REFERENCE_CELLS), iterations=REFERENCE_ITERATIONS)
     rows = []
-    for row in run_grid(spec, progress=False):
+    for row in run_grid(spec, progress=False).rows:
         losses = LOSSES if row["status"] == "ok" else LOSSES[:1]
         rows.append({"alpha": row["alpha"], "beta": row["beta"], **{k: row[k] for k in OUTCOMES},
                      **{k: float(row[k]) for k in losses}})
@@ -258,19 +258,18 @@ def _compute_chunk(cfg: dict, folder: Path, chunk: int, expected: dict, device: 
     n = expected["chunks"]
     spec = experiments.image_spec(cfg, DATASET, device, chunk, n, dataset_path)
     resume = scratch / f"chunk-{chunk:03d}.ckpt"
-    start, run_info = time.perf_counter(), {}
-    rows = run_grid(spec, checkpoint=resume, checkpoint_every=cfg["checkpoint_every"], deadline=deadline,
-                    run_info=run_info)
-    if rows is None:
+    start = time.perf_counter()
+    result = run_grid(spec, checkpoint=resume, checkpoint_every=cfg["checkpoint_every"], deadline=deadline)
+    if result.stopped:
         print(f"[paper-grid] chunk {chunk} cut short by the budget; the next run resumes it from {resume}")
         return False
-    frame = experiments.grid_frame(rows)
+    frame = experiments.grid_frame(result.rows)
     start_loss = experiments.initial_eval_losses(cfg, DATASET, sorted(frame.alpha.unique()), device, dataset_path)
     frame["initial_eval_loss"] = frame.alpha.map(start_loss)
     wall = time.perf_counter() - start
     save(folder, chunk, frame, {
         "key": expected, "cells": len(frame), "diverged": int((frame.status == "diverged").sum()),
-        "provenance": record(f"paper-grid-chunk{chunk}of{n}", wall, run_info, fingerprint=spec.fingerprint(),
+        "provenance": record(f"paper-grid-chunk{chunk}of{n}", wall, result.run_info, fingerprint=spec.fingerprint(),
                              tf32=False, cudnn_deterministic=True, threads=torch.get_num_threads())})
     resume.unlink(missing_ok=True)
     print(f"[paper-grid] chunk {chunk} of {n}: {len(frame)} cells in {wall:.0f} s -> {paths(folder, chunk)[0]}",

@@ -73,7 +73,7 @@ class Step:
     """A command's run. ``cfg``: the sections of the configuration it reads, validated (``None``: read them
     from the command line; ``{}``: a command that reads none); ``device``: where it computes (``None``: the
     config's). ``name`` is what its provenance calls it, ``run_info`` what a resumable computation reports of
-    itself (``run_grid``'s: the time of earlier, interrupted parts, the convolution chosen)."""
+    itself (a grid's ``GridResult.run_info``: the time of earlier, interrupted parts, the convolution chosen)."""
 
     def __init__(self, args, *, device: str | None = None, cfg: dict | None = None):
         self.args, self.name, self.run_info = args, args.experiment, {}

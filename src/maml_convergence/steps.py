@@ -24,10 +24,12 @@ def write_grid(step: Step, spec, on_pace=None, final_params=None) -> None:
     """The grid's table and provenance; with ``final_params`` (a path) also the final parameters of its
     stable cells there (``experiments.sinusoid_final_params``), written before the table."""
     step.clock()
-    rows = run_grid(spec, checkpoint=step.checkpoint, checkpoint_every=step.cfg["checkpoint_every"],
-                    run_info=step.run_info, on_pace=on_pace, keep_params=final_params is not None)
-    if rows is None:  # on_pace stopped it: the projected time is over the limit
+    result = run_grid(spec, checkpoint=step.checkpoint, checkpoint_every=step.cfg["checkpoint_every"],
+                      on_pace=on_pace, keep_params=final_params is not None)
+    if result.stopped:  # on_pace stopped it: the projected time is over the limit
         raise config_mod.ConfigError(on_pace.refusal)
+    step.run_info.update(result.run_info)
+    rows = result.rows
     wall = step.seconds
     if final_params is not None:
         save_torch(final_params, experiments.sinusoid_final_params(spec, rows))

@@ -10,7 +10,7 @@ import numpy as np
 import torch
 
 from .. import maml, sharpness, theory
-from ..grid import GridSpec, run_grid
+from ..grid import GridSpec, RunOptions, run_grid
 from ..stability import outcomes
 from .ladder import ALPHA_SAFETY, BELOW_BEST, BETA_RUNGS, EXTEND, LANCZOS, RUNG, STABLE, _fmt, _half_decade, \
     _ladder, _rung, _rung_value
@@ -126,9 +126,10 @@ class _Probe:
             spec = GridSpec(model=s.model, problem=s.tasks, alphas=[], betas=[], pairs=todo,
                             seeds=list(range(s.streams)), iterations=s.iterations, inner_steps=s.inner_steps,
                             order=s.order, optimizer="sgd", dtype=str(s.dtype).replace("torch.", ""),
-                            device=str(s.device), slots=s.layout["slots"], task_loop=s.layout["task_loop"],
-                            loss=s.loss_fn, init_params=s.params)
-            for r in run_grid(spec, progress=self.run.verbose):
+                            loss=s.loss_fn, init_params=s.params,
+                            run=RunOptions(device=str(s.device), slots=s.layout["slots"],
+                                           task_loop=s.layout["task_loop"]))
+            for r in run_grid(spec, progress=self.run.verbose).rows:
                 per_stream = trained.setdefault((r["alpha"], r["beta"]), [None] * s.streams)
                 per_stream[r["seed"]] = {k: r[k] for k in ("status", "final_loss", "diverged_at")}
             self.seconds_per_cell = (time.monotonic() - started) / runs
