@@ -24,9 +24,9 @@ import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
+from maml_convergence.problems import FEW_SHOT  # noqa: E402
 from maml_convergence.stability import few_shot_stability  # noqa: E402
 
-FEW_SHOT = ("omniglot", "miniimagenet")
 
 
 def compare(folder: Path, problem: str) -> dict:

@@ -31,6 +31,7 @@ from torch.utils.flop_counter import FlopCounterMode
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
 from maml_convergence import config, experiments, maml, models, provenance  # noqa: E402
+from maml_convergence.problems import FEW_SHOT, MINIIMAGENET, OMNIGLOT  # noqa: E402
 from maml_convergence.grid import run_grid  # noqa: E402
 
 
@@ -108,7 +109,7 @@ def main() -> int:
     steps = args.steps or (10 if on_gpu else 2)
     torch.backends.cudnn.benchmark = True
     out = {"device": provenance.device_description(device), "torch": torch.__version__}
-    for dataset in ("omniglot", "miniimagenet"):
+    for dataset in FEW_SHOT:
         spec = experiments.image_spec(cfg, dataset, device)
         if on_gpu and args.slots:
             spec = spec.with_run(slots=args.slots)
@@ -132,7 +133,7 @@ def main() -> int:
                         "paper_grid_s": round(cells * paper["iterations"] / rate, 1),
                         "matches_reference": matches_reference(spec, device)}
         print(f"{dataset:<13} {json.dumps(out[dataset])}", flush=True)
-    o, m = out["omniglot"], out["miniimagenet"]
+    o, m = out[OMNIGLOT], out[MINIIMAGENET]
     print(json.dumps({**out, "cell_iterations_per_s": o["cell_iterations_per_s"], "tflops": o["tflops"],
                       "peak_memory_gb": round(peak_memory_gb(device), 2),
                       "omniglot_paper_grid_s": o["paper_grid_s"], "miniimagenet_paper_grid_s": m["paper_grid_s"],

@@ -30,7 +30,7 @@ import time
 import torch
 from torch import nn
 
-from maml_convergence import config, experiments, higher_backend, maml, models, provenance
+from maml_convergence import config, experiments, higher_backend, maml, models, problems, provenance
 from maml_convergence.tasks import FewShotTasks
 
 
@@ -66,9 +66,9 @@ def main() -> int:
     cfg = config.load()
     device = provenance.resolve_device(cfg["device"])
     result = {"device": provenance.device_description(device)}
-    for dataset in ("omniglot", "miniimagenet"):
+    for dataset in problems.FEW_SHOT:
         sec = cfg[dataset]
-        model = models.build(experiments.IMAGE_DATASETS[dataset]).to(device)
+        model = models.build(problems.get(dataset).model).to(device)
         params = {k: v.to(device) for k, v in models.initial_params(model, 0).items()}
         problem = FewShotTasks(dataset, experiments.prepared_path(cfg, dataset), tasks=sec["tasks"])
         batch = problem.sample(0, device=device)

@@ -26,9 +26,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
-from maml_convergence import config, experiments, provenance  # noqa: E402
+from maml_convergence import config, experiments, problems, provenance  # noqa: E402
 
-PROBLEMS = ("omniglot", "sinusoid")
+PROBLEMS = (problems.OMNIGLOT, problems.SINUSOID)  # what it times by default
 
 
 def one(problem: str, budget: float) -> dict:
@@ -36,7 +36,7 @@ def one(problem: str, budget: float) -> dict:
     cfg = config.load()
     device = provenance.resolve_device(cfg["device"])
     data_path = None
-    if problem in experiments.IMAGE_DATASETS:
+    if problem in problems.FEW_SHOT:
         from maml_convergence import data
         data.ensure_prepared(problem, config.resolve_path(cfg["data"]["root"]),
                              config.resolve_path(cfg["data"]["mirror"]))

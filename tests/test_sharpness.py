@@ -138,7 +138,7 @@ def test_fig7_reads_the_grids_final_parameters_and_resumes_its_lanczos(root, tmp
     from maml_convergence import experiments, models, sharpness
     from maml_convergence.checkpoint import Checkpoint
     from maml_convergence.config import ConfigError
-    from maml_convergence.grid import eval_batch, run_grid
+    from maml_convergence.grid import run_grid
 
     cfg, grid, final = _quick_sinusoid_grid(root)
     whole = experiments.fig7_sharpness(cfg, "cpu", grid, final)
@@ -155,7 +155,7 @@ def test_fig7_reads_the_grids_final_parameters_and_resumes_its_lanczos(root, tmp
     (row,) = run_grid(alone, progress=False, keep_params=True).rows
     params = {k: v.double() for k, v in row["final_params"].items()}
     top = sharpness.maml_sharpness(models.build(spec.model).double(), params,
-                                   eval_batch(spec.problem, torch.float64, "cpu"), cell.alpha, spec.inner_steps, k=1,
+                                   spec.problem.eval_batch(torch.float64, "cpu"), cell.alpha, spec.inner_steps, k=1,
                                    iterations=cfg["sharpness"]["lanczos_iterations"], seed=spec.init_seed)[0]
     assert top == pytest.approx(cell.lambda_max, rel=1e-4)
 

@@ -17,7 +17,7 @@ import torch
 from . import audit, curvature, curvature_mlp, data, guideline, maml, models, problems, sharpness, theory
 from .checkpoint import Checkpoint
 from .config import ConfigError, grid_values, resolve_path
-from .grid import GridSpec, RunOptions, eval_batch, run_grid
+from .grid import GridSpec, RunOptions, run_grid
 from .progress import progress_bar
 from .stability import stability_brackets
 from .problems import FEW_SHOT, LINEAR, SINUSOID
@@ -365,7 +365,7 @@ def initial_eval_losses(cfg: dict, dataset: str, alphas, device: str, data_path:
         spec = dataclasses.replace(spec, problem=dataclasses.replace(spec.problem, seed=seed), init_seed=seed)
     model = models.build(spec.model).to(device)
     theta0 = {k: v.to(device) for k, v in models.initial_params(model, spec.init_seed).items()}
-    batch = eval_batch(spec.problem, getattr(torch, spec.dtype), device)
+    batch = spec.problem.eval_batch(getattr(torch, spec.dtype), device)
     return {a: float(maml.meta_loss(model, theta0, batch, a, spec.inner_steps, spec.run.task_loop)) for a in alphas}
 
 
@@ -543,7 +543,7 @@ def fig7_sharpness(cfg: dict, device: str, grid: pd.DataFrame, final_params: dic
     seeds, lanczos = sorted(int(s) for s in grid.seed.unique()), cfg["sharpness"]["lanczos_iterations"]
     resume = Checkpoint(checkpoint, fig7_resume_fingerprint(final_params, seeds, lanczos), "fig7")
     model = models.build(spec.model).double()
-    batches = {s: eval_batch(dataclasses.replace(spec.problem, seed=s), torch.float64, "cpu") for s in seeds}
+    batches = {s: dataclasses.replace(spec.problem, seed=s).eval_batch(torch.float64, "cpu") for s in seeds}
     cells = {(r.seed, r.alpha, r.beta): r.cell for r in stable.itertuples()}
 
     def at_final_params(key) -> float:

@@ -171,8 +171,8 @@ def _slot_params(slots, s) -> dict:
 
 
 def _task_stream(spec: GridSpec, dtype, device):
-    seeds = [p for p, _ in spec.seed_problems()]
-    return type(spec.problem).stream(seeds, spec.iterations, dtype, device)
+    per_seed = [tasks for tasks, _ in spec.seed_problems()]
+    return type(spec.problem).stream(per_seed, spec.iterations, dtype, device)
 
 
 def _build(spec: GridSpec, conv: str | None = None) -> torch.nn.Module:
@@ -504,10 +504,10 @@ def _evaluate(spec: GridSpec, model, done: dict, dtype, device, chunk: int, cell
     """Final meta-loss and plain loss of every surviving cell on one fixed batch of tasks (its seed's);
     for classification also the query accuracy after adaptation there and, when the problem has
     held-out tasks, the meta-loss and accuracy on a fixed batch of them."""
-    problems = [problem for problem, _ in spec.seed_problems()]
-    batches = [eval_batch(problem, dtype, device) for problem in problems]
+    per_seed = [tasks for tasks, _ in spec.seed_problems()]
+    batches = [tasks.eval_batch(dtype, device) for tasks in per_seed]
     classify = not batches[0].yq.is_floating_point()  # class labels
-    heldout = [problem.heldout_batch(dtype, device) for problem in problems]
+    heldout = [tasks.heldout_batch(dtype, device) for tasks in per_seed]
     heldout = None if heldout[0] is None else heldout
     ok = [c for c, r in sorted(done.items()) if r["status"] == "ok"]
     loss = maml.resolve_loss(spec.loss)
@@ -545,11 +545,6 @@ def _evaluate(spec: GridSpec, model, done: dict, dtype, device, chunk: int, cell
             r.update(final_loss=m, final_plain_loss=out[1][j].item())
             names = ("final_accuracy", "heldout_loss", "heldout_accuracy")[:len(out) - 2]
             r.update({name: out[2 + k][j].item() for k, name in enumerate(names)})
-
-
-def eval_batch(problem: TaskFamily, dtype, device) -> Batch:
-    """The fixed batch of tasks every cell's final loss is measured on."""
-    return problem.eval_batch(dtype, device)
 
 
 def _to(tree, device):

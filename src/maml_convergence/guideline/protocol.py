@@ -14,7 +14,6 @@ import torch
 from torch.func import functional_call
 
 from .. import maml, models
-from ..grid import eval_batch
 from ..stability import DIVERGED_MULTIPLE
 from ..task_sources import tasks_from
 from ..tasks import Batch, ProtocolError, SampledTasks
@@ -86,7 +85,7 @@ def _protocol(model, sample_tasks, *, loss, device, inner_steps: int, order: str
         + (f"classification ({classes} classes)" if classes else "regression")
         + f"; one meta-iteration {seconds:.3g} s on {device.type}")
     return ProbeSettings(
-        model=model, params=params, tasks=tasks, first=first, evaluation=eval_batch(tasks, dtype, device),
+        model=model, params=params, tasks=tasks, first=first, evaluation=tasks.eval_batch(dtype, device),
         loss_fn=loss_fn, loss_name=loss if isinstance(loss, str) else getattr(loss, "__name__", "custom"),
         inner_steps=inner_steps, order=order, dtype=dtype, device=device, layout=layout, classes=classes,
         ceiling=DIVERGED_MULTIPLE * math.log(classes) if classes else math.inf, iterations=iterations,
