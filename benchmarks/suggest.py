@@ -45,8 +45,8 @@ def one(problem: str, budget: float) -> dict:
     probe = experiments.probe_settings(cfg, problem, budget_seconds=budget or None)
     iterations, streams = probe["iterations"], probe["streams"]
     start = time.perf_counter()
-    result = experiments.suggest_on(cfg, problem, device, probe["budget_seconds"], data_path, iterations, streams,
-                                    verbose=False)
+    result = experiments.suggest_on(cfg, problem, device, budget_seconds=probe["budget_seconds"], data_path=data_path,
+                                    iterations=iterations, streams=streams, verbose=False)
     summary = result.summary()
     return {"problem": problem, "device": provenance.device_description(device),
             "budget_s": result.settings["budget_seconds"],

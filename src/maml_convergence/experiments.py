@@ -588,16 +588,16 @@ def probe_settings(cfg: dict, problem: str, budget_seconds: float | None = None,
             "streams": pick(streams, "streams", guideline.STREAMS)}
 
 
-def suggest_on(cfg: dict, problem: str, device: str, budget_seconds: float, data_path: str | None = None,
+def suggest_on(cfg: dict, problem: str, device: str, *, budget_seconds: float, data_path: str | None = None,
                iterations: int = guideline.ITERATIONS, streams: int = guideline.STREAMS, rule: str = "recommended",
                checkpoint=None, verbose: bool = True) -> guideline.Suggestion:
     """``maml-convergence suggest --problem``: the guideline tool on one of the paper's problems, from the
     starting parameters and the task stream its grid's cells of seed ``cfg['seed']`` have."""
-    return _suggest_on_spec(cfg, problem_spec(cfg, problem, device, data_path), device, budget_seconds, iterations,
-                            streams, rule, checkpoint, verbose)
+    return _suggest_on_spec(cfg, problem_spec(cfg, problem, device, data_path), device, budget_seconds=budget_seconds,
+                            iterations=iterations, streams=streams, rule=rule, checkpoint=checkpoint, verbose=verbose)
 
 
-def _suggest_on_spec(cfg: dict, spec: GridSpec, device: str, budget_seconds: float, iterations: int, streams: int,
+def _suggest_on_spec(cfg: dict, spec: GridSpec, device: str, *, budget_seconds: float, iterations: int, streams: int,
                      rule: str = "recommended", checkpoint=None, verbose: bool = True) -> guideline.Suggestion:
     """The guideline tool from the starting parameters, task stream, inner steps and order of a grid's cells."""
     dtype = getattr(torch, spec.dtype)
@@ -627,8 +627,8 @@ def suggest_exact(cfg: dict, device: str, checkpoint=None, run_info: dict | None
     def one_run(run) -> list[dict]:
         seed, order, n = run
         spec = linear_spec(cfg, order, device, seed=seed, inner_steps=n)
-        result = _suggest_on_spec(cfg, spec, device, sec["budget_seconds"], sec["iterations"], sec["streams"],
-                                  verbose=False)
+        result = _suggest_on_spec(cfg, spec, device, budget_seconds=sec["budget_seconds"],
+                                  iterations=sec["iterations"], streams=sec["streams"], verbose=False)
         eig = linear_eigenvalues(spec.problem)
         rows = []
         for name in guideline.CELLS:

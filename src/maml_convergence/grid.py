@@ -226,7 +226,7 @@ class GridResult:
                 **({"conv": self.conv} if self.conv is not None else {})}
 
 
-def run_grid(spec: GridSpec, checkpoint: str | os.PathLike | None = None, checkpoint_every: float = 30.0,
+def run_grid(spec: GridSpec, *, checkpoint: str | os.PathLike | None = None, checkpoint_every: float = 30.0,
              progress: bool = True, max_steps: int | None = None, deadline: float | None = None,
              keep_params: bool = False, snapshot_every: int | None = None,
              on_pace: Callable[[float], bool] | None = None) -> GridResult:

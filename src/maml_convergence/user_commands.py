@@ -59,9 +59,9 @@ def cmd_suggest(args):
         step = Step(args, device=args.device and provenance.resolve_device(args.device))
         data_path = step.image_data() if args.problem in problems.FEW_SHOT else None
         probe = experiments.probe_settings(step.cfg, args.problem, args.budget_seconds, args.iterations, args.streams)
-        result = experiments.suggest_on(step.cfg, args.problem, step.device, probe["budget_seconds"], data_path,
-                                        probe["iterations"], probe["streams"], rule=args.rule,
-                                        checkpoint=step.checkpoint)
+        result = experiments.suggest_on(step.cfg, args.problem, step.device, budget_seconds=probe["budget_seconds"],
+                                        data_path=data_path, iterations=probe["iterations"],
+                                        streams=probe["streams"], rule=args.rule, checkpoint=step.checkpoint)
     else:
         step = Step(args, device=provenance.resolve_device(args.device or "auto"), cfg={})
         factory, sampler = _load_object(args.model, "--model"), _load_object(args.tasks, "--tasks")
