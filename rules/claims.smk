@@ -42,20 +42,13 @@ rule claims:
         md="results/claims/CLAIMS.md",
     params:
         config=step_config("claims"),
+        inputs=claim_inputs,
     log:
         "logs/claims.log",
     conda:
         ENV
     shell:
-        "maml-convergence claims --config-json {params.config:q} --linear-reference {input.linear_reference}"
-        " --linear-grids {input.linear_grids} --linear-audit {input.linear_audit}"
-        " --linear-audit-n2 {input.linear_audit_n2}"
-        " --sinusoid-grid {input.sinusoid_grid} --sinusoid-reference {input.sinusoid_reference}"
-        " --sinusoid-local-bound {input.sinusoid_local_bound} --fig1 {input.fig1} --fig2 {input.fig2}"
-        " --fig5 {input.fig5} --fig7 {input.fig7} "
-        + " ".join(f"--{d} {{input.{d}}}" for d in problems_mod.FEW_SHOT) +
-        " --omniglot-paper {input.omniglot_paper} --guideline {input.guideline}"
-        " --guideline-exact {input.guideline_exact}"
+        "maml-convergence claims --config-json {params.config:q} --inputs {params.inputs}"
         " --out-json {output.json} --out-md {output.md} 2>&1 | tee {log}"
 
 

@@ -94,6 +94,13 @@ def name_path_pairs(wildcards, input):
     return " ".join(f"{name}={path}" for name, path in input.items())
 
 
+def claim_inputs(wildcards, input):
+    """name=path of every result the claims read, by its name in claims.INPUTS (a list: a pair a file); the
+    provenance beside each is found by the claims, and is an input only so that its step runs first."""
+    return " ".join(f"{name}={path}" for name, value in input.items() if not name.endswith("_provenance")
+                    for path in ([value] if isinstance(value, str) else value))
+
+
 def data_record(wildcards, input):
     return f"--dataset-record {input.data}" if "data" in input.keys() else ""
 

@@ -64,3 +64,16 @@ def test_verdict_table_names_a_missing_or_malformed_claims_file_in_one_line(tmp_
         path.write_text(content)
     code, _, err = run(["verdict-table", "--claims", str(path)], capsys)
     assert code == 2 and len(err.strip().splitlines()) == 1 and str(path) in err and says in err
+
+
+@pytest.mark.parametrize("inputs,says", [
+    (["figure8=x.csv"], "figure8=x.csv is not name=path"),
+    (["linear_reference"], "linear_reference= is not name=path"),
+    (["fig1=a.csv", "fig1=b.csv"], "fig1 given twice"),
+    (["fig1=a.csv"], "linear_reference, linear_grids, linear_audit, sinusoid_grid, sinusoid_reference missing"),
+])
+def test_the_claims_name_a_bad_input_in_one_line(tmp_path, capsys, inputs, says):
+    code, _, err = run(["claims", "--config-json", '{"claims": {"near_edge_factor": 3.0}}', "--inputs", *inputs,
+                        "--out-json", str(tmp_path / "c.json"), "--out-md", str(tmp_path / "c.md")], capsys)
+    assert code == 2 and len(err.strip().splitlines()) == 1 and says in err, err
+    assert not (tmp_path / "c.json").exists()

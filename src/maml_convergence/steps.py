@@ -273,36 +273,33 @@ def cmd_guideline_check(args):
 
 
 @command("claims", "verdicts on the paper's claims", out=False, arguments=[
-    arg("--linear-reference", required=True, help="the Hessian spectra of the linear-regression draws"),
-    arg("--linear-grids", nargs="+", required=True, help="Fig. 3 grids, one per MAML order (claims C2-*)"),
-    arg("--linear-audit", required=True, help="the bisected boundary (claims A-paper-*, A-exact-*, A-alpha_c-*)"),
-    arg("--linear-audit-n2", help="the bisected boundary with two inner steps (claims A-*-n2-*)"),
-    arg("--sinusoid-grid", required=True, help="Fig. 4a grid (claim C3)"),
-    arg("--sinusoid-reference", required=True, help="the Hessian at a meta-trained sinusoid point (A-sinusoid)"),
-    arg("--sinusoid-local-bound", help="Fig. 4a's local prediction (claim A-local-sinusoid)"),
-    arg("--fig1", help="Fig. 1 gradient table (claim C1)"),
-    arg("--fig2", help="Fig. 2 curves (their numbers are kept beside the claims)"),
-    arg("--fig5", help="Fig. 5 curvature table (claim C6)"),
-    arg("--fig7", help="Fig. 7 sharpness over the sinusoid grid (claim E1)"),
-    arg("--omniglot", help="Fig. 4b grid (claims C4, C7-omniglot)"),
-    arg("--miniimagenet", help="Fig. 4c grid (claims C5, C7-miniimagenet)"),
-    arg("--omniglot-paper",
-        help="the paper-scale Fig. 4b grid, complete or not (claims C4-omniglot-paper, C7-omniglot-paper)"),
-    arg("--guideline", nargs="*", default=[],
-        help="suggest's reports and their checks, in pairs (claims G1-<problem>, G2-<problem>)"),
-    arg("--guideline-exact", help="suggest's cells on linear regression against the exact bound (claim G-exact)"),
+    arg("--inputs", nargs="+", required=True,
+        help="name=path of each result the claims read, named as in claims.INPUTS (the claims rule passes its "
+             "inputs so); a name given again adds a file: linear_grids (one per MAML order), guideline (per "
+             "problem, suggest's report, then its check)"),
     arg("--out-json", required=True),
     arg("--out-md", required=True),
 ])
 def cmd_claims(args):
-    """Every flag but the outputs is an input of ``claims.evaluate``, by the same name."""
+    """``claims.evaluate`` on the results named in ``--inputs``."""
     from . import claims
     step = Step(args, device="cpu")
-    if len(args.guideline) % 2:
-        raise config_mod.ConfigError("--guideline takes pairs: a suggestion report, then its check")
-    pairs = zip(args.guideline[::2], args.guideline[1::2])
-    inputs = {name: getattr(args, name) for name in claims.INPUTS}
-    inputs["guideline"] = {json.loads(Path(s).read_text())["problem"]: (s, c) for s, c in pairs}
+    given: dict[str, list[str]] = {}
+    for name, _, path in (item.partition("=") for item in args.inputs):
+        if name not in claims.INPUTS or not path:
+            raise config_mod.ConfigError(f"--inputs: {name}={path} is not name=path with a name of claims.INPUTS "
+                                         f"({', '.join(claims.INPUTS)})")
+        if given.get(name) and name not in claims.LISTS:
+            raise config_mod.ConfigError(f"--inputs: {name} given twice; it names one file")
+        given.setdefault(name, []).append(path)
+    if missing := [name for name in claims.REQUIRED if name not in given]:
+        raise config_mod.ConfigError(f"--inputs: {', '.join(missing)} missing; the claims need them")
+    if len(given.get("guideline", [])) % 2:
+        raise config_mod.ConfigError("--inputs: guideline takes pairs: a suggestion report, then its check")
+    inputs = {name: paths if name in claims.LISTS else paths[0] for name, paths in given.items()}
+    guideline = inputs.pop("guideline", [])
+    inputs["guideline"] = {json.loads(Path(s).read_text())["problem"]: (s, c)
+                           for s, c in zip(guideline[::2], guideline[1::2])}
     result = claims.evaluate(step.cfg, inputs)
     provenance.write_json(args.out_json, result)
     provenance.atomic_write_text(args.out_md, claims.to_markdown(result))

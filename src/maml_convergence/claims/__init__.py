@@ -19,11 +19,11 @@ from .edge import edge_ratios
 from .few_shot import paper_scale_claims
 from .linear import audit_claims, linear_claims
 from .render import README_BEGIN, README_END, has_verdict_table, to_markdown, verdict_table, with_verdict_table
-from .results import INPUTS, Results
+from .results import INPUTS, LISTS, REQUIRED, Results
 
-__all__ = ["INPUTS", "README_BEGIN", "README_END", "REGISTRY", "audit_claims", "edge_ratios", "evaluate",
-           "fig2_numbers", "has_verdict_table", "ids_of", "linear_claims", "paper_scale_claims", "to_markdown",
-           "verdict_table", "with_verdict_table"]
+__all__ = ["INPUTS", "LISTS", "REQUIRED", "README_BEGIN", "README_END", "REGISTRY", "audit_claims", "edge_ratios",
+           "evaluate", "fig2_numbers", "has_verdict_table", "ids_of", "linear_claims", "paper_scale_claims",
+           "to_markdown", "verdict_table", "with_verdict_table"]
 
 
 @dataclass(frozen=True)

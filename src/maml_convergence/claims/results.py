@@ -16,6 +16,8 @@ from ..problems import FEW_SHOT  # the few-shot grids, in the order their claims
 INPUTS = ("linear_reference", "linear_grids", "linear_audit", "linear_audit_n2", "sinusoid_grid",
           "sinusoid_reference", "sinusoid_local_bound", "fig1", "fig2", "fig5", "fig7", *FEW_SHOT,
           "omniglot_paper", "guideline", "guideline_exact")  # a few-shot grid's input is named after its problem
+LISTS = ("linear_grids", "guideline")  # several files: a grid per MAML order; per problem a report, then its check
+REQUIRED = ("linear_reference", "linear_grids", "linear_audit", "sinusoid_grid", "sinusoid_reference")
 
 
 def provenance_of(result_path) -> dict:
