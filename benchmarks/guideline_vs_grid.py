@@ -28,7 +28,6 @@ from maml_convergence.problems import FEW_SHOT  # noqa: E402
 from maml_convergence.stability import few_shot_stability  # noqa: E402
 
 
-
 def compare(folder: Path, problem: str) -> dict:
     report = json.loads((folder / f"suggestion_{problem}.json").read_text())
     check = pd.read_csv(folder / f"check_{problem}.csv.gz").set_index("suggested")

@@ -31,8 +31,8 @@ from torch.utils.flop_counter import FlopCounterMode
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
 from maml_convergence import config, experiments, maml, models, provenance  # noqa: E402
-from maml_convergence.problems import FEW_SHOT, MINIIMAGENET, OMNIGLOT  # noqa: E402
 from maml_convergence.grid import run_grid  # noqa: E402
+from maml_convergence.problems import FEW_SHOT, MINIIMAGENET, OMNIGLOT  # noqa: E402
 
 
 def peak_memory_gb(device: str) -> float:

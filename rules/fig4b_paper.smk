@@ -12,8 +12,7 @@ rule paper_grid_merge:
         grid="results/omniglot-paper/grid.csv",
         provenance="results/omniglot-paper/provenance.json",
     params:
-        config=json.dumps(config_mod.step_config({**PAPER_CONFIG, "paper_grid": config["paper_grid"]},
-                                                 "paper-grid-merge"), sort_keys=True),
+        config=json.dumps(config_mod.step_config(PAPER_SETTINGS, "paper-grid-merge"), sort_keys=True),
         folder=config["paper_grid"]["folder"],
     log:
         "logs/paper_grid_merge.log",

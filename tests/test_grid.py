@@ -183,3 +183,18 @@ def test_a_module_of_ones_own_with_a_sampler_trains_the_same_cells_as_the_named_
     with pytest.raises(ValueError, match="only a grid of a named model"):
         GridSpec(model=module, problem=SampledTasks(problem.sample), alphas=[0.1], betas=[0.1],
                  iterations=1).fingerprint()
+
+
+def test_how_a_grid_runs_is_no_part_of_its_fingerprint_and_the_committed_grids_keep_theirs(root):
+    """A resume file written on other run options resumes (RunOptions); and the quick workflow's Fig. 4a grid
+    has the fingerprint its committed reference records."""
+    import json
+
+    from maml_convergence import config, experiments
+
+    spec = experiments.sinusoid_grid_spec(config.load(root / "config" / "quick.yaml"), "cpu")
+    other = spec.with_run(device="cuda", slots=1, compile=True, task_loop=True, conv="unfold")
+    assert other.fingerprint() == spec.fingerprint() != dataclasses.replace(spec, iterations=7).fingerprint()
+    recorded = json.loads((root / "tests" / "reference" / "quick" / "data" / "fig4a" / "provenance.json").read_text())
+    assert spec.fingerprint() == recorded["steps"]["grid"]["fingerprint"]
+

@@ -137,7 +137,8 @@ def test_a_fall_from_a_start_wrecked_by_the_inner_step_is_not_training_and_the_w
     probe.run.resume.cells = {(0.0, 1.0): [ok(1.2), ok(1.3)], (10.0, 0.1): [ok(4.3), ok(1.2)],
                           (10.0, 0.03): [ok(1.3), ok(1.2)], (0.0, 3.0): [ok(1.2), ok(1.7)],
                           (0.0, 10.0): [ok(1.2), {"status": "diverged", "final_loss": math.nan, "diverged_at": 4}]}
-    probe.run.budget_end = 0  # no time left: the cells come from its checkpoint all the same
+    probe.rounds, probe.seconds_per_cell = 1, 1.0  # a round has run: the next one checks the time left ...
+    probe.run.budget_end = 0  # ... and there is none: the cells come from its checkpoint all the same
     assert probe.train(list(probe.run.resume.cells), "search") == ["trained", "flat", "trained", "rose", "diverged"]
     assert probe.rows[0]["final_loss"] == pytest.approx(1.25)
     assert probe.rows[3]["stream_outcomes"] == ["trained", "rose"]

@@ -1,7 +1,6 @@
 """Few-shot image experiments: the CNN and its batch norm, the engine against higher and finite
 differences on it, the episode sampler, and the grid on image tasks."""
 
-
 import pytest
 import torch
 

@@ -57,9 +57,12 @@ def test_the_report_quotes_the_settings_a_figure_was_computed_with(root, tmp_pat
     from maml_convergence import config
 
     reduced, shipped = config.load(root / "config" / "reduced.yaml"), config.load()
+    reduced["paper_grid"] = {**reduced["paper_grid"], "chunks": 16, "folder": "elsewhere/chunks"}  # the run's own
     assert reduced["omniglot"]["iterations"] != shipped["omniglot"]["iterations"]
     written = captions.write_report_captions(tmp_path, reduced, root)
-    assert f"tasks per meta-batch, {shipped['omniglot']['iterations']} iterations" in written["fig4b_paper"].read_text()
+    paper = written["fig4b_paper"].read_text()
+    assert f"tasks per meta-batch, {shipped['omniglot']['iterations']} iterations" in paper
+    assert "computed in 16 fixed chunks" in paper and "elsewhere/chunks" in paper
     assert captions.report_caption("fig4bc", reduced, root) == written["fig4bc"].read_text()
 
 

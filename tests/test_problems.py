@@ -3,7 +3,9 @@ task family does what the grid runner asks of it (tasks.TaskFamily)."""
 
 import ast
 import dataclasses
+import io
 import re
+import tokenize
 from pathlib import Path
 
 import pytest
@@ -31,20 +33,33 @@ def named(value) -> bool:
 
 def strays_in_python(source: str, where: str) -> list[str]:
     """Problem names written as string literals in Python source, other than as the key of a config section and
-    the exceptions of NOT_A_PROBLEM."""
+    the exceptions of NOT_A_PROBLEM (file, dict, key)."""
     tree = ast.parse(source)
     keys = {id(node.slice) for node in ast.walk(tree)
             if isinstance(node, ast.Subscript) and CONFIG.search(ast.unparse(node.value))}
-    models = {id(key) for node in ast.walk(tree) if isinstance(node, ast.Assign)
-              for target in node.targets if isinstance(target, ast.Name) and isinstance(node.value, ast.Dict)
-              and (Path(where).name, target.id) in {(f, t) for f, t, _ in NOT_A_PROBLEM} for key in node.value.keys}
+    excepted = {id(key) for node in ast.walk(tree) if isinstance(node, ast.Assign) and isinstance(node.value, ast.Dict)
+                for target in node.targets if isinstance(target, ast.Name) for key in node.value.keys
+                if isinstance(key, ast.Constant) and (Path(where).name, target.id, key.value) in NOT_A_PROBLEM}
     return [f"{where}:{node.lineno}: {node.value!r}" for node in ast.walk(tree)
-            if isinstance(node, ast.Constant) and named(node.value) and id(node) not in keys | models]
+            if isinstance(node, ast.Constant) and named(node.value) and id(node) not in keys | excepted]
+
+
+def strays_in_rules(text: str, where: str) -> list[str]:
+    """The same for a Snakemake file (Python's tokens, not Python's grammar): each string token that names a
+    problem and is not the key of a config section."""
+    found, before = [], []
+    for token in tokenize.generate_tokens(io.StringIO(text).readline):
+        if token.type == tokenize.STRING and not token.string.lower().startswith(("f", "rf", "fr")):
+            if named(ast.literal_eval(token.string)) and not CONFIG_KEY.search(" ".join(before[-2:]) + " "):
+                found.append(f"{where}:{token.start[0]}: {token.string}")
+        if token.type not in (tokenize.NL, tokenize.NEWLINE, tokenize.COMMENT):
+            before.append(token.string)
+    return found
 
 
 def strays_in_text(text: str, where: str) -> list[str]:
-    """The same for a Snakemake rule file or a report template (not Python that ast reads): a quoted string that
-    names a problem and is not the key of a config section."""
+    """The same for a report template (Jinja, not Python): a quoted string that names a problem and is not the key
+    of a config section."""
     return [f"{where}:{text.count(chr(10), 0, m.start()) + 1}: {m.group(0)}"
             for m in re.finditer(r"""(["'])([^"'\n]*)\1""", text)
             if named(m.group(2)) and not CONFIG_KEY.search(text[:m.start()])]
@@ -56,7 +71,9 @@ def test_no_problem_is_named_outside_the_table():
         if path.name != "problems.py":
             strays += strays_in_python(path.read_text(), str(path.relative_to(ROOT)))
     rules = ROOT / "rules"
-    for path in [ROOT / "Snakefile", *sorted(rules.rglob("*.smk")), *sorted(rules.rglob("*.rst"))]:
+    for path in [ROOT / "Snakefile", *sorted(rules.rglob("*.smk"))]:
+        strays += strays_in_rules(path.read_text(), str(path.relative_to(ROOT)))
+    for path in sorted(rules.rglob("*.rst")):
         strays += strays_in_text(path.read_text(), str(path.relative_to(ROOT)))
     assert strays == []
 
@@ -67,10 +84,14 @@ def test_the_stray_check_finds_a_name_written_again():
     assert strays_in_python('if dataset == "sinusoid": pass', "b.py") == ["b.py:1: 'sinusoid'"]
     assert sorted(strays_in_python('PREPARED["omniglot"]; self.cfg["linear"]; x = "omniglot|miniimagenet"', "c.py")) \
         == ["c.py:1: 'omniglot'", "c.py:1: 'omniglot|miniimagenet'"]
-    assert strays_in_python('MODELS = {"linear": f}\nOTHER = {"linear": f}', "models.py") == ["models.py:2: 'linear'"]
-    assert strays_in_text('dataset="omniglot",\nconfig["linear"]["orders"]\nx=["sinusoid", "linear"]', "c.smk") == \
-        ['c.smk:1: "omniglot"', 'c.smk:3: "sinusoid"', 'c.smk:3: "linear"']
-    assert strays_in_text('dataset="omniglot|miniimagenet"', "d.smk") == ['d.smk:1: "omniglot|miniimagenet"']
+    assert strays_in_python('MODELS = {"linear": f, "sinusoid": g}\nOTHER = {"linear": f}', "models.py") == \
+        ["models.py:1: 'sinusoid'", "models.py:2: 'linear'"]
+    assert strays_in_rules('dataset="omniglot",\nconfig["linear"]["orders"]\nx=["sinusoid", "linear"]', "c.smk") \
+        == ['c.smk:1: "omniglot"', 'c.smk:3: "sinusoid"', 'c.smk:3: "linear"']
+    assert strays_in_rules('dataset="omniglot|miniimagenet"\nshell: "run --x \'a\' b", d="linear"', "d.smk") == \
+        ['d.smk:1: "omniglot|miniimagenet"', 'd.smk:2: "linear"']
+    assert strays_in_text('{{ snakemake.config["sinusoid"] }} {% if d == "omniglot" %}', "e.rst") == \
+        ['e.rst:1: "omniglot"']
 
 
 def test_every_problem_names_a_family_a_model_a_section_and_a_figure_that_exist():

@@ -88,15 +88,15 @@ def report_caption(notebook: str, cfg: dict, root: Path = ROOT) -> str:
 
 
 def write_report_captions(folder: str | Path, cfg: dict, root: Path = ROOT) -> dict[str, Path]:
-    """Each notebook's report caption written to ``folder``/<notebook>.rst with the values of ``cfg`` (of the
-    shipped config for a figure computed with it whatever the run's) (a file left alone where it holds the
-    caption already; written atomically, as jobs on several nodes read the workflow at once); the absolute
-    paths, by notebook."""
+    """Each notebook's report caption written to ``folder``/<notebook>.rst with the values of ``cfg`` (for a
+    figure computed with the shipped settings whatever the run's, those: ``config.paper_settings``) (a file left
+    alone where it holds the caption already; written atomically, as jobs on several nodes read the workflow at
+    once); the absolute paths, by notebook."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     paths = {}
     for notebook, drawn in by_notebook().items():
-        settings = config_mod.load() if by_name(drawn[0]).shipped_settings else cfg
+        settings = config_mod.paper_settings(cfg) if by_name(drawn[0]).shipped_settings else cfg
         path, text = folder / f"{notebook}.rst", report_caption(notebook, settings, root)
         if not path.exists() or path.read_text() != text:
             atomic_write_text(path, text)

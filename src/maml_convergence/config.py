@@ -224,6 +224,12 @@ def step_config(cfg: dict, step: str, dataset: str | None = None) -> dict:
     return out
 
 
+def paper_settings(cfg: dict) -> dict:
+    """What the paper-scale Fig. 4b is computed with whatever ``cfg`` says: the shipped settings (the paper's),
+    with ``cfg``'s ``paper_grid`` section (where its chunks are kept, how many)."""
+    return {**load(), "paper_grid": cfg["paper_grid"]}
+
+
 def resolve_path(path: str | None) -> Path | None:
     """A data path from the config: relative paths are relative to the repository root, wherever
     the command or the workflow runs from."""

@@ -62,6 +62,8 @@ def _resumable_grid(cfg: dict, spec: GridSpec, checkpoint, run_info: dict | None
     what provenance records of the run (``GridResult.run_info``) goes into ``run_info`` when given.
     ``options``: more of ``run_grid``'s (``snapshot_every``)."""
     result = run_grid(spec, checkpoint=checkpoint, checkpoint_every=cfg["checkpoint_every"], **options)
+    if result.stopped:  # none of the options given here stops a grid (max_steps, deadline, on_pace)
+        raise ValueError(f"a step's grid stopped early; run it without {sorted(options)}")
     if run_info is not None:
         run_info.update(result.run_info)
     return result.rows

@@ -10,7 +10,8 @@ rule file that computes what it draws, rules/<rules>.smk, which fills in ``FIGUR
 ``snakemake.wildcards.fig``), ``commands`` (the ``maml-convergence`` commands whose results it draws; the
 config sections it reads follow from them, ``config.STEP_SECTIONS``) and ``functions`` (the ``experiments``
 functions behind them) and ``shipped_settings`` (it is computed with the shipped config/config.yaml whatever
-the run's config, as the paper-scale grid's chunks are: its caption quotes those settings).
+the run's config but for the ``paper_grid`` section, as the paper-scale grid's chunks are,
+``config.paper_settings``: its caption quotes those settings).
 """
 
 from __future__ import annotations

@@ -100,7 +100,8 @@ class GridSpec:
         return [(a, b, seed) for a, b in pairs for seed in self.seeds]
 
     def seed_problems(self) -> list:
-        """(problem, init_seed) per seed of the run."""
+        """(tasks, init_seed) per seed of the run: the task distribution with that seed, and the seed that draws
+        that run's initial parameters."""
         if self.seeds is None:
             return [(self.problem, self.init_seed)]
         return [(dataclasses.replace(self.problem, seed=s), s) for s in self.seeds]
