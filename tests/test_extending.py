@@ -134,7 +134,7 @@ def test_a_new_claim_is_one_judge_and_one_registry_line(tmp_path, monkeypatch):
 TOY_FAMILY = '''
 
 @dataclass(frozen=True)
-class ToyLines:
+class ToyLines(ReservedEvaluation):
     """y = a x, a ~ U[0.5, 2], x ~ U[-1, 1]: ``points`` support and ``points`` query points a task."""
 
     tasks: int = 4
@@ -147,12 +147,6 @@ class ToyLines:
         x = _uniform(g, (self.tasks, 2 * self.points, 1), (-1.0, 1.0))
         k, y = self.points, a * x
         return Batch(x[:, :k], y[:, :k], x[:, k:], y[:, k:]).to(dtype=dtype).to(device)
-
-    def eval_batch(self, dtype, device) -> Batch:
-        return self.sample(EVAL_STREAM, dtype=dtype, device=device)
-
-    def heldout_batch(self, dtype, device) -> None:
-        return None
 
     @classmethod
     def stream(cls, seeds, iterations: int, dtype, device) -> StackedStream:

@@ -152,8 +152,19 @@ def as_batch(value, source: str) -> Batch:
     return Batch(xs, ys, xq, yq)
 
 
+class ReservedEvaluation:
+    """For a family whose fixed evaluation batch is the sample of the reserved iteration ``EVAL_STREAM`` and which
+    has no held-out tasks (the regression families, a sampler of one's own)."""
+
+    def eval_batch(self, dtype, device) -> Batch:
+        return self.sample(EVAL_STREAM, dtype=dtype, device=device)
+
+    def heldout_batch(self, dtype, device) -> None:
+        return None
+
+
 @dataclass(frozen=True)
-class SampledTasks:
+class SampledTasks(ReservedEvaluation):
     """Meta-batches from a function of the iteration: ``sample_tasks(i)`` returns the i-th meta-batch
     (``as_batch``'s protocol). Floating tensors take the run's dtype; integer class labels stay integers.
     Used for models and tasks of the user's own (``guideline.suggest``)."""
@@ -169,12 +180,6 @@ class SampledTasks:
         return Batch(*(t.to(device=device, dtype=dtype if t.is_floating_point() else None)
                        for t in (batch.xs, batch.ys, batch.xq, batch.yq)))
 
-    def eval_batch(self, dtype, device) -> Batch:
-        return self.sample(EVAL_STREAM, dtype=dtype, device=device)
-
-    def heldout_batch(self, dtype, device) -> None:
-        return None
-
     @classmethod
     def stream(cls, per_seed, iterations: int, dtype, device) -> SampledStream:
         return SampledStream(per_seed, dtype, device)
@@ -186,7 +191,7 @@ def _generator(seed: int, stream: int) -> torch.Generator:
 
 
 @dataclass(frozen=True)
-class SinusoidTasks:
+class SinusoidTasks(ReservedEvaluation):
     """y = A sin(x - phase), A ~ U[0.1, 5], phase ~ U[0, pi], x ~ U[-5, 5] (Finn et al. 2017).
 
     Support and query points are drawn independently from the same task.
@@ -209,12 +214,6 @@ class SinusoidTasks:
         k = self.k_support
         return Batch(x[:, :k], y[:, :k], x[:, k:], y[:, k:]).to(dtype=dtype).to(device)
 
-    def eval_batch(self, dtype, device) -> Batch:
-        return self.sample(EVAL_STREAM, dtype=dtype, device=device)
-
-    def heldout_batch(self, dtype, device) -> None:
-        return None
-
     @classmethod
     def stream(cls, per_seed, iterations: int, dtype, device) -> StackedStream:
         return StackedStream(per_seed, iterations, dtype, device)
@@ -225,7 +224,7 @@ class SinusoidTasks:
 
 
 @dataclass(frozen=True)
-class LinearRegressionTask:
+class LinearRegressionTask(ReservedEvaluation):
     """One task y = a x + b with a, b ~ U[0, 5], x ~ U[-5, 5] (the paper's Appendix C).
 
     As in the paper's analysis, the same points are used for the inner step and for
@@ -245,12 +244,6 @@ class LinearRegressionTask:
         x = _uniform(g, (1, self.points, 1), self.x_range)
         y = a * x + b
         return Batch(x, y, x, y).to(dtype=dtype).to(device)
-
-    def eval_batch(self, dtype, device) -> Batch:
-        return self.sample(EVAL_STREAM, dtype=dtype, device=device)
-
-    def heldout_batch(self, dtype, device) -> None:
-        return None
 
     @classmethod
     def stream(cls, per_seed, iterations: int, dtype, device) -> StackedStream:
