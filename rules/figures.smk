@@ -3,9 +3,10 @@
 # writes figures/<figure>.png and .pdf. A notebook that draws several figures (fig4bc) has one rule for all
 # of them, the figure a wildcard. They run where Snakemake runs (localrule): drawing takes seconds.
 # Each notebook's first cell is the caption of its figures; the report's caption is written from it with this
-# run's config values (captions_mod.report_caption) to results/report/<notebook>.rst when the workflow is read.
+# run's config values (captions_mod.report_caption) to .snakemake/maml-convergence/report/<notebook>.rst when the
+# workflow is read: beside Snakemake's own records, not in results/, which holds only what the steps computed.
 
-_captions = captions_mod.write_report_captions("results/report", config)
+_captions = captions_mod.write_report_captions(".snakemake/maml-convergence/report", config)
 
 for _notebook, _drawn in figures_mod.by_notebook().items():
     _fig = "{fig}" if len(_drawn) > 1 else _drawn[0]

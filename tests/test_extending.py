@@ -100,7 +100,8 @@ def test_a_new_figure_is_four_files_and_the_workflow_schedules_it(root, bin_dir,
     jobs = re.findall(r"^(\w+)\s+(\d+)$", out.split("Job stats:")[1].split("total")[0], re.M)
     assert dict(jobs) == {"toy_curves": "1", "source_data": "1", "toy": "1"}
     assert "figures/data/toy/provenance.json" in out and "notebooks/toy.ipynb" in out
-    assert "A toy figure" in (tmp_path / "run" / "results" / "report" / "toy.rst").read_text()  # its report caption
+    caption = tmp_path / "run" / ".snakemake" / "maml-convergence" / "report" / "toy.rst"
+    assert "A toy figure" in caption.read_text()  # its report caption
 
 
 def beta_c_at_alpha_zero(ids, results):
