@@ -162,6 +162,32 @@ def test_every_marked_number_is_what_claims_json_gives_and_a_hand_edit_is_caught
     assert len(numbers.stale(edited, committed)) == 1
 
 
+def test_a_caption_quotes_a_rules_constant_by_its_mark_and_the_mark_holds_the_codes_value(root):
+    """A figure's caption (its notebook's first cell) types no measured number: a rule's constant is marked, the
+    mark names one of numbers.CONSTANTS (never data, which would have the workflow redraw on each new result)
+    and holds what the code says, so a changed constant fails here until the caption says it; the report's
+    caption and docs/figures.md show the value without its mark."""
+    from maml_convergence import captions, config, figures
+    from maml_convergence.claims import numbers
+    cfg, marked = config.load(), 0
+    for notebook in figures.by_notebook():
+        caption = captions.caption(notebook, root)
+        for m in numbers.MARK.finditer(caption.body):
+            assert m["name"] in numbers.CONSTANTS, f"notebooks/{notebook}.ipynb marks {m['name']}, not a constant"
+            assert m["value"] == numbers.value(m["name"], None), f"notebooks/{notebook}.ipynb: {m['name']}"
+            marked += 1
+        text = numbers.MARK.sub("", f"{caption.title}\n{caption.body}")
+        text = re.sub(r"`[^`]*`|\]\([^)]*\)|\b(?:Section|eq\.|Fig\.|Appendix) [\w.]+", "", text)
+        typed = [m.group(0) for m in MEASURED.finditer(text)]
+        assert typed == [], f"notebooks/{notebook}.ipynb: numbers typed by hand in its caption: {typed}"
+        assert "<!--" not in captions.report_caption(notebook, cfg, root)
+    assert marked >= 7  # fig4bc's outcome rules, fig7's band, G2's factor
+    shown = (root / "docs" / "figures.md").read_text().split(captions.TABLES["figure-captions"], 1)[1]
+    assert "<!-- n:" not in shown and f"p < {numbers.value('chance_p', None)} by" in shown
+    edited = f"p < <!-- n: chance_p -->{numbers.value('chance_p', None)}1<!-- /n --> by"  # a hand edit
+    assert [s.split(":")[0] for s in numbers.stale(edited, None)] == ["chance_p"]
+
+
 def test_no_measured_number_is_typed_by_hand_in_the_pages_that_quote_the_results(root):
     """Outside code, links and the generated blocks (the verdict table, the marked numbers), a decimal, a
     percentage, a factor or a count 'k of n' in README.md or docs/results.md is a number typed by hand."""

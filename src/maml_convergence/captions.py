@@ -3,7 +3,9 @@ tables of docs/figures.md (``maml-convergence update-docs``) are written.
 
 The first cell is markdown: a ``# title`` line and the caption, ended by a line ``---`` (below it, notes for
 whoever opens the notebook). A config key in code type (```fig1.beta```, ```seed```) stands for its value: the
-notebook shows the key, and the report's caption and docs/figures.md write the value of the run in question.
+notebook shows the key, and the report's caption and docs/figures.md write the value of the run in question. A
+constant of a rule is quoted as the pages quote numbers, ``<!-- n: chance_p -->0.01<!-- /n -->`` (one of
+``claims.numbers.CONSTANTS``; a test holds each to the code), and written as its value.
 """
 
 from __future__ import annotations
@@ -23,6 +25,9 @@ from .provenance import atomic_write_text
 CAPTION_END = "---"
 _CODE = re.compile(r"`([^`\n]+)`")
 _KEY = re.compile(r"[a-z][a-z0-9_]*(?:\.[a-z0-9_]+)*")
+# A number marked in prose (the captions and the pages, claims/numbers.py); it sits here, below the claims,
+# because the Snakefile writes the report's captions without importing them.
+MARK = re.compile(r"<!-- n: (?P<name>[\w:./-]+) -->(?P<value>.*?)<!-- /n -->", re.S)
 
 
 @dataclass(frozen=True)
@@ -67,12 +72,13 @@ def config_value(cfg: dict, key: str):
 
 
 def with_values(text: str, cfg: dict, code: str = "`{}`") -> str:
-    """``text`` with each config key in code type written as its value in ``cfg``; other code as ``code``."""
+    """``text`` with each config key in code type written as its value in ``cfg``, other code as ``code``, and
+    each marked number as its value."""
     def one(match):
         inner = match.group(1)
         value = config_value(cfg, inner) if _KEY.fullmatch(inner) else None
         return code.format(inner) if value is None else value
-    return _CODE.sub(one, text)
+    return _CODE.sub(one, MARK.sub(lambda m: m["value"], text))
 
 
 def _sentence(title: str) -> str:

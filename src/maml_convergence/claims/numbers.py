@@ -11,19 +11,19 @@ from __future__ import annotations
 
 import json
 import math
-import re
 from pathlib import Path
 from typing import Callable
 
 import numpy as np
 import pandas as pd
 
+from ..captions import MARK
 from ..config import grid_values
-from ..stability import CHANCE_P, TRAINED_DROP
-from .sinusoid import EOS_BAND
+from ..stability import CHANCE_P, DIVERGED_MULTIPLE, RISE, TRAINED_DROP
+from .guideline import G2_LOSS_FACTOR
+from .sinusoid import EOS_BAND, EOS_BELOW
 from .verdicts import AGREE
 
-MARK = re.compile(r"<!-- n: (?P<name>[\w:./-]+) -->(?P<value>.*?)<!-- /n -->", re.S)
 
 
 class Data:
@@ -183,11 +183,15 @@ NUMBERS: dict[str, Callable[[Data], str]] = {
     "g_exact_inside": lambda d: f"{d.claim('G-exact')['measured']['inside_with_margin']} of "
                                 f"{d.claim('G-exact')['measured']['cells']}",
     "g_exact_runs": lambda d: str(d.claim("G-exact")["measured"]["runs"]),
-    # the rules' constants
+    # the rules' constants (CONSTANTS)
     "agree_share": lambda d: f"{AGREE:.0%}",
     "chance_p": lambda d: f"{CHANCE_P:g}",
     "trained_drop": lambda d: f"{TRAINED_DROP:.0%}",
+    "rise": lambda d: f"{RISE:.0%}",
+    "diverged_multiple": lambda d: f"{DIVERGED_MULTIPLE:g}",
     "e1_band": lambda d: f"[{EOS_BAND[0]:g}, {EOS_BAND[1]:g}]",
+    "e1_below": lambda d: f"{EOS_BELOW:g}",
+    "g2_loss_factor": lambda d: f"{G2_LOSS_FACTOR:g}x",
     # the few-shot grids
     "fig4c_top_start": lambda d: (lambda t: f"{t.initial_eval_loss.max():.0f} at α = "
                                             f"{t.alpha[t.initial_eval_loss.idxmax()]:g}")(d.table("fig4c", "grid")),
@@ -204,6 +208,12 @@ NUMBERS: dict[str, Callable[[Data], str]] = {
     "c6_ratio": lambda d: _g(max(max(abs(f["eig_Tg_1"] / f["eig_H2_1"]), f["fro_Tg"] / f["fro_H2"])
                                  for f in d.claim("C6")["measured"]["final"])),
 }
+
+
+# The numbers that come from the code, not the data: the only ones a figure's caption (its notebook's first cell)
+# may mark, since a notebook that changed with the data would have the workflow redraw its figures.
+CONSTANTS = frozenset({"agree_share", "chance_p", "trained_drop", "rise", "diverged_multiple", "e1_band", "e1_below",
+                       "g2_loss_factor"})
 
 
 def value(name: str, data: Data) -> str:
