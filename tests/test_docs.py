@@ -145,6 +145,7 @@ def test_the_guideline_example_runs_as_it_stands(root, tmp_path, monkeypatch):
 NUMBERED = ["README.md", "docs/results.md", "docs/running.md", "docs/gpu-and-cluster.md"]  # marked numbers: data
 RESULTS_PAGES = ["README.md", "docs/results.md"]  # where every measured number must be marked
 # What a measured number looks like in prose: a decimal, a percentage, a factor (x or ×) or a count "k of n".
+DURATION = r"\b\d+(?:\.\d+)? ?(?:hours?|minutes?|seconds?|days?|h|min|s)\b"  # a time, also measured
 MEASURED = re.compile(r"(?<![\w.-])\d+\.\d+|\d+(?:\.\d+)? ?%|\d+(?:\.\d+)?\s?[×x](?!\w)|\b\d+ of \d+\b")
 
 
@@ -170,15 +171,17 @@ def test_a_caption_quotes_a_rules_constant_by_its_mark_and_the_mark_holds_the_co
     from maml_convergence import captions, config, figures
     from maml_convergence.claims import numbers
     cfg, marked = config.load(), 0
+    assert all(numbers.value(name, None) for name in numbers.CONSTANTS)  # none reads the data
     for notebook in figures.by_notebook():
         caption = captions.caption(notebook, root)
-        for m in numbers.MARK.finditer(caption.body):
+        text = f"{caption.title}\n{caption.body}"
+        for m in numbers.MARK.finditer(text):
             assert m["name"] in numbers.CONSTANTS, f"notebooks/{notebook}.ipynb marks {m['name']}, not a constant"
             assert m["value"] == numbers.value(m["name"], None), f"notebooks/{notebook}.ipynb: {m['name']}"
             marked += 1
-        text = numbers.MARK.sub("", f"{caption.title}\n{caption.body}")
+        text = numbers.MARK.sub("", text)
         text = re.sub(r"`[^`]*`|\]\([^)]*\)|\b(?:Section|eq\.|Fig\.|Appendix) [\w.]+", "", text)
-        typed = [m.group(0) for m in MEASURED.finditer(text)]
+        typed = [m.group(0) for m in MEASURED.finditer(text)] + re.findall(DURATION, text)
         assert typed == [], f"notebooks/{notebook}.ipynb: numbers typed by hand in its caption: {typed}"
         assert "<!--" not in captions.report_caption(notebook, cfg, root)
     assert marked >= 7  # fig4bc's outcome rules, fig7's band, G2's factor

@@ -5,6 +5,8 @@ rendered), and ``maml-convergence update-docs`` writes every marked value from `
 provenance of the figures' source data), as it writes the README's verdict table; a test holds each page to
 them, so a regenerated figure cannot leave a stale number in the prose, and a number edited by hand fails. A
 name is one of ``NUMBERS`` or 'family:argument' of ``FAMILIES`` (``verdict:C3``, ``minutes:fig4a/grid``, ...).
+A figure's caption marks numbers the same way, but only the rules' constants (``CONSTANTS``): those come from the
+code, not the data.
 """
 
 from __future__ import annotations
@@ -23,7 +25,6 @@ from ..stability import CHANCE_P, DIVERGED_MULTIPLE, RISE, TRAINED_DROP
 from .guideline import G2_LOSS_FACTOR
 from .sinusoid import EOS_BAND, EOS_BELOW
 from .verdicts import AGREE
-
 
 
 class Data:
