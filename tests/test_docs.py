@@ -10,6 +10,7 @@ import torch
 
 from conftest import figures_predate_the_workflow
 from maml_convergence import captions, claims, cli, config, experiments, figures
+from maml_convergence.claims import numbers
 
 DOCS = ["README.md", "config/README.md"]  # and every docs/*.md
 
@@ -142,7 +143,7 @@ def test_the_guideline_example_runs_as_it_stands(root, tmp_path, monkeypatch):
     assert result.settings["slots"] == 1 and result.settings["task_loop"]
 
 
-NUMBERED = ["README.md", "docs/results.md", "docs/running.md", "docs/gpu-and-cluster.md"]  # marked numbers: data
+NUMBERED = list(numbers.PAGES)  # the pages that mark numbers
 RESULTS_PAGES = ["README.md", "docs/results.md"]  # where every measured number must be marked
 # What a measured number looks like in prose: a decimal, a percentage, a factor (x or ×) or a count "k of n".
 DURATION = r"\b\d+(?:\.\d+)? ?(?:hours?|minutes?|seconds?|days?|h|min|s)\b"  # a time, also measured

@@ -15,6 +15,7 @@ import torch
 
 from . import config as config_mod
 from . import experiments, guideline, paper_grid, problems, projection, provenance
+from .claims import numbers
 from .steps import write_grid
 from .step import (COUNT, NONNEGATIVE, POSITIVE, POSITIVE_INT, ReproductionDiffers, Step, arg, command, given,
                    read_claims)
@@ -192,15 +193,13 @@ def cmd_verdict_table(args):
          "docs/figures.md's tables of figures", out=False, arguments=[
     arg("--claims", default="figures/claims.json", help="the claims the pages quote (beside the figures' source "
         "data, data/<figure>/)"),
-    arg("--pages", nargs="+", default=["README.md", "docs/results.md", "docs/running.md", "docs/gpu-and-cluster.md",
-                                       "docs/figures.md"], help="the pages to write"),
+    arg("--pages", nargs="+", default=[*numbers.PAGES, "docs/figures.md"], help="the pages to write"),
 ])
 def cmd_update_docs(args):
     """The README's verdict table (between its markers), every ``<!-- n: name -->`` number of the pages (these
     from claims.json, read only where a page has them) and the generated tables of docs/figures.md (from the
     table of figures and each notebook's caption)."""
     from . import captions, claims
-    from .claims import numbers
     read = {}
 
     def result():

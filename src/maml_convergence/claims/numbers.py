@@ -1,4 +1,4 @@
-"""The numbers the README, docs/results.md and docs/running.md quote, computed from the data, never by hand.
+"""The numbers the README and the docs quote, computed from the data (or the rules' code), never by hand.
 
 A page marks each number it quotes, ``<!-- n: name -->value<!-- /n -->`` (the markers do not show once
 rendered), and ``maml-convergence update-docs`` writes every marked value from ``Data`` (claims.json and the
@@ -25,6 +25,11 @@ from ..stability import CHANCE_P, DIVERGED_MULTIPLE, RISE, TRAINED_DROP
 from .guideline import G2_LOSS_FACTOR
 from .sinusoid import EOS_BAND, EOS_BELOW
 from .verdicts import AGREE
+
+
+# The pages that mark numbers, which ``maml-convergence update-docs`` writes and the tests hold to the data.
+PAGES = ("README.md", "docs/results.md", "docs/running.md", "docs/gpu-and-cluster.md", "docs/image-experiments.md",
+         "docs/guideline.md")
 
 
 class Data:
@@ -190,6 +195,7 @@ NUMBERS: dict[str, Callable[[Data], str]] = {
     "trained_drop": lambda d: f"{TRAINED_DROP:.0%}",
     "rise": lambda d: f"{RISE:.0%}",
     "diverged_multiple": lambda d: f"{DIVERGED_MULTIPLE:g}",
+    "diverged_loss_5way": lambda d: f"{DIVERGED_MULTIPLE * math.log(5):.2f}",  # the diverged loss of 5-way tasks
     "e1_band": lambda d: f"[{EOS_BAND[0]:g}, {EOS_BAND[1]:g}]",
     "e1_below": lambda d: f"{EOS_BELOW:g}",
     "g2_loss_factor": lambda d: f"{G2_LOSS_FACTOR:g}x",
@@ -213,8 +219,8 @@ NUMBERS: dict[str, Callable[[Data], str]] = {
 
 # The numbers that come from the code, not the data: the only ones a figure's caption (its notebook's first cell)
 # may mark, since a notebook that changed with the data would have the workflow redraw its figures.
-CONSTANTS = frozenset({"agree_share", "chance_p", "trained_drop", "rise", "diverged_multiple", "e1_band", "e1_below",
-                       "g2_loss_factor"})
+CONSTANTS = frozenset({"agree_share", "chance_p", "trained_drop", "rise", "diverged_multiple", "diverged_loss_5way",
+                       "e1_band", "e1_below", "g2_loss_factor"})
 
 
 def value(name: str, data: Data) -> str:
