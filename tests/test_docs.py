@@ -151,7 +151,6 @@ MEASURED = re.compile(r"(?<![\w.-])\d+\.\d+|\d+(?:\.\d+)? ?%|\d+(?:\.\d+)?\s?[×
 
 
 def test_every_marked_number_is_what_claims_json_gives_and_a_hand_edit_is_caught(root):
-    from maml_convergence.claims import numbers
     if figures_predate_the_workflow(root):
         pytest.skip(figures_predate_the_workflow(root))
     committed = numbers.Data(json.loads((root / "figures" / "claims.json").read_text()), root / "figures")
@@ -169,8 +168,6 @@ def test_a_caption_quotes_a_rules_constant_by_its_mark_and_the_mark_holds_the_co
     mark names one of numbers.CONSTANTS (never data, which would have the workflow redraw on each new result)
     and holds what the code says, so a changed constant fails here until the caption says it; the report's
     caption and docs/figures.md show the value without its mark."""
-    from maml_convergence import captions, config, figures
-    from maml_convergence.claims import numbers
     cfg, marked = config.load(), 0
     assert all(numbers.value(name, None) for name in numbers.CONSTANTS)  # none reads the data
     for notebook in figures.by_notebook():
@@ -195,7 +192,6 @@ def test_a_caption_quotes_a_rules_constant_by_its_mark_and_the_mark_holds_the_co
 def test_no_measured_number_is_typed_by_hand_in_the_pages_that_quote_the_results(root):
     """Outside code, links and the generated blocks (the verdict table, the marked numbers), a decimal, a
     percentage, a factor or a count 'k of n' in README.md or docs/results.md is a number typed by hand."""
-    from maml_convergence.claims import numbers
     for page in RESULTS_PAGES:
         text = (root / page).read_text()
         if claims.README_BEGIN in text:
@@ -208,7 +204,6 @@ def test_no_measured_number_is_typed_by_hand_in_the_pages_that_quote_the_results
 
 
 def test_a_page_number_is_written_from_claims_json_and_an_unknown_name_is_refused():
-    from maml_convergence.claims import numbers
     result = numbers.Data({"claims": [{"id": "C3", "verdict": "inconclusive", "measured": {"per_seed": [
         {"verdict": "holds"}, {"verdict": "fails"}, {"verdict": "holds"}]}}]})
     text = "C3 <!-- n: verdict:C3 -->holds<!-- /n --> (holds in <!-- n: c3_holds -->1 of 5<!-- /n --> seeds)"
@@ -220,7 +215,6 @@ def test_a_page_number_is_written_from_claims_json_and_an_unknown_name_is_refuse
 
 def test_every_marker_a_page_holds_is_read_as_a_number(root):
     """A marker the pattern does not match would never be written nor checked: every '<!-- n:' is one."""
-    from maml_convergence.claims import numbers
     for page in NUMBERED:
         text = (root / page).read_text()
         assert text.count("<!-- n: ") == len(numbers.MARK.findall(text)), page

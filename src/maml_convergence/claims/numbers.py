@@ -160,6 +160,21 @@ FAMILIES: dict[str, Callable[[Data, str], str]] = {  # name 'family:argument'
     "cells": _cells,
 }
 
+
+# The rules' constants: numbers from the code, not the data, the only ones a figure's caption (its notebook's
+# first cell) may mark, since a notebook that changed with the data would have the workflow redraw its figures.
+CONSTANT_NUMBERS: dict[str, Callable[[Data], str]] = {
+    "agree_share": lambda d: f"{AGREE:.0%}",
+    "chance_p": lambda d: f"{CHANCE_P:g}",
+    "trained_drop": lambda d: f"{TRAINED_DROP:.0%}",
+    "rise": lambda d: f"{RISE:.0%}",
+    "diverged_multiple": lambda d: f"{DIVERGED_MULTIPLE:g}",
+    "diverged_loss_5way": lambda d: f"{DIVERGED_MULTIPLE * math.log(5):.2f}",  # the diverged loss of 5-way tasks
+    "e1_band": lambda d: f"[{EOS_BAND[0]:g}, {EOS_BAND[1]:g}]",
+    "e1_below": lambda d: f"{EOS_BELOW:g}",
+    "g2_loss_factor": lambda d: f"{G2_LOSS_FACTOR:g}x",
+}
+
 NUMBERS: dict[str, Callable[[Data], str]] = {
     # linear regression: the audit (rows A-*)
     "a_exact_error": lambda d: _pct(_worst_error(d, "A-exact-first", "A-exact-second")),
@@ -189,16 +204,7 @@ NUMBERS: dict[str, Callable[[Data], str]] = {
     "g_exact_inside": lambda d: f"{d.claim('G-exact')['measured']['inside_with_margin']} of "
                                 f"{d.claim('G-exact')['measured']['cells']}",
     "g_exact_runs": lambda d: str(d.claim("G-exact")["measured"]["runs"]),
-    # the rules' constants (CONSTANTS)
-    "agree_share": lambda d: f"{AGREE:.0%}",
-    "chance_p": lambda d: f"{CHANCE_P:g}",
-    "trained_drop": lambda d: f"{TRAINED_DROP:.0%}",
-    "rise": lambda d: f"{RISE:.0%}",
-    "diverged_multiple": lambda d: f"{DIVERGED_MULTIPLE:g}",
-    "diverged_loss_5way": lambda d: f"{DIVERGED_MULTIPLE * math.log(5):.2f}",  # the diverged loss of 5-way tasks
-    "e1_band": lambda d: f"[{EOS_BAND[0]:g}, {EOS_BAND[1]:g}]",
-    "e1_below": lambda d: f"{EOS_BELOW:g}",
-    "g2_loss_factor": lambda d: f"{G2_LOSS_FACTOR:g}x",
+    **CONSTANT_NUMBERS,
     # the few-shot grids
     "fig4c_top_start": lambda d: (lambda t: f"{t.initial_eval_loss.max():.0f} at α = "
                                             f"{t.alpha[t.initial_eval_loss.idxmax()]:g}")(d.table("fig4c", "grid")),
@@ -217,10 +223,7 @@ NUMBERS: dict[str, Callable[[Data], str]] = {
 }
 
 
-# The numbers that come from the code, not the data: the only ones a figure's caption (its notebook's first cell)
-# may mark, since a notebook that changed with the data would have the workflow redraw its figures.
-CONSTANTS = frozenset({"agree_share", "chance_p", "trained_drop", "rise", "diverged_multiple", "diverged_loss_5way",
-                       "e1_band", "e1_below", "g2_loss_factor"})
+CONSTANTS = frozenset(CONSTANT_NUMBERS)
 
 
 def value(name: str, data: Data) -> str:
